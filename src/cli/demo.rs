@@ -1,0 +1,123 @@
+//! `offersync demo`: start the simulated platforms in-process, sync them into a fresh demo
+//! database, change the simulated catalogue, sync again, and show what changed.
+
+use super::output::{self, Format};
+use super::UsageError;
+use crate::config::Config;
+use crate::sandbox::{Sandbox, SandboxConfig};
+use crate::store::query::ChangeFilter;
+use crate::store::Store;
+use crate::sync::{self, RunReport};
+use clap::Args;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where to write the demo mirror (recreated on every demo run)
+    #[arg(long, default_value = "offersync-demo.db", value_name = "PATH")]
+    db: PathBuf,
+    /// How many offers the simulated Trackly serves
+    #[arg(long, default_value_t = 250)]
+    offers: usize,
+}
+
+const DEMO_CONFIG: &str = include_str!("../../config/demo.toml");
+
+fn toml_string(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_default()
+}
+
+fn remove_db(path: &Path) -> std::io::Result<()> {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        match std::fs::remove_file(&p) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+async fn sync_round(config: &Config, title: &str) -> Result<Vec<RunReport>, UsageError> {
+    println!("\n== {title}");
+    let sources: Vec<_> = config.sources.iter().collect();
+    let prepared = sync::prepare(&sources).map_err(|e| UsageError::Other(e.join("; ")))?;
+    let ctx = super::once::context(config);
+    let reports = sync::run_all(&ctx, prepared, config.daemon.max_concurrent_sources).await;
+    output::print_run_summary(&reports, Some(Format::Table));
+    Ok(reports)
+}
+
+pub(crate) async fn run(args: DemoArgs) -> Result<ExitCode, UsageError> {
+    let sandbox_cfg = SandboxConfig {
+        trackly_offers: args.offers,
+        ..SandboxConfig::default()
+    };
+    let sandbox = Sandbox::start(sandbox_cfg.clone())
+        .await
+        .map_err(|e| UsageError::Other(format!("cannot start the sandbox on 127.0.0.1: {e}")))?;
+    remove_db(&args.db)
+        .map_err(|e| UsageError::Other(format!("cannot replace {}: {e}", args.db.display())))?;
+    let text = DEMO_CONFIG
+        .replace("{database_path}", &toml_string(&args.db.to_string_lossy()))
+        .replace(
+            "{trackly_base_url}",
+            &toml_string(&sandbox.trackly_base_url()),
+        )
+        .replace(
+            "{trackly_api_key}",
+            &toml_string(&sandbox_cfg.trackly_api_key),
+        );
+    let config = Config::from_toml_str(&text, Path::new("(embedded demo config)"))?;
+    println!(
+        "offersync demo: a simulated Trackly serving {} offers at {}; mirror: {}",
+        args.offers,
+        sandbox.trackly_base_url(),
+        args.db.display()
+    );
+
+    let first = sync_round(&config, "first sync: everything is new").await?;
+
+    let (added, changed, removed) = sandbox.with_trackly(|t| {
+        let live = t.catalog.live_indices();
+        let added = t.catalog.add(5).len();
+        let mut changed = 0;
+        for &i in live.iter().skip(10).step_by(9).take(7) {
+            t.catalog.update(i, |o| o.payout_cents += 25);
+            changed += 1;
+        }
+        let mut removed = 0;
+        for &i in live.iter().skip(3).step_by(31).take(3) {
+            t.catalog.remove(i);
+            removed += 1;
+        }
+        (added, changed, removed)
+    });
+    println!("\n== the simulated platform changes: {added} offers added, {changed} payouts raised, {removed} offers removed");
+
+    let second = sync_round(&config, "second sync: only the differences are recorded").await?;
+    if let Some(RunReport::Finished(t)) = second.first() {
+        let store = Store::open_existing(&args.db, config.database.busy_timeout)
+            .map_err(|e| UsageError::Other(e.to_string()))?;
+        let changes = store
+            .query_changes(&ChangeFilter {
+                run_id: Some(t.id),
+                limit: 50,
+                ..ChangeFilter::default()
+            })
+            .map_err(|e| UsageError::Other(e.to_string()))?;
+        println!("\nchanges recorded by run {}:", t.id);
+        output::print(&changes, Format::Table);
+    }
+
+    let db = args.db.display();
+    println!(
+        "\nTry:\n  offersync inspect --db {db} offers --limit 10\n  offersync inspect --db {db} changes --since 1h\n  \
+         offersync inspect --db {db} runs\n  offersync inspect --db {db} stats\n  sqlite3 {db} \"select kind, count(*) from offer_changes group by kind\""
+    );
+    drop(sandbox);
+    let all: Vec<RunReport> = first.into_iter().chain(second).collect();
+    Ok(super::once::exit_code(&all))
+}

@@ -1,0 +1,290 @@
+//! `offersync inspect ...`: read-only views of the mirror.
+
+use super::output::{self, Format};
+use super::UsageError;
+use crate::store::query::{ChangeFilter, OfferFilter, Table};
+use crate::store::Store;
+use chrono::{DateTime, Duration as ChronoDuration, NaiveDate, Utc};
+use clap::{Args, Subcommand};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Read this database instead of the config's database.path
+    #[arg(long, global = true, value_name = "PATH")]
+    db: Option<PathBuf>,
+    /// Output format [default: table on a terminal, json otherwise]
+    #[arg(long, global = true, value_enum)]
+    format: Option<Format>,
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(Debug, Subcommand)]
+enum What {
+    /// Offers in the mirror
+    Offers {
+        #[arg(long)]
+        source: Option<String>,
+        /// active, paused, pending, expired, removed or other
+        #[arg(long)]
+        status: Option<String>,
+        /// ISO 3166-1 alpha-2 code the offer targets
+        #[arg(long)]
+        country: Option<String>,
+        /// Text in the name or external id
+        #[arg(long)]
+        search: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// One offer: every field, its raw payload and its history
+    Offer { source: String, external_id: String },
+    /// The change history, newest first
+    Changes {
+        /// A duration back from now (30m, 1h, 2d, 1w) or a time (2026-01-01T00:00:00Z, 2026-01-01)
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        source: Option<String>,
+        /// added, changed, removed or reappeared
+        #[arg(long)]
+        kind: Option<String>,
+        /// Only the changes of this run
+        #[arg(long)]
+        run: Option<i64>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Sync runs, newest first
+    Runs {
+        #[arg(long)]
+        source: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// The push outbox, newest first
+    Pushes {
+        #[arg(long)]
+        target: Option<String>,
+        /// pending, in_flight, done, failed or dead
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Counts per source and target, last runs
+    Stats,
+}
+
+/// `--since` as an RFC 3339 lower bound.
+pub fn parse_since(s: &str, now: DateTime<Utc>) -> Result<String, String> {
+    let s = s.trim();
+    if let Some(t) = crate::model::parse_timestamp(s).filter(|_| s.contains('-')) {
+        return Ok(crate::model::format_timestamp(t));
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(format!("{d}T00:00:00Z"));
+    }
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: i64 = num.parse().map_err(|_| {
+        format!("--since {s:?}: expected 30m, 1h, 2d, 1w or a time like 2026-01-01T00:00:00Z")
+    })?;
+    let d = match unit {
+        "s" => ChronoDuration::seconds(n),
+        "m" => ChronoDuration::minutes(n),
+        "h" | "" => ChronoDuration::hours(n),
+        "d" => ChronoDuration::days(n),
+        "w" => ChronoDuration::weeks(n),
+        _ => {
+            return Err(format!(
+                "--since {s:?}: unknown unit {unit:?} (use s, m, h, d or w)"
+            ))
+        }
+    };
+    Ok(crate::model::format_timestamp(now - d))
+}
+
+fn check_value(flag: &str, value: &Option<String>, allowed: &[&str]) -> Result<(), UsageError> {
+    match value {
+        Some(v) if !allowed.contains(&v.as_str()) => Err(UsageError::Other(format!(
+            "{flag} {v:?}: expected one of {}",
+            allowed.join(", ")
+        ))),
+        _ => Ok(()),
+    }
+}
+
+pub(crate) fn run(
+    config_path: &Option<PathBuf>,
+    args: InspectArgs,
+) -> Result<ExitCode, UsageError> {
+    let (path, busy) = match &args.db {
+        Some(p) => (p.clone(), std::time::Duration::from_secs(10)),
+        None => {
+            let c = super::load_config(config_path)?;
+            (c.database.path, c.database.busy_timeout)
+        }
+    };
+    let store = Store::open_existing(&path, busy).map_err(|e| UsageError::Other(e.to_string()))?;
+    let format = Format::resolve(args.format);
+    let db_err = |e: crate::store::StoreError| UsageError::Other(e.to_string());
+    match args.what {
+        What::Offers {
+            source,
+            status,
+            country,
+            search,
+            limit,
+        } => {
+            check_value(
+                "--status",
+                &status,
+                &["active", "paused", "pending", "expired", "removed", "other"],
+            )?;
+            let t = store
+                .query_offers(&OfferFilter {
+                    source,
+                    status,
+                    country,
+                    search,
+                    limit,
+                })
+                .map_err(db_err)?;
+            output::print(&t, format);
+        }
+        What::Offer {
+            source,
+            external_id,
+        } => {
+            let Some(o) = store.offer(&source, &external_id).map_err(db_err)? else {
+                eprintln!(
+                    "offersync: no offer {external_id:?} from source {source:?} in {}",
+                    path.display()
+                );
+                return Ok(ExitCode::from(1));
+            };
+            let history = store.query_history(&source, &external_id).map_err(db_err)?;
+            print_offer(&o, &history, format);
+        }
+        What::Changes {
+            since,
+            source,
+            kind,
+            run,
+            limit,
+        } => {
+            check_value(
+                "--kind",
+                &kind,
+                &["added", "changed", "removed", "reappeared"],
+            )?;
+            let since = since
+                .map(|s| parse_since(&s, Utc::now()))
+                .transpose()
+                .map_err(UsageError::Other)?;
+            let t = store
+                .query_changes(&ChangeFilter {
+                    since,
+                    source,
+                    kind,
+                    run_id: run,
+                    limit,
+                })
+                .map_err(db_err)?;
+            output::print(&t, format);
+        }
+        What::Runs { source, limit } => output::print(
+            &store.query_runs(source.as_ref(), limit).map_err(db_err)?,
+            format,
+        ),
+        What::Pushes {
+            target,
+            state,
+            limit,
+        } => {
+            check_value(
+                "--state",
+                &state,
+                &["pending", "in_flight", "done", "failed", "dead"],
+            )?;
+            output::print(
+                &store
+                    .query_pushes(target.as_ref(), state.as_ref(), limit)
+                    .map_err(db_err)?,
+                format,
+            );
+        }
+        What::Stats => {
+            let (sources, targets) = store.query_stats().map_err(db_err)?;
+            match format {
+                Format::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &json!({"sources": sources.to_objects(), "targets": targets.to_objects()})
+                    )
+                    .unwrap_or_default()
+                ),
+                _ => {
+                    println!("sources:");
+                    output::print(&sources, format);
+                    println!("targets:");
+                    output::print(&targets, format);
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_offer(o: &crate::store::StoredOffer, history: &Table, format: Format) {
+    let mut columns = vec!["source".to_string(), "external_id".to_string()];
+    let mut values = vec![
+        Value::String(o.source.clone()),
+        Value::String(o.offer.external_id.clone()),
+    ];
+    for (k, v) in o.offer.field_values() {
+        columns.push(k.into());
+        values.push(v);
+    }
+    for (k, v) in [
+        ("content_hash", Some(&o.content_hash)),
+        ("first_seen_at", Some(&o.first_seen_at)),
+        ("last_seen_at", Some(&o.last_seen_at)),
+        ("updated_at", Some(&o.updated_at)),
+        ("removed_at", o.removed_at.as_ref()),
+    ] {
+        columns.push(k.into());
+        values.push(v.map_or(Value::Null, |s| Value::String(s.clone())));
+    }
+    let raw: Value = serde_json::from_str(&o.raw).unwrap_or_else(|_| Value::String(o.raw.clone()));
+    match format {
+        Format::Json => {
+            let mut obj: serde_json::Map<String, Value> = columns.into_iter().zip(values).collect();
+            obj.insert("raw".into(), raw);
+            obj.insert("history".into(), Value::Array(history.to_objects()));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&Value::Object(obj)).unwrap_or_default()
+            );
+        }
+        Format::Csv => {
+            let t = Table {
+                columns,
+                rows: vec![values],
+            };
+            output::print(&t, Format::Csv);
+        }
+        Format::Table => {
+            print!("{}", output::render_record(&columns, &values));
+            println!(
+                "\nraw:\n{}",
+                serde_json::to_string_pretty(&raw).unwrap_or_default()
+            );
+            println!("\nhistory:");
+            output::print(history, Format::Table);
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! The command line (clap): parses arguments, loads the config, dispatches to one file per
+//! subcommand and maps outcomes to the exit-code contract: 0 all ok, 1 some source failed (the
+//! others still ran), 2 usage or config error.
+
+mod demo;
+mod inspect;
+mod once;
+mod output;
+
+use crate::config::{Config, ConfigError, DEFAULT_CONFIG_PATH};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+pub use output::Format;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "offersync",
+    version,
+    about = "Mirror affiliate offers from paginated platform APIs into SQLite",
+    long_about = "Mirror affiliate offers from paginated platform APIs into a local SQLite database, with a change history.\n\nWithout a subcommand, `offersync --once` syncs every enabled source now and exits; `offersync demo` runs the whole pipeline against built-in simulated platforms.",
+    after_help = "Exit codes: 0 all ok; 1 some source failed (the others still ran); 2 usage or config error."
+)]
+pub struct Cli {
+    /// Config file [default: $OFFERSYNC_CONFIG, else /etc/offersync/offersync.toml]
+    #[arg(long, global = true, env = "OFFERSYNC_CONFIG", value_name = "PATH")]
+    config: Option<PathBuf>,
+
+    /// Sync now (all enabled sources, or those named with --source) and exit
+    #[arg(long)]
+    once: bool,
+
+    /// With --once: sync only this source (repeatable)
+    #[arg(long = "source", value_name = "NAME", requires = "once")]
+    sources: Vec<String>,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate the config and probe each source's credentials with one request
+    Check {
+        /// Only validate the config file (no network); used by the systemd unit
+        #[arg(long)]
+        config_only: bool,
+    },
+    /// Read the local mirror (offers, changes, runs, pushes, stats)
+    Inspect(inspect::InspectArgs),
+    /// Apply the removals held by the mass-removal guard for SOURCE
+    ApproveRemovals {
+        /// The source whose held removals to apply
+        source: String,
+    },
+    /// Run the whole pipeline against the built-in simulated platforms
+    Demo(demo::DemoArgs),
+}
+
+/// An error that ends the command with exit code 2 (usage or config).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum UsageError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Other(String),
+}
+
+fn config_path(cli_path: &Option<PathBuf>) -> PathBuf {
+    cli_path
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH))
+}
+
+pub(crate) fn load_config(cli_path: &Option<PathBuf>) -> Result<Config, UsageError> {
+    Ok(Config::load(&config_path(cli_path))?)
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    crate::telemetry::init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("offersync: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(dispatch(cli));
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("offersync: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> Result<ExitCode, UsageError> {
+    match cli.command {
+        Some(Command::Demo(args)) => demo::run(args).await,
+        Some(Command::Inspect(args)) => inspect::run(&cli.config, args),
+        Some(Command::Check { config_only }) => {
+            once::check(&load_config(&cli.config)?, config_only).await
+        }
+        Some(Command::ApproveRemovals { source }) => {
+            once::approve(&load_config(&cli.config)?, &source)
+        }
+        None if cli.once => {
+            let config = load_config(&cli.config)?;
+            once::run(&config, &cli.sources).await
+        }
+        None => Err(UsageError::Other(
+            "daemon mode (scheduled syncs) is not available in this version yet.\n\
+             Use `offersync --once` to sync every enabled source now (for example from\n\
+             systemd/offersync-once.timer), `offersync inspect ...` to read the mirror, or\n\
+             `offersync demo` to see the whole pipeline against simulated platforms.\n\
+             See `offersync --help`."
+                .into(),
+        )),
+    }
+}

@@ -1,0 +1,146 @@
+//! The only place that prints data to stdout: tables, JSON and CSV for `inspect`, and the
+//! per-source summary of a sync. Logs go to stderr through `tracing`.
+
+use crate::store::query::Table;
+use crate::sync::RunReport;
+use serde_json::Value;
+use std::io::{IsTerminal, Write};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Csv,
+}
+
+impl Format {
+    /// `--format` if given; else a table on a terminal and JSON otherwise.
+    pub fn resolve(flag: Option<Format>) -> Format {
+        flag.unwrap_or_else(|| {
+            if std::io::stdout().is_terminal() {
+                Format::Table
+            } else {
+                Format::Json
+            }
+        })
+    }
+}
+
+/// A cell as text: strings bare, null empty, everything else as compact JSON.
+fn text(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn truncate(s: String, max: usize) -> String {
+    if s.chars().count() <= max {
+        s
+    } else {
+        let mut t: String = s.chars().take(max - 1).collect();
+        t.push('…');
+        t
+    }
+}
+
+pub fn render(table: &Table, format: Format) -> String {
+    match format {
+        Format::Json => {
+            serde_json::to_string_pretty(&table.to_objects()).unwrap_or_default() + "\n"
+        }
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(Vec::new());
+            let _ = w.write_record(&table.columns);
+            for row in &table.rows {
+                let _ = w.write_record(row.iter().map(text));
+            }
+            String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+        }
+        Format::Table => {
+            if table.rows.is_empty() {
+                return "(no rows)\n".into();
+            }
+            let mut t = comfy_table::Table::new();
+            t.load_preset(comfy_table::presets::UTF8_HORIZONTAL_ONLY);
+            t.set_header(&table.columns);
+            for row in &table.rows {
+                t.add_row(row.iter().map(|v| truncate(text(v), 60)));
+            }
+            format!("{t}\n")
+        }
+    }
+}
+
+pub fn print(table: &Table, format: Format) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(render(table, format).as_bytes());
+}
+
+/// Key/value view of one record (a table with one row), for `inspect offer`.
+pub fn render_record(columns: &[String], values: &[Value]) -> String {
+    let width = columns.iter().map(|c| c.len()).max().unwrap_or(0);
+    columns
+        .iter()
+        .zip(values)
+        .map(|(c, v)| format!("{c:>width$}  {}\n", text(v)))
+        .collect()
+}
+
+/// The end-of-sync summary: one row per source.
+pub fn run_summary(reports: &[RunReport]) -> Table {
+    let columns = [
+        "source", "run", "state", "pages", "offers", "added", "changed", "removed", "rejected",
+        "requests", "retries", "error",
+    ]
+    .map(String::from)
+    .to_vec();
+    let rows = reports
+        .iter()
+        .map(|r| match r {
+            RunReport::Finished(t) => vec![
+                t.source.clone().into(),
+                t.id.into(),
+                t.state.as_str().into(),
+                t.pages.into(),
+                t.offers_seen.into(),
+                t.added.into(),
+                t.changed.into(),
+                t.removed.into(),
+                t.rejected.into(),
+                t.requests.into(),
+                t.retries.into(),
+                t.error.clone().map_or(Value::Null, Value::String),
+            ],
+            RunReport::Skipped { source, holder } => {
+                let mut row = vec![source.clone().into(), Value::Null, "skipped".into()];
+                row.extend((0..8).map(|_| Value::Null));
+                row.push(format!("being synced by {holder}").into());
+                row
+            }
+            RunReport::Error { source, error } => {
+                let mut row = vec![source.clone().into(), Value::Null, "error".into()];
+                row.extend((0..8).map(|_| Value::Null));
+                row.push(error.clone().into());
+                row
+            }
+        })
+        .collect();
+    Table { columns, rows }
+}
+
+/// Print the summary (`format`: `None` for a table on a terminal and JSON otherwise).
+pub fn print_run_summary(reports: &[RunReport], format: Option<Format>) {
+    let table = run_summary(reports);
+    let format = Format::resolve(format);
+    print(&table, format);
+    if format == Format::Table {
+        // Table cells are cut short; give each error in full.
+        for row in &table.rows {
+            if let (Some(source), Some(Value::String(err))) = (row.first(), row.last()) {
+                println!("{}: {err}", text(source));
+            }
+        }
+    }
+}

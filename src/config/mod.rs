@@ -1,0 +1,652 @@
+//! Configuration: defaults → TOML file → `OFFERSYNC__...` environment overrides, deserialized
+//! with unknown keys rejected, then validated into [`Config`]. Every error names its key path
+//! (`sources[1].schedule`) and what is wrong, and all errors are reported at once.
+
+mod raw;
+mod secret;
+
+pub use secret::Secret;
+
+use raw::{RawConfig, RawSource, RawTarget};
+use rust_decimal::Decimal;
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::model::{normalize_country, parse_decimal, OfferStatus, PayoutType};
+
+/// Where the config is read from when neither `--config` nor `$OFFERSYNC_CONFIG` says.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/offersync/offersync.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {message}")]
+    Read { path: PathBuf, message: String },
+    #[error("config {path}: {key}: {message}")]
+    Parse {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+    #[error("config {path} is invalid:\n  {}", .errors.join("\n  "))]
+    Invalid { path: PathBuf, errors: Vec<String> },
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub database: DatabaseConfig,
+    pub daemon: DaemonConfig,
+    pub sources: Vec<SourceConfig>,
+    pub targets: Vec<TargetConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    pub path: PathBuf,
+    pub busy_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    pub metrics_listen: Option<String>,
+    pub max_concurrent_sources: usize,
+}
+
+/// The platforms offersync can read offers from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    Trackly,
+}
+
+impl SourceKind {
+    pub const ALL: [SourceKind; 1] = [SourceKind::Trackly];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Trackly => "trackly",
+        }
+    }
+
+    /// The largest page the platform serves (and our default page size).
+    pub fn max_page_size(self) -> u32 {
+        match self {
+            SourceKind::Trackly => 100,
+        }
+    }
+}
+
+/// How a credential is supplied; resolved to a [`Secret`] only by commands that call platforms.
+#[derive(Debug, Clone)]
+pub enum CredentialSpec {
+    /// Read from this environment variable.
+    Env(String),
+    /// Read from this file (relative paths are looked up in `$CREDENTIALS_DIRECTORY` first).
+    File(PathBuf),
+    Literal(Secret),
+}
+
+/// Per-request timeouts and retry budget of one source or target.
+#[derive(Debug, Clone)]
+pub struct HttpPolicy {
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    pub max_attempts: u32,
+    pub initial_interval: Duration,
+    pub max_interval: Duration,
+    pub max_elapsed: Duration,
+    pub max_retry_after: Duration,
+    pub requests_per_second: f64,
+    pub burst: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct SourceConfig {
+    pub name: String,
+    pub kind: SourceKind,
+    pub base_url: String,
+    pub enabled: bool,
+    pub credential: CredentialSpec,
+    pub schedule: String,
+    pub page_size: u32,
+    pub max_pages: u64,
+    pub rate_limit_group: Option<String>,
+    pub removal_grace_runs: u32,
+    pub max_removal_fraction: f64,
+    pub http: HttpPolicy,
+    pub include_archived: bool,
+    /// Index in the config file's `[[sources]]` array, for error messages.
+    pub index: usize,
+}
+
+/// Per-field push policy (`always` keeps the target in step, `once` sets it at create only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldPolicy {
+    Always,
+    Once,
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetKind {
+    Offerit,
+    Affise,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TargetFilters {
+    pub status: Option<Vec<OfferStatus>>,
+    pub countries: Option<Vec<String>>,
+    pub min_payout: Option<Decimal>,
+    pub payout_types: Option<Vec<PayoutType>>,
+    pub categories: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TargetConfig {
+    pub name: String,
+    pub kind: TargetKind,
+    pub base_url: String,
+    pub enabled: bool,
+    pub api_username: Option<String>,
+    pub credential: CredentialSpec,
+    pub sources: Vec<String>,
+    pub payout_ratio: Decimal,
+    pub tracking_url_template: Option<String>,
+    pub name_template: Option<String>,
+    pub advertiser_id: Option<String>,
+    pub create_status: Option<String>,
+    pub fields: BTreeMap<String, FieldPolicy>,
+    pub filters: TargetFilters,
+    pub requests_per_second: f64,
+    pub max_attempts: u32,
+}
+
+impl Config {
+    /// Load, deserialize and validate the config at `path` (environment overrides applied).
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let built = config::Config::builder()
+            .add_source(
+                config::File::from(path)
+                    .format(config::FileFormat::Toml)
+                    .required(true),
+            )
+            .add_source(
+                config::Environment::with_prefix("OFFERSYNC")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true),
+            )
+            .build()
+            .map_err(|e| ConfigError::Read {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+        let raw: RawConfig = serde_path_to_error::deserialize(built).map_err(|e| {
+            let key = e.path().to_string();
+            ConfigError::Parse {
+                path: path.to_path_buf(),
+                key: if key == "." {
+                    "(top level)".into()
+                } else {
+                    key
+                },
+                message: e.into_inner().to_string(),
+            }
+        })?;
+        warn_if_world_readable(path, &raw);
+        validate(path, raw)
+    }
+
+    /// Load from a TOML string (the demo's embedded config and tests); no environment overrides.
+    pub fn from_toml_str(text: &str, origin: &Path) -> Result<Config, ConfigError> {
+        let built = config::Config::builder()
+            .add_source(config::File::from_str(text, config::FileFormat::Toml))
+            .build()
+            .map_err(|e| ConfigError::Read {
+                path: origin.to_path_buf(),
+                message: e.to_string(),
+            })?;
+        let raw: RawConfig =
+            serde_path_to_error::deserialize(built).map_err(|e| ConfigError::Parse {
+                path: origin.to_path_buf(),
+                key: e.path().to_string(),
+                message: e.into_inner().to_string(),
+            })?;
+        validate(origin, raw)
+    }
+
+    pub fn source(&self, name: &str) -> Option<&SourceConfig> {
+        self.sources.iter().find(|s| s.name == name)
+    }
+}
+
+fn warn_if_world_readable(path: &Path, raw: &RawConfig) {
+    use std::os::unix::fs::PermissionsExt;
+    let has_literal = raw.sources.iter().any(|s| s.api_key.is_some())
+        || raw.targets.iter().any(|t| t.api_key.is_some());
+    if let Ok(meta) = std::fs::metadata(path) {
+        if has_literal && meta.permissions().mode() & 0o004 != 0 {
+            tracing::warn!(
+                path = %path.display(),
+                "config file holds a literal api_key and is readable by every user; chmod 600 it or use api_key_env / api_key_file"
+            );
+        }
+    }
+}
+
+/// Collects every validation error with its key path.
+struct Errors(Vec<String>);
+
+impl Errors {
+    fn push(&mut self, key: impl std::fmt::Display, message: impl std::fmt::Display) {
+        self.0.push(format!("{key}: {message}"));
+    }
+}
+
+const NAME_HELP: &str =
+    "use letters, digits, '-', '_' or '.' (it is used in the database and on the command line)";
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
+    let mut errs = Errors(Vec::new());
+    if raw.database.path.trim().is_empty() {
+        errs.push("database.path", "must not be empty");
+    }
+    let database = DatabaseConfig {
+        path: PathBuf::from(&raw.database.path),
+        busy_timeout: Duration::from_secs(raw.database.busy_timeout_seconds.unwrap_or(10)),
+    };
+    let daemon = DaemonConfig {
+        metrics_listen: raw.daemon.metrics_listen.clone(),
+        max_concurrent_sources: raw.daemon.max_concurrent_sources.unwrap_or(4),
+    };
+    if daemon.max_concurrent_sources == 0 {
+        errs.push("daemon.max_concurrent_sources", "must be at least 1");
+    }
+    if let Some(listen) = &daemon.metrics_listen {
+        if listen.parse::<std::net::SocketAddr>().is_err() {
+            errs.push(
+                "daemon.metrics_listen",
+                format!("{listen:?} is not an address like \"127.0.0.1:9464\""),
+            );
+        }
+    }
+
+    let mut seen = HashSet::new();
+    let mut sources = Vec::new();
+    for (i, s) in raw.sources.into_iter().enumerate() {
+        let key = format!("sources[{i}]");
+        if !seen.insert(s.name.clone()) {
+            errs.push(
+                format!("{key}.name"),
+                format!("duplicate source name {:?}", s.name),
+            );
+        }
+        if let Some(src) = validate_source(&key, i, s, &mut errs) {
+            sources.push(src);
+        }
+    }
+
+    let mut seen_targets = HashSet::new();
+    let mut targets = Vec::new();
+    for (i, t) in raw.targets.into_iter().enumerate() {
+        let key = format!("targets[{i}]");
+        if !seen_targets.insert(t.name.clone()) {
+            errs.push(
+                format!("{key}.name"),
+                format!("duplicate target name {:?}", t.name),
+            );
+        }
+        for (j, s) in t.sources.iter().enumerate() {
+            if !seen.contains(s) {
+                errs.push(
+                    format!("{key}.sources[{j}]"),
+                    format!("names source {s:?}, which is not configured"),
+                );
+            }
+        }
+        if let Some(tgt) = validate_target(&key, t, &mut errs) {
+            targets.push(tgt);
+        }
+    }
+
+    if errs.0.is_empty() {
+        Ok(Config {
+            path: path.to_path_buf(),
+            database,
+            daemon,
+            sources,
+            targets,
+        })
+    } else {
+        Err(ConfigError::Invalid {
+            path: path.to_path_buf(),
+            errors: errs.0,
+        })
+    }
+}
+
+fn credential(
+    key: &str,
+    env: Option<String>,
+    file: Option<String>,
+    literal: Option<String>,
+    errs: &mut Errors,
+) -> Option<CredentialSpec> {
+    match (env, file, literal) {
+        (Some(e), None, None) if !e.is_empty() => Some(CredentialSpec::Env(e)),
+        (None, Some(f), None) if !f.is_empty() => Some(CredentialSpec::File(PathBuf::from(f))),
+        (None, None, Some(k)) if !k.is_empty() => Some(CredentialSpec::Literal(Secret::new(k))),
+        (None, None, None) => {
+            errs.push(
+                format!("{key}.api_key_env"),
+                "missing credential: set one of api_key_env, api_key_file or api_key",
+            );
+            None
+        }
+        _ => {
+            errs.push(
+                format!("{key}.api_key_env"),
+                "set exactly one non-empty of api_key_env, api_key_file or api_key",
+            );
+            None
+        }
+    }
+}
+
+fn validate_url(key: &str, url: &str, errs: &mut Errors) {
+    match reqwest::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+        Ok(u) => errs.push(
+            format!("{key}.base_url"),
+            format!("scheme {:?} is not http or https", u.scheme()),
+        ),
+        Err(e) => errs.push(
+            format!("{key}.base_url"),
+            format!("{url:?} is not a URL ({e})"),
+        ),
+    }
+}
+
+fn validate_source(
+    key: &str,
+    index: usize,
+    s: RawSource,
+    errs: &mut Errors,
+) -> Option<SourceConfig> {
+    let before = errs.0.len();
+    if !valid_name(&s.name) {
+        errs.push(format!("{key}.name"), format!("{:?}: {NAME_HELP}", s.name));
+    }
+    let kind = SourceKind::ALL.into_iter().find(|k| k.as_str() == s.kind);
+    if kind.is_none() {
+        let known: Vec<_> = SourceKind::ALL.iter().map(|k| k.as_str()).collect();
+        errs.push(
+            format!("{key}.kind"),
+            format!(
+                "unknown kind {:?} (expected one of: {})",
+                s.kind,
+                known.join(", ")
+            ),
+        );
+    }
+    validate_url(key, &s.base_url, errs);
+    let cred = credential(key, s.api_key_env, s.api_key_file, s.api_key, errs);
+    let schedule = s.schedule.unwrap_or_else(|| "0 */15 * * * *".to_string());
+    if let Err(e) = validate_cron(&schedule) {
+        errs.push(
+            format!("{key}.schedule"),
+            format!("{schedule:?} is not a cron expression with seconds ({e}); example: \"0 */15 * * * *\""),
+        );
+    }
+    let max_page = kind.map_or(100, SourceKind::max_page_size);
+    let page_size = s.page_size.unwrap_or(max_page);
+    if page_size == 0 || page_size > max_page {
+        errs.push(
+            format!("{key}.page_size"),
+            format!(
+                "{page_size} is out of range: {} serves 1 to {max_page} offers per page",
+                s.kind
+            ),
+        );
+    }
+    let rps = s.requests_per_second.unwrap_or(5.0);
+    if !(rps.is_finite() && rps > 0.0) {
+        errs.push(
+            format!("{key}.requests_per_second"),
+            "must be a positive number",
+        );
+    }
+    let fraction = s.max_removal_fraction.unwrap_or(0.5);
+    if !(fraction > 0.0 && fraction <= 1.0) {
+        errs.push(
+            format!("{key}.max_removal_fraction"),
+            format!("{fraction} is out of range (0, 1]"),
+        );
+    }
+    let grace = s.removal_grace_runs.unwrap_or(1);
+    if grace == 0 {
+        errs.push(format!("{key}.removal_grace_runs"), "must be at least 1");
+    }
+    let max_attempts = s.max_attempts.unwrap_or(5);
+    if max_attempts == 0 {
+        errs.push(format!("{key}.max_attempts"), "must be at least 1");
+    }
+    if s.include_archived.is_some() && kind != Some(SourceKind::Trackly) {
+        errs.push(
+            format!("{key}.include_archived"),
+            "only applies to kind \"trackly\"",
+        );
+    }
+    if let Some(g) = &s.rate_limit_group {
+        if !valid_name(g) {
+            errs.push(
+                format!("{key}.rate_limit_group"),
+                format!("{g:?}: {NAME_HELP}"),
+            );
+        }
+    }
+    if errs.0.len() > before {
+        return None;
+    }
+    Some(SourceConfig {
+        name: s.name,
+        kind: kind?,
+        base_url: s.base_url,
+        enabled: s.enabled.unwrap_or(true),
+        credential: cred?,
+        schedule,
+        page_size,
+        max_pages: s.max_pages.unwrap_or(100_000).max(1),
+        rate_limit_group: s.rate_limit_group,
+        removal_grace_runs: grace,
+        max_removal_fraction: fraction,
+        http: HttpPolicy {
+            timeout: Duration::from_secs(s.timeout_seconds.unwrap_or(30).max(1)),
+            connect_timeout: Duration::from_secs(s.connect_timeout_seconds.unwrap_or(10).max(1)),
+            max_attempts,
+            initial_interval: Duration::from_millis(s.retry_initial_interval_ms.unwrap_or(500)),
+            max_interval: Duration::from_secs(s.retry_max_interval_seconds.unwrap_or(60)),
+            max_elapsed: Duration::from_secs(s.retry_max_elapsed_seconds.unwrap_or(300)),
+            max_retry_after: Duration::from_secs(s.max_retry_after_seconds.unwrap_or(300)),
+            requests_per_second: rps,
+            burst: s.burst.unwrap_or(1).max(1),
+        },
+        include_archived: s.include_archived.unwrap_or(false),
+        index,
+    })
+}
+
+/// Check a six-field cron expression (with seconds) the way the scheduler will parse it.
+pub fn validate_cron(expr: &str) -> Result<(), String> {
+    croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Required)
+        .build()
+        .parse(expr)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+fn validate_target(key: &str, t: RawTarget, errs: &mut Errors) -> Option<TargetConfig> {
+    let before = errs.0.len();
+    if !valid_name(&t.name) {
+        errs.push(format!("{key}.name"), format!("{:?}: {NAME_HELP}", t.name));
+    }
+    let kind = match t.kind.as_str() {
+        "offerit" => Some(TargetKind::Offerit),
+        "affise" => Some(TargetKind::Affise),
+        other => {
+            errs.push(
+                format!("{key}.kind"),
+                format!("unknown kind {other:?} (expected one of: offerit, affise)"),
+            );
+            None
+        }
+    };
+    validate_url(key, &t.base_url, errs);
+    let cred = credential(key, t.api_key_env, t.api_key_file, t.api_key, errs);
+    if kind == Some(TargetKind::Offerit) && t.api_username.is_none() {
+        errs.push(
+            format!("{key}.api_username"),
+            "required for kind \"offerit\"",
+        );
+    }
+    let ratio = match t.payout_ratio.as_deref().map(parse_decimal) {
+        None => Decimal::ONE,
+        Some(Some(d)) if d > Decimal::ZERO => d,
+        Some(_) => {
+            errs.push(
+                format!("{key}.payout_ratio"),
+                "must be a positive decimal such as \"0.80\"",
+            );
+            Decimal::ONE
+        }
+    };
+    let mut fields = BTreeMap::new();
+    for (field, policy) in t.fields {
+        let p = match policy.as_str() {
+            "always" => FieldPolicy::Always,
+            "once" => FieldPolicy::Once,
+            "never" => FieldPolicy::Never,
+            other => {
+                errs.push(
+                    format!("{key}.fields.{field}"),
+                    format!("{other:?} is not one of always, once, never"),
+                );
+                continue;
+            }
+        };
+        fields.insert(field, p);
+    }
+    let f = t.filters;
+    let status = f.status.map(|v| {
+        v.iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                OfferStatus::from_str(s)
+                    .map_err(|e| errs.push(format!("{key}.filters.status[{i}]"), e))
+                    .ok()
+            })
+            .collect()
+    });
+    let countries = f.countries.map(|v| {
+        v.iter()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                let n = normalize_country(c);
+                if n.is_none() {
+                    errs.push(
+                        format!("{key}.filters.countries[{i}]"),
+                        format!("{c:?} is not an ISO 3166-1 alpha-2 code"),
+                    );
+                }
+                n
+            })
+            .collect()
+    });
+    let payout_types = f.payout_types.map(|v| {
+        v.iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                PayoutType::from_str(&s.to_ascii_uppercase())
+                    .map_err(|e| errs.push(format!("{key}.filters.payout_types[{i}]"), e))
+                    .ok()
+            })
+            .collect()
+    });
+    let min_payout = f.min_payout.as_deref().and_then(|m| {
+        let d = parse_decimal(m);
+        if d.is_none() {
+            errs.push(
+                format!("{key}.filters.min_payout"),
+                format!("{m:?} is not a decimal"),
+            );
+        }
+        d
+    });
+    if errs.0.len() > before {
+        return None;
+    }
+    Some(TargetConfig {
+        name: t.name,
+        kind: kind?,
+        base_url: t.base_url,
+        enabled: t.enabled.unwrap_or(true),
+        api_username: t.api_username,
+        credential: cred?,
+        sources: t.sources,
+        payout_ratio: ratio,
+        tracking_url_template: t.tracking_url_template,
+        name_template: t.name_template,
+        advertiser_id: t.advertiser_id,
+        create_status: t.create_status,
+        fields,
+        filters: TargetFilters {
+            status,
+            countries,
+            min_payout,
+            payout_types,
+            categories: f.categories,
+        },
+        requests_per_second: t.requests_per_second.unwrap_or(5.0),
+        max_attempts: t.max_attempts.unwrap_or(8),
+    })
+}
+
+/// Resolve a credential to its value. `key` is the config key path used in the error.
+pub fn resolve_credential(key: &str, spec: &CredentialSpec) -> Result<Secret, String> {
+    match spec {
+        CredentialSpec::Literal(s) => Ok(s.clone()),
+        CredentialSpec::Env(var) => match std::env::var(var) {
+            Ok(v) if !v.trim().is_empty() => Ok(Secret::new(v.trim())),
+            Ok(_) => Err(format!(
+                "{key}.api_key_env: environment variable {var} is empty"
+            )),
+            Err(_) => Err(format!(
+                "{key}.api_key_env: environment variable {var} is not set"
+            )),
+        },
+        CredentialSpec::File(path) => {
+            let full = match std::env::var_os("CREDENTIALS_DIRECTORY") {
+                Some(dir) if path.is_relative() => Path::new(&dir).join(path),
+                _ => path.clone(),
+            };
+            match std::fs::read_to_string(&full) {
+                Ok(v) if !v.trim().is_empty() => Ok(Secret::new(v.trim())),
+                Ok(_) => Err(format!("{key}.api_key_file: {} is empty", full.display())),
+                Err(e) => Err(format!(
+                    "{key}.api_key_file: cannot read {}: {e}",
+                    full.display()
+                )),
+            }
+        }
+    }
+}

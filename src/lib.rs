@@ -1,0 +1,12 @@
+//! offersync: mirror affiliate offers from paginated platform APIs into SQLite, with a change
+//! history. See ARCHITECTURE.md for the bird's-eye view and the invariants.
+
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod model;
+pub mod sandbox;
+pub mod sources;
+pub mod store;
+pub mod sync;
+pub mod telemetry;

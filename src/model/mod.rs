@@ -1,0 +1,231 @@
+//! The canonical offer: one model every platform is normalized into, its content hash and its diff.
+//!
+//! Everything here is pure (no IO, no clock): platform files build [`Offer`]s, the store persists
+//! them, and [`diff`] explains what changed between two versions.
+
+mod diff;
+mod hash;
+mod normalize;
+
+pub use diff::{diff, Diff, FieldChange};
+pub use hash::content_hash;
+pub use normalize::{
+    normalize_categories, normalize_countries, normalize_country, normalize_currency,
+    normalize_platforms, parse_decimal, parse_timestamp, unix_to_utc,
+};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rust_decimal::Decimal;
+use std::fmt;
+use std::str::FromStr;
+
+/// Lifecycle status of an offer in the mirror.
+///
+/// `Removed` is never produced by a platform: the store sets it when a complete run no longer
+/// sees the offer. Unknown platform statuses map to `Other` (the original stays in `raw`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OfferStatus {
+    Active,
+    Paused,
+    Pending,
+    Expired,
+    Removed,
+    Other,
+}
+
+impl OfferStatus {
+    pub const ALL: [OfferStatus; 6] = [
+        OfferStatus::Active,
+        OfferStatus::Paused,
+        OfferStatus::Pending,
+        OfferStatus::Expired,
+        OfferStatus::Removed,
+        OfferStatus::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OfferStatus::Active => "active",
+            OfferStatus::Paused => "paused",
+            OfferStatus::Pending => "pending",
+            OfferStatus::Expired => "expired",
+            OfferStatus::Removed => "removed",
+            OfferStatus::Other => "other",
+        }
+    }
+}
+
+impl FromStr for OfferStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        OfferStatus::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| format!("unknown offer status {s:?}"))
+    }
+}
+
+impl fmt::Display for OfferStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How the affiliate is paid. Platform spellings (`cpa`, `RPA`, `CPA+CPS`, ...) map onto these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PayoutType {
+    Cpa,
+    Cpi,
+    Cpl,
+    Cpc,
+    Cps,
+    Cpm,
+    Other,
+}
+
+impl PayoutType {
+    pub const ALL: [PayoutType; 7] = [
+        PayoutType::Cpa,
+        PayoutType::Cpi,
+        PayoutType::Cpl,
+        PayoutType::Cpc,
+        PayoutType::Cps,
+        PayoutType::Cpm,
+        PayoutType::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PayoutType::Cpa => "CPA",
+            PayoutType::Cpi => "CPI",
+            PayoutType::Cpl => "CPL",
+            PayoutType::Cpc => "CPC",
+            PayoutType::Cps => "CPS",
+            PayoutType::Cpm => "CPM",
+            PayoutType::Other => "other",
+        }
+    }
+
+    /// Lenient mapping of a platform's spelling; anything unknown is `Other`.
+    pub fn from_platform(s: &str) -> PayoutType {
+        let s = s.trim();
+        PayoutType::ALL
+            .into_iter()
+            .find(|v| v.as_str().eq_ignore_ascii_case(s))
+            .unwrap_or(PayoutType::Other)
+    }
+}
+
+impl FromStr for PayoutType {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        PayoutType::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| format!("unknown payout type {s:?}"))
+    }
+}
+
+/// One offer, normalized. Lists are sorted and de-duplicated, money is decimal, times are UTC.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Offer {
+    pub external_id: String,
+    pub name: String,
+    pub status: OfferStatus,
+    pub payout: Option<Decimal>,
+    pub currency: Option<String>,
+    pub payout_type: Option<PayoutType>,
+    pub revenue: Option<Decimal>,
+    pub countries: Vec<String>,
+    pub platforms: Vec<String>,
+    pub categories: Vec<String>,
+    pub tracking_url: Option<String>,
+    pub preview_url: Option<String>,
+    pub advertiser: Option<String>,
+    pub description: Option<String>,
+    pub icon_url: Option<String>,
+    pub app_package: Option<String>,
+    pub starts_at: Option<DateTime<Utc>>,
+    pub ends_at: Option<DateTime<Utc>>,
+}
+
+impl Offer {
+    /// An active offer with only an id and a name; platform files fill in the rest.
+    pub fn new(external_id: impl Into<String>, name: impl Into<String>) -> Offer {
+        Offer {
+            external_id: external_id.into(),
+            name: name.into(),
+            status: OfferStatus::Active,
+            payout: None,
+            currency: None,
+            payout_type: None,
+            revenue: None,
+            countries: Vec::new(),
+            platforms: Vec::new(),
+            categories: Vec::new(),
+            tracking_url: None,
+            preview_url: None,
+            advertiser: None,
+            description: None,
+            icon_url: None,
+            app_package: None,
+            starts_at: None,
+            ends_at: None,
+        }
+    }
+
+    /// Bring every field into canonical form. Idempotent: `o.normalized().normalized() == o.normalized()`.
+    pub fn normalized(mut self) -> Offer {
+        self.external_id = self.external_id.trim().to_string();
+        self.name = self.name.trim().to_string();
+        self.payout = self.payout.map(|d| d.normalize());
+        self.revenue = self.revenue.map(|d| d.normalize());
+        self.currency = self.currency.as_deref().and_then(normalize_currency);
+        self.countries = normalize_countries(self.countries.iter().map(String::as_str));
+        self.platforms = normalize_platforms(self.platforms.iter().map(String::as_str));
+        self.categories = normalize_categories(self.categories.iter().map(String::as_str));
+        for field in [
+            &mut self.tracking_url,
+            &mut self.preview_url,
+            &mut self.advertiser,
+            &mut self.description,
+            &mut self.icon_url,
+            &mut self.app_package,
+        ] {
+            if let Some(v) = field.as_deref() {
+                let t = v.trim();
+                *field = if t.is_empty() {
+                    None
+                } else {
+                    Some(t.to_string())
+                };
+            }
+        }
+        self
+    }
+}
+
+/// RFC 3339, UTC, whole seconds, `Z` suffix: the one timestamp format of the database.
+pub fn format_timestamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// An offer as a source delivered it: normalized, hashed, and with the platform's JSON as received.
+#[derive(Debug, Clone)]
+pub struct SourcedOffer {
+    pub offer: Offer,
+    pub content_hash: String,
+    pub raw: String,
+}
+
+impl SourcedOffer {
+    /// Normalize `offer` and compute its hash.
+    pub fn new(offer: Offer, raw: impl Into<String>) -> SourcedOffer {
+        let offer = offer.normalized();
+        SourcedOffer {
+            content_hash: content_hash(&offer),
+            offer,
+            raw: raw.into(),
+        }
+    }
+}

@@ -1,0 +1,465 @@
+//! Writes to the mirror: one transaction per page (upserts, change records, run counters, lease
+//! heartbeat), removal detection at the end of a complete run, and approval of held removals.
+
+use super::{Result, Store, StoreError};
+use crate::model::{diff, Offer, OfferStatus, PayoutType, SourcedOffer};
+use chrono::{DateTime, Utc};
+use rusqlite::{params, OptionalExtension, Row, Transaction, TransactionBehavior};
+use std::str::FromStr;
+
+/// What one page did to the mirror.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PageCounts {
+    pub seen: u64,
+    pub added: u64,
+    pub changed: u64,
+    pub reappeared: u64,
+    pub unchanged: u64,
+    pub duplicates: u64,
+}
+
+/// Result of removal detection at the end of a complete run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinalizeOutcome {
+    Removed(u64),
+    /// The mass-removal guard held `candidates` removals out of `live` offers.
+    Held {
+        candidates: u64,
+        live: u64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApproveOutcome {
+    Approved {
+        run_id: i64,
+        removed: u64,
+    },
+    /// The source's last complete run holds nothing; `last` describes it, if any.
+    NothingHeld {
+        last: Option<(i64, String)>,
+    },
+}
+
+/// An offer as stored, with its bookkeeping.
+#[derive(Debug, Clone)]
+pub struct StoredOffer {
+    pub source: String,
+    pub offer: Offer,
+    pub content_hash: String,
+    pub first_seen_at: String,
+    pub last_seen_at: String,
+    pub updated_at: String,
+    pub removed_at: Option<String>,
+    pub raw: String,
+}
+
+const OFFER_COLUMNS: &str = "name, status, payout, currency, payout_type, revenue, countries, platforms, \
+    categories, tracking_url, preview_url, advertiser, description, icon_url, app_package, starts_at, ends_at";
+
+/// Owned SQL values of an offer's 17 canonical columns, in `OFFER_COLUMNS` order.
+struct Cols {
+    name: String,
+    status: &'static str,
+    payout: Option<String>,
+    currency: Option<String>,
+    payout_type: Option<&'static str>,
+    revenue: Option<String>,
+    countries: String,
+    platforms: String,
+    categories: String,
+    starts_at: Option<String>,
+    ends_at: Option<String>,
+}
+
+impl Cols {
+    fn of(o: &Offer) -> Cols {
+        let json = |l: &Vec<String>| serde_json::to_string(l).unwrap_or_else(|_| "[]".into());
+        Cols {
+            name: o.name.clone(),
+            status: o.status.as_str(),
+            payout: o.payout.map(|d| d.normalize().to_string()),
+            currency: o.currency.clone(),
+            payout_type: o.payout_type.map(PayoutType::as_str),
+            revenue: o.revenue.map(|d| d.normalize().to_string()),
+            countries: json(&o.countries),
+            platforms: json(&o.platforms),
+            categories: json(&o.categories),
+            starts_at: o.starts_at.map(crate::model::format_timestamp),
+            ends_at: o.ends_at.map(crate::model::format_timestamp),
+        }
+    }
+}
+
+fn parse_list(s: Option<String>) -> Vec<String> {
+    s.and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_default()
+}
+
+fn parse_time(s: Option<String>) -> Option<DateTime<Utc>> {
+    s.and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// Rebuild an offer from the 17 canonical columns starting at `at`.
+fn offer_from_row(external_id: String, r: &Row<'_>, at: usize) -> rusqlite::Result<Offer> {
+    let dec = |v: Option<String>| v.and_then(|s| crate::model::parse_decimal(&s));
+    Ok(Offer {
+        external_id,
+        name: r.get(at)?,
+        status: OfferStatus::from_str(&r.get::<_, String>(at + 1)?).unwrap_or(OfferStatus::Other),
+        payout: dec(r.get(at + 2)?),
+        currency: r.get(at + 3)?,
+        payout_type: r
+            .get::<_, Option<String>>(at + 4)?
+            .map(|p| PayoutType::from_str(&p).unwrap_or(PayoutType::Other)),
+        revenue: dec(r.get(at + 5)?),
+        countries: parse_list(r.get(at + 6)?),
+        platforms: parse_list(r.get(at + 7)?),
+        categories: parse_list(r.get(at + 8)?),
+        tracking_url: r.get(at + 9)?,
+        preview_url: r.get(at + 10)?,
+        advertiser: r.get(at + 11)?,
+        description: r.get(at + 12)?,
+        icon_url: r.get(at + 13)?,
+        app_package: r.get(at + 14)?,
+        starts_at: parse_time(r.get(at + 15)?),
+        ends_at: parse_time(r.get(at + 16)?),
+    })
+}
+
+fn heartbeat(tx: &Transaction<'_>, source: &str, holder: &str, now: &str) -> Result<()> {
+    let n = tx
+        .prepare_cached(
+            "UPDATE source_leases SET heartbeat_at = ?3 WHERE source = ?1 AND holder = ?2",
+        )?
+        .execute(params![source, holder, now])?;
+    if n == 0 {
+        return Err(StoreError::LeaseLost {
+            source_name: source.to_string(),
+        });
+    }
+    Ok(())
+}
+
+fn record_change(
+    tx: &Transaction<'_>,
+    run_id: i64,
+    source: &str,
+    external_id: &str,
+    kind: &str,
+    diff: &str,
+    now: &str,
+) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO offer_changes (run_id, source, external_id, kind, diff, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![run_id, source, external_id, kind, diff, now])?;
+    Ok(())
+}
+
+impl Store {
+    /// Write one page in one transaction: new offers are inserted (`added`), changed ones
+    /// rewritten with a field-level diff (`changed`, or `reappeared` after a removal), unchanged
+    /// ones only touch the narrow `offer_seen` row, and ids already seen in this run are counted
+    /// as duplicates and skipped. Fails with `LeaseLost` (and writes nothing) if another process
+    /// took the source's lease over.
+    #[allow(clippy::too_many_arguments)]
+    pub fn apply_page(
+        &mut self,
+        run_id: i64,
+        source: &str,
+        holder: &str,
+        offers: &[SourcedOffer],
+        rejected: u64,
+        now: &str,
+    ) -> Result<PageCounts> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        heartbeat(&tx, source, holder, now)?;
+        let mut c = PageCounts::default();
+        for item in offers {
+            c.seen += 1;
+            apply_offer(&tx, run_id, source, item, now, &mut c)?;
+        }
+        tx.prepare_cached(
+            "UPDATE sync_runs SET pages = pages + 1, offers_seen = offers_seen + ?2, added = added + ?3,
+                    changed = changed + ?4, unchanged = unchanged + ?5, duplicates = duplicates + ?6,
+                    rejected = rejected + ?7
+             WHERE id = ?1",
+        )?
+        .execute(params![
+            run_id,
+            (c.seen - c.duplicates) as i64,
+            c.added as i64,
+            (c.changed + c.reappeared) as i64,
+            c.unchanged as i64,
+            c.duplicates as i64,
+            rejected as i64
+        ])?;
+        tx.commit()?;
+        Ok(c)
+    }
+
+    /// Removal detection at the end of a complete run (invariants 3 and 7): every live offer of
+    /// `source` not seen by `run_id` has its missed-run count raised; those missed for
+    /// `grace` complete runs are marked removed, unless they are more than `max_fraction` of the
+    /// live offers, in which case nothing is removed and the run is held.
+    pub fn finalize_complete(
+        &mut self,
+        run_id: i64,
+        source: &str,
+        holder: &str,
+        grace: u32,
+        max_fraction: f64,
+        now: &str,
+    ) -> Result<FinalizeOutcome> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        heartbeat(&tx, source, holder, now)?;
+        let live: i64 = tx.query_row(
+            "SELECT count(*) FROM offer_rows WHERE source = ?1 AND status <> 'removed'",
+            [source],
+            |r| r.get(0),
+        )?;
+        tx.execute(
+            "UPDATE offer_seen SET missed_runs = missed_runs + 1
+             WHERE last_run_id <> ?2
+               AND offer_id IN (SELECT id FROM offer_rows WHERE source = ?1 AND status <> 'removed')",
+            params![source, run_id],
+        )?;
+        let candidates: i64 = tx.query_row(
+            "SELECT count(*) FROM offer_rows o JOIN offer_seen s ON s.offer_id = o.id
+             WHERE o.source = ?1 AND o.status <> 'removed' AND s.missed_runs >= ?2",
+            params![source, grace],
+            |r| r.get(0),
+        )?;
+        let outcome = if candidates > 0 && candidates as f64 > max_fraction * live as f64 {
+            tx.execute(
+                "UPDATE sync_runs SET held_removals = ?2 WHERE id = ?1",
+                params![run_id, candidates],
+            )?;
+            FinalizeOutcome::Held {
+                candidates: candidates as u64,
+                live: live as u64,
+            }
+        } else {
+            let removed = remove_missing(&tx, run_id, source, grace, now)?;
+            FinalizeOutcome::Removed(removed)
+        };
+        tx.commit()?;
+        Ok(outcome)
+    }
+
+    /// Apply the removals held by the source's last complete run, if it was held. The caller
+    /// holds the source's lease.
+    pub fn approve_removals(
+        &mut self,
+        source: &str,
+        grace: u32,
+        now: &str,
+    ) -> Result<ApproveOutcome> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let last: Option<(i64, String)> = tx
+            .query_row(
+                "SELECT id, state FROM sync_runs WHERE source = ?1 AND state IN ('complete', 'held')
+                 ORDER BY id DESC LIMIT 1",
+                [source],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((run_id, state)) = last.clone().filter(|(_, s)| s == "held") else {
+            return Ok(ApproveOutcome::NothingHeld { last });
+        };
+        debug_assert_eq!(state, "held");
+        let removed = remove_missing(&tx, run_id, source, grace, now)?;
+        tx.execute(
+            "UPDATE sync_runs SET state = 'complete', reason = 'removals_approved', error = NULL
+             WHERE id = ?1",
+            [run_id],
+        )?;
+        tx.commit()?;
+        Ok(ApproveOutcome::Approved { run_id, removed })
+    }
+
+    /// One offer with its bookkeeping, removed ones included.
+    pub fn offer(&self, source: &str, external_id: &str) -> Result<Option<StoredOffer>> {
+        let sql = format!(
+            "SELECT o.source, o.external_id, o.content_hash, o.first_seen_at, s.last_seen_at, o.updated_at,
+                    o.removed_at, o.raw, {OFFER_COLUMNS}
+             FROM offer_rows o JOIN offer_seen s ON s.offer_id = o.id
+             WHERE o.source = ?1 AND o.external_id = ?2"
+        );
+        Ok(self
+            .conn
+            .query_row(&sql, params![source, external_id], |r| {
+                Ok(StoredOffer {
+                    source: r.get(0)?,
+                    offer: offer_from_row(r.get(1)?, r, 8)?,
+                    content_hash: r.get(2)?,
+                    first_seen_at: r.get(3)?,
+                    last_seen_at: r.get(4)?,
+                    updated_at: r.get(5)?,
+                    removed_at: r.get(6)?,
+                    raw: r.get(7)?,
+                })
+            })
+            .optional()?)
+    }
+
+    /// Every offer of a source (removed ones included), ordered by external id. For tests and
+    /// tools; a sync never loads a whole catalogue.
+    pub fn offers_of(&self, source: &str) -> Result<Vec<StoredOffer>> {
+        let ids: Vec<String> = self
+            .conn
+            .prepare("SELECT external_id FROM offer_rows WHERE source = ?1 ORDER BY external_id")?
+            .query_map([source], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        ids.iter()
+            .filter_map(|id| self.offer(source, id).transpose())
+            .collect()
+    }
+}
+
+fn apply_offer(
+    tx: &Transaction<'_>,
+    run_id: i64,
+    source: &str,
+    item: &SourcedOffer,
+    now: &str,
+    c: &mut PageCounts,
+) -> Result<()> {
+    let o = &item.offer;
+    let found: Option<(i64, String, String, i64)> = tx
+        .prepare_cached(
+            "SELECT o.id, o.content_hash, o.status, s.last_run_id
+             FROM offer_rows o JOIN offer_seen s ON s.offer_id = o.id
+             WHERE o.source = ?1 AND o.external_id = ?2",
+        )?
+        .query_row(params![source, o.external_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .optional()?;
+    let touch = |id: i64| -> Result<()> {
+        tx.prepare_cached(
+            "UPDATE offer_seen SET last_run_id = ?2, last_seen_at = ?3, missed_runs = 0 WHERE offer_id = ?1",
+        )?
+        .execute(params![id, run_id, now])?;
+        Ok(())
+    };
+    let k = Cols::of(o);
+    match found {
+        None => {
+            tx.prepare_cached(&format!(
+                "INSERT INTO offer_rows (source, external_id, {OFFER_COLUMNS}, content_hash, first_seen_at,
+                                         updated_at, raw)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
+                         ?20, ?21, ?21, ?22)"
+            ))?
+            .execute(params![
+                source, o.external_id, k.name, k.status, k.payout, k.currency, k.payout_type, k.revenue,
+                k.countries, k.platforms, k.categories, o.tracking_url, o.preview_url, o.advertiser,
+                o.description, o.icon_url, o.app_package, k.starts_at, k.ends_at, item.content_hash, now,
+                item.raw
+            ])?;
+            tx.prepare_cached(
+                "INSERT INTO offer_seen (offer_id, last_run_id, last_seen_at) VALUES (last_insert_rowid(), ?1, ?2)",
+            )?
+            .execute(params![run_id, now])?;
+            record_change(tx, run_id, source, &o.external_id, "added", "{}", now)?;
+            c.added += 1;
+        }
+        Some((_, _, _, last_run)) if last_run == run_id => c.duplicates += 1,
+        Some((id, hash, status, _)) if hash == item.content_hash && status != "removed" => {
+            touch(id)?;
+            c.unchanged += 1;
+        }
+        Some((id, _, status, _)) => {
+            let old = tx
+                .prepare_cached(&format!(
+                    "SELECT {OFFER_COLUMNS} FROM offer_rows WHERE id = ?1"
+                ))?
+                .query_row([id], |r| offer_from_row(o.external_id.clone(), r, 0))?;
+            let d = diff(&old, o);
+            tx.prepare_cached(
+                "UPDATE offer_rows SET name = ?3, status = ?4, payout = ?5, currency = ?6, payout_type = ?7,
+                        revenue = ?8, countries = ?9, platforms = ?10, categories = ?11, tracking_url = ?12,
+                        preview_url = ?13, advertiser = ?14, description = ?15, icon_url = ?16,
+                        app_package = ?17, starts_at = ?18, ends_at = ?19, content_hash = ?20,
+                        updated_at = CASE WHEN ?23 THEN ?21 ELSE updated_at END, raw = ?22, removed_at = NULL
+                 WHERE id = ?1 AND external_id = ?2",
+            )?
+            .execute(params![
+                id, o.external_id, k.name, k.status, k.payout, k.currency, k.payout_type, k.revenue,
+                k.countries, k.platforms, k.categories, o.tracking_url, o.preview_url, o.advertiser,
+                o.description, o.icon_url, o.app_package, k.starts_at, k.ends_at, item.content_hash, now,
+                item.raw, !d.is_empty()
+            ])?;
+            touch(id)?;
+            if d.is_empty() {
+                // Same canonical content under a different hash (a row written by an older
+                // normalization): refresh the hash, record nothing.
+                c.unchanged += 1;
+            } else {
+                let kind = if status == "removed" {
+                    "reappeared"
+                } else {
+                    "changed"
+                };
+                record_change(
+                    tx,
+                    run_id,
+                    source,
+                    &o.external_id,
+                    kind,
+                    &d.to_json().to_string(),
+                    now,
+                )?;
+                if status == "removed" {
+                    c.reappeared += 1;
+                } else {
+                    c.changed += 1;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Mark removed every live offer of `source` missed by `grace` complete runs, with a change
+/// record each. Set-based, so a mass removal needs no memory per offer.
+fn remove_missing(
+    tx: &Transaction<'_>,
+    run_id: i64,
+    source: &str,
+    grace: u32,
+    now: &str,
+) -> Result<u64> {
+    const MISSING: &str = "FROM offer_rows o JOIN offer_seen s ON s.offer_id = o.id
+                           WHERE o.source = ?2 AND o.status <> 'removed' AND s.missed_runs >= ?3";
+    tx.execute(
+        &format!(
+            "INSERT INTO offer_changes (run_id, source, external_id, kind, diff, at)
+             SELECT ?1, o.source, o.external_id, 'removed',
+                    json_object('status', json_object('old', o.status, 'new', 'removed')), ?4
+             {MISSING} ORDER BY o.external_id"
+        ),
+        params![run_id, source, grace, now],
+    )?;
+    let removed = tx.execute(
+        &format!(
+            "UPDATE offer_rows SET status = 'removed', removed_at = ?4, updated_at = ?4
+             WHERE id IN (SELECT o.id {MISSING}) AND ?1 = ?1"
+        ),
+        params![run_id, source, grace, now],
+    )?;
+    tx.execute(
+        "UPDATE sync_runs SET removed = removed + ?2 WHERE id = ?1",
+        params![run_id, removed as i64],
+    )?;
+    Ok(removed as u64)
+}

@@ -1,0 +1,143 @@
+//! `sync_runs`: one row per run of one source, with its counters and final state.
+
+use super::{Result, Store};
+use rusqlite::{params, OptionalExtension};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunState {
+    Running,
+    Complete,
+    Partial,
+    Failed,
+    Held,
+}
+
+impl RunState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Running => "running",
+            RunState::Complete => "complete",
+            RunState::Partial => "partial",
+            RunState::Failed => "failed",
+            RunState::Held => "held",
+        }
+    }
+
+    fn parse(s: &str) -> RunState {
+        match s {
+            "complete" => RunState::Complete,
+            "partial" => RunState::Partial,
+            "failed" => RunState::Failed,
+            "held" => RunState::Held,
+            _ => RunState::Running,
+        }
+    }
+}
+
+/// A run's row as stored.
+#[derive(Debug, Clone)]
+pub struct RunTotals {
+    pub id: i64,
+    pub source: String,
+    pub state: RunState,
+    pub reason: Option<String>,
+    pub pages: i64,
+    pub offers_seen: i64,
+    pub added: i64,
+    pub changed: i64,
+    pub removed: i64,
+    pub unchanged: i64,
+    pub duplicates: i64,
+    pub rejected: i64,
+    pub held_removals: i64,
+    pub requests: i64,
+    pub retries: i64,
+    pub rate_limited: i64,
+    pub error: Option<String>,
+}
+
+impl Store {
+    pub fn create_run(&mut self, source: &str, now: &str, pid: u32, host: &str) -> Result<i64> {
+        self.conn.execute(
+            "INSERT INTO sync_runs (source, started_at, state, pid, host) VALUES (?1, ?2, 'running', ?3, ?4)",
+            params![source, now, pid, host],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Record the final state of a run. Transport counters are written here too.
+    #[allow(clippy::too_many_arguments)]
+    pub fn finish_run(
+        &mut self,
+        run_id: i64,
+        state: RunState,
+        reason: Option<&str>,
+        error: Option<&str>,
+        requests: u64,
+        retries: u64,
+        rate_limited: u64,
+        now: &str,
+    ) -> Result<()> {
+        self.conn.execute(
+            "UPDATE sync_runs SET state = ?2, reason = ?3, error = ?4, requests = ?5, retries = ?6,
+                    rate_limited = ?7, finished_at = ?8
+             WHERE id = ?1",
+            params![
+                run_id,
+                state.as_str(),
+                reason,
+                error,
+                requests as i64,
+                retries as i64,
+                rate_limited as i64,
+                now
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub fn run(&self, run_id: i64) -> Result<Option<RunTotals>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id, source, state, reason, pages, offers_seen, added, changed, removed, unchanged,
+                        duplicates, rejected, held_removals, requests, retries, rate_limited, error
+                 FROM sync_runs WHERE id = ?1",
+                [run_id],
+                |r| {
+                    Ok(RunTotals {
+                        id: r.get(0)?,
+                        source: r.get(1)?,
+                        state: RunState::parse(&r.get::<_, String>(2)?),
+                        reason: r.get(3)?,
+                        pages: r.get(4)?,
+                        offers_seen: r.get(5)?,
+                        added: r.get(6)?,
+                        changed: r.get(7)?,
+                        removed: r.get(8)?,
+                        unchanged: r.get(9)?,
+                        duplicates: r.get(10)?,
+                        rejected: r.get(11)?,
+                        held_removals: r.get(12)?,
+                        requests: r.get(13)?,
+                        retries: r.get(14)?,
+                        rate_limited: r.get(15)?,
+                        error: r.get(16)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Runs of a source, newest first.
+    pub fn runs_of(&self, source: &str, limit: usize) -> Result<Vec<RunTotals>> {
+        let ids: Vec<i64> = self
+            .conn
+            .prepare("SELECT id FROM sync_runs WHERE source = ?1 ORDER BY id DESC LIMIT ?2")?
+            .query_map(params![source, limit as i64], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        ids.into_iter()
+            .filter_map(|id| self.run(id).transpose())
+            .collect()
+    }
+}

@@ -1,0 +1,128 @@
+//! Schema migrations, keyed on `PRAGMA user_version`: migration `i` takes the database from
+//! version `i` to `i + 1`. Never edit a released migration; append a new one.
+
+pub const MIGRATIONS: &[&str] = &[
+    // 1: the mirror, its history, runs, the push outbox and mapping, and source leases.
+    r#"
+CREATE TABLE sync_runs (
+    id            INTEGER PRIMARY KEY,
+    source        TEXT NOT NULL,
+    started_at    TEXT NOT NULL,
+    finished_at   TEXT,
+    state         TEXT NOT NULL CHECK (state IN ('running', 'complete', 'partial', 'failed', 'held')),
+    reason        TEXT,
+    pages         INTEGER NOT NULL DEFAULT 0,
+    offers_seen   INTEGER NOT NULL DEFAULT 0,
+    added         INTEGER NOT NULL DEFAULT 0,
+    changed       INTEGER NOT NULL DEFAULT 0,
+    removed       INTEGER NOT NULL DEFAULT 0,
+    unchanged     INTEGER NOT NULL DEFAULT 0,
+    duplicates    INTEGER NOT NULL DEFAULT 0,
+    rejected      INTEGER NOT NULL DEFAULT 0,
+    held_removals INTEGER NOT NULL DEFAULT 0,
+    requests      INTEGER NOT NULL DEFAULT 0,
+    retries       INTEGER NOT NULL DEFAULT 0,
+    rate_limited  INTEGER NOT NULL DEFAULT 0,
+    error         TEXT,
+    pid           INTEGER,
+    host          TEXT
+);
+CREATE INDEX sync_runs_by_source ON sync_runs (source, id);
+
+CREATE TABLE offer_rows (
+    id            INTEGER PRIMARY KEY,
+    source        TEXT NOT NULL,
+    external_id   TEXT NOT NULL,
+    name          TEXT NOT NULL,
+    status        TEXT NOT NULL CHECK (status IN ('active', 'paused', 'pending', 'expired', 'removed', 'other')),
+    payout        TEXT,
+    currency      TEXT,
+    payout_type   TEXT,
+    revenue       TEXT,
+    countries     TEXT NOT NULL DEFAULT '[]',
+    platforms     TEXT NOT NULL DEFAULT '[]',
+    categories    TEXT NOT NULL DEFAULT '[]',
+    tracking_url  TEXT,
+    preview_url   TEXT,
+    advertiser    TEXT,
+    description   TEXT,
+    icon_url      TEXT,
+    app_package   TEXT,
+    starts_at     TEXT,
+    ends_at       TEXT,
+    content_hash  TEXT NOT NULL,
+    first_seen_at TEXT NOT NULL,
+    updated_at    TEXT NOT NULL,
+    removed_at    TEXT,
+    raw           TEXT NOT NULL,
+    UNIQUE (source, external_id)
+);
+
+-- Narrow "seen" bookkeeping, rewritten on every run for every offer, so that an unchanged offer
+-- never rewrites its wide row.
+CREATE TABLE offer_seen (
+    offer_id     INTEGER PRIMARY KEY REFERENCES offer_rows (id) ON DELETE CASCADE,
+    last_run_id  INTEGER NOT NULL,
+    last_seen_at TEXT NOT NULL,
+    missed_runs  INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE VIEW offers AS
+SELECT o.source, o.external_id, o.name, o.status, o.payout, o.currency, o.payout_type, o.revenue,
+       o.countries, o.platforms, o.categories, o.tracking_url, o.preview_url, o.advertiser,
+       o.description, o.icon_url, o.app_package, o.starts_at, o.ends_at, o.content_hash,
+       o.first_seen_at, s.last_seen_at, o.updated_at, o.removed_at, o.raw
+FROM offer_rows o JOIN offer_seen s ON s.offer_id = o.id;
+
+CREATE TABLE offer_changes (
+    id          INTEGER PRIMARY KEY,
+    run_id      INTEGER NOT NULL REFERENCES sync_runs (id),
+    source      TEXT NOT NULL,
+    external_id TEXT NOT NULL,
+    kind        TEXT NOT NULL CHECK (kind IN ('added', 'changed', 'removed', 'reappeared')),
+    diff        TEXT NOT NULL,
+    at          TEXT NOT NULL
+);
+CREATE INDEX offer_changes_by_offer ON offer_changes (source, external_id, id);
+CREATE INDEX offer_changes_by_time ON offer_changes (at);
+CREATE INDEX offer_changes_by_run ON offer_changes (run_id);
+
+CREATE TABLE push_outbox (
+    id              INTEGER PRIMARY KEY,
+    target          TEXT NOT NULL,
+    source          TEXT NOT NULL,
+    external_id     TEXT NOT NULL,
+    op              TEXT NOT NULL CHECK (op IN ('create', 'update', 'pause', 'activate')),
+    payload         TEXT NOT NULL,
+    state           TEXT NOT NULL DEFAULT 'pending'
+                    CHECK (state IN ('pending', 'in_flight', 'done', 'failed', 'dead')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TEXT,
+    last_error      TEXT,
+    created_at      TEXT NOT NULL,
+    done_at         TEXT
+);
+CREATE INDEX push_outbox_queue ON push_outbox (target, state, id);
+
+CREATE TABLE target_offers (
+    target          TEXT NOT NULL,
+    source          TEXT NOT NULL,
+    external_id     TEXT NOT NULL,
+    target_offer_id TEXT NOT NULL,
+    pushed_hash     TEXT,
+    pushed_at       TEXT,
+    PRIMARY KEY (target, source, external_id)
+);
+
+-- One row per source being synced: the cross-process lease (invariant 8).
+CREATE TABLE source_leases (
+    source       TEXT PRIMARY KEY,
+    holder       TEXT NOT NULL,
+    pid          INTEGER NOT NULL,
+    host         TEXT NOT NULL,
+    run_id       INTEGER,
+    acquired_at  TEXT NOT NULL,
+    heartbeat_at TEXT NOT NULL
+);
+"#,
+];

@@ -1,0 +1,596 @@
+//! One run of one source: lease → pages (fetch, parse, store, one transaction each) → finalize.
+//!
+//! The fetch loop (async) and the writer (a blocking thread owning the SQLite connection) are
+//! joined by a channel of capacity 2, so memory is bounded by a few pages whatever the catalogue
+//! size (invariant 1) and fetching the next page overlaps with storing the previous one.
+//! Removal detection runs only when the source's own end signal was reached (invariant 3).
+
+use crate::config::SourceConfig;
+use crate::http::{CallError, Endpoint};
+use crate::model::{format_timestamp, SourcedOffer};
+use crate::sources::{Rejected, Source};
+use crate::store::{
+    ApproveOutcome, FinalizeOutcome, LeaseHolder, LeaseOutcome, RunState, RunTotals, Store,
+    StoreError,
+};
+use chrono::Utc;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::Instrument;
+
+/// Where and as whom runs write.
+#[derive(Debug, Clone)]
+pub struct SyncContext {
+    pub db_path: PathBuf,
+    pub busy_timeout: Duration,
+    /// A lease whose heartbeat is older than this is taken over even if its holder may be alive
+    /// (another host). Heartbeats are written with every page.
+    pub lease_ttl: Duration,
+    pub host: String,
+}
+
+impl SyncContext {
+    pub fn new(db_path: PathBuf, busy_timeout: Duration) -> SyncContext {
+        SyncContext {
+            db_path,
+            busy_timeout,
+            lease_ttl: Duration::from_secs(900),
+            host: hostname(),
+        }
+    }
+
+    fn open(&self) -> Result<Store, StoreError> {
+        Store::open(&self.db_path, self.busy_timeout)
+    }
+}
+
+/// How a run attempt ended.
+#[derive(Debug, Clone)]
+pub enum RunReport {
+    /// The run ran (whatever its final state); its `sync_runs` row.
+    Finished(RunTotals),
+    /// Another process holds the source's lease.
+    Skipped { source: String, holder: LeaseHolder },
+    /// The run could not start or could not record its end (database unavailable).
+    Error { source: String, error: String },
+}
+
+impl RunReport {
+    /// Whether the run counts as a success for the exit code.
+    pub fn ok(&self) -> bool {
+        match self {
+            RunReport::Finished(t) => t.state == RunState::Complete,
+            RunReport::Skipped { .. } => true,
+            RunReport::Error { .. } => false,
+        }
+    }
+}
+
+pub fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it on success.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "unknown".into();
+    }
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+fn holder_token() -> String {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{}-{}-{}",
+        std::process::id(),
+        Utc::now().timestamp_nanos_opt().unwrap_or_default(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn now() -> String {
+    format_timestamp(Utc::now())
+}
+
+/// Why the fetch loop stopped.
+enum Ending {
+    /// The platform's end signal was reached.
+    Complete,
+    /// A pagination guard stopped the run (reason code, message).
+    Guard(&'static str, String),
+    Call {
+        page: u64,
+        error: CallError,
+    },
+    /// The writer failed; its error is reported from the writer's result.
+    Writer,
+}
+
+struct WriterDone {
+    store: Store,
+    pages: u64,
+    error: Option<StoreError>,
+}
+
+/// Writes pages as they arrive, one transaction each, until the channel closes or a write fails.
+fn writer(
+    mut store: Store,
+    mut rx: tokio::sync::mpsc::Receiver<(Vec<SourcedOffer>, u64)>,
+    run_id: i64,
+    source: String,
+    holder: String,
+) -> WriterDone {
+    let mut pages = 0;
+    while let Some((offers, rejected)) = rx.blocking_recv() {
+        match store.apply_page(run_id, &source, &holder, &offers, rejected, &now()) {
+            Ok(c) => {
+                pages += 1;
+                tracing::debug!(
+                    page = pages,
+                    added = c.added,
+                    changed = c.changed + c.reappeared,
+                    unchanged = c.unchanged,
+                    duplicates = c.duplicates,
+                    "page stored"
+                );
+            }
+            Err(e) => {
+                return WriterDone {
+                    store,
+                    pages,
+                    error: Some(e),
+                }
+            }
+        }
+    }
+    WriterDone {
+        store,
+        pages,
+        error: None,
+    }
+}
+
+/// Sync one source once. Never panics on platform input; every outcome is recorded in `sync_runs`
+/// when the database is reachable.
+pub async fn run_source(
+    ctx: &SyncContext,
+    cfg: &SourceConfig,
+    source: Arc<dyn Source>,
+    endpoint: Arc<Endpoint>,
+) -> RunReport {
+    let name = cfg.name.clone();
+    let holder = holder_token();
+    let pid = std::process::id();
+    let start = {
+        let (ctx, name, holder) = (ctx.clone(), name.clone(), holder.clone());
+        tokio::task::spawn_blocking(
+            move || -> Result<Result<(Store, i64), LeaseHolder>, StoreError> {
+                let mut store = ctx.open()?;
+                match store.acquire_lease(
+                    &name,
+                    &holder,
+                    pid,
+                    &ctx.host,
+                    ctx.lease_ttl,
+                    Utc::now(),
+                )? {
+                    LeaseOutcome::Held(h) => return Ok(Err(h)),
+                    LeaseOutcome::Acquired {
+                        took_over: Some(prev),
+                    } => {
+                        tracing::warn!(source = %name, previous = %prev, "took over a stale lease");
+                    }
+                    LeaseOutcome::Acquired { took_over: None } => {}
+                }
+                let run_id = store.create_run(&name, &now(), pid, &ctx.host)?;
+                store.set_lease_run(&name, &holder, run_id)?;
+                Ok(Ok((store, run_id)))
+            },
+        )
+        .await
+    };
+    let (store, run_id) = match start {
+        Ok(Ok(Ok(v))) => v,
+        Ok(Ok(Err(holder))) => {
+            tracing::warn!(source = %name, holder = %holder, "source is being synced by another process; skipped");
+            return RunReport::Skipped {
+                source: name,
+                holder,
+            };
+        }
+        Ok(Err(e)) => {
+            return RunReport::Error {
+                source: name,
+                error: e.to_string(),
+            }
+        }
+        Err(e) => {
+            return RunReport::Error {
+                source: name,
+                error: format!("run task failed: {e}"),
+            }
+        }
+    };
+    let span = tracing::info_span!("sync_run", source = %name, run_id);
+    run_pages(ctx, cfg, source, endpoint, store, run_id, holder)
+        .instrument(span)
+        .await
+}
+
+async fn run_pages(
+    ctx: &SyncContext,
+    cfg: &SourceConfig,
+    source: Arc<dyn Source>,
+    endpoint: Arc<Endpoint>,
+    store: Store,
+    run_id: i64,
+    holder: String,
+) -> RunReport {
+    let name = cfg.name.clone();
+    tracing::info!("sync started");
+    let started = std::time::Instant::now();
+    let (req0, retry0, limited0) = endpoint.counters.snapshot();
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    let writer_task = {
+        let (name, holder) = (name.clone(), holder.clone());
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || {
+            span.in_scope(|| writer(store, rx, run_id, name, holder))
+        })
+    };
+
+    let mut cursor = source.first_cursor();
+    let mut prev_ids: Vec<String> = Vec::new();
+    let mut pages = 0u64;
+    let mut pass_pages = 0u64;
+    let mut rejected_logged = 0usize;
+    let ending = loop {
+        if pages >= cfg.max_pages {
+            break Ending::Guard(
+                "page_cap",
+                format!(
+                    "stopped after max_pages = {} pages without reaching the end of the feed",
+                    cfg.max_pages
+                ),
+            );
+        }
+        let page = {
+            let c = cursor.clone();
+            endpoint
+                .call(|| source.request(&c), |resp| source.parse(&c, resp))
+                .await
+        };
+        let page = match page {
+            Ok(p) => p,
+            Err(error) => {
+                break Ending::Call {
+                    page: pages + 1,
+                    error,
+                }
+            }
+        };
+        pages += 1;
+        pass_pages += 1;
+        let ids: Vec<String> = page
+            .offers
+            .iter()
+            .map(|o| o.offer.external_id.clone())
+            .collect();
+        if !ids.is_empty() && ids == prev_ids {
+            break Ending::Guard(
+                "repeated_page",
+                format!(
+                    "page {} (pass {}) repeats the previous page's {} offer ids; the platform's pagination is looping",
+                    cursor.page, cursor.pass, ids.len()
+                ),
+            );
+        }
+        for r in &page.rejected {
+            if rejected_logged < 20 {
+                log_rejected(&name, r);
+                rejected_logged += 1;
+            }
+        }
+        let next = page.next.clone();
+        let beyond_total = page.expected_pages.filter(|exp| pass_pages > exp + 1);
+        if tx
+            .send((page.offers, page.rejected.len() as u64))
+            .await
+            .is_err()
+        {
+            break Ending::Writer;
+        }
+        if let Some(exp) = beyond_total {
+            break Ending::Guard(
+                "beyond_total",
+                format!("fetched {pass_pages} pages but the platform's total implies {exp}; stopping instead of looping"),
+            );
+        }
+        prev_ids = ids;
+        match next {
+            None => break Ending::Complete,
+            Some(n) => {
+                if n.pass != cursor.pass {
+                    pass_pages = 0;
+                    prev_ids.clear();
+                }
+                cursor = n;
+            }
+        }
+    };
+    drop(tx);
+    let done = match writer_task.await {
+        Ok(d) => d,
+        Err(e) => {
+            return RunReport::Error {
+                source: name,
+                error: format!("writer task failed: {e}"),
+            }
+        }
+    };
+    let (req1, retry1, limited1) = endpoint.counters.snapshot();
+    let counters = (req1 - req0, retry1 - retry0, limited1 - limited0);
+    let cfg = cfg.clone();
+    let span = tracing::Span::current();
+    let report = tokio::task::spawn_blocking(move || {
+        span.in_scope(|| finish(done, ending, &cfg, run_id, &holder, counters))
+    })
+    .await
+    .unwrap_or_else(|e| RunReport::Error {
+        source: name.clone(),
+        error: format!("finalize task failed: {e}"),
+    });
+    if let RunReport::Finished(t) = &report {
+        log_finished(t, started.elapsed());
+    }
+    let _ = ctx;
+    report
+}
+
+fn log_rejected(source: &str, r: &Rejected) {
+    tracing::warn!(
+        source,
+        offer = r.external_id.as_deref().unwrap_or("(no id)"),
+        reason = %r.reason,
+        "offer rejected"
+    );
+}
+
+fn log_finished(t: &RunTotals, elapsed: Duration) {
+    let secs = elapsed.as_secs_f64();
+    let fields = (
+        t.pages,
+        t.offers_seen,
+        t.added,
+        t.changed,
+        t.removed,
+        t.rejected,
+    );
+    match t.state {
+        RunState::Complete => tracing::info!(
+            state = t.state.as_str(),
+            pages = fields.0,
+            offers = fields.1,
+            added = fields.2,
+            changed = fields.3,
+            removed = fields.4,
+            rejected = fields.5,
+            seconds = secs,
+            "sync finished"
+        ),
+        _ => tracing::warn!(
+            state = t.state.as_str(),
+            reason = t.reason.as_deref().unwrap_or(""),
+            error = t.error.as_deref().unwrap_or(""),
+            pages = fields.0,
+            offers = fields.1,
+            added = fields.2,
+            changed = fields.3,
+            seconds = secs,
+            "sync did not complete"
+        ),
+    }
+}
+
+/// Decide the run's final state, run removal detection for complete runs, record, release.
+fn finish(
+    done: WriterDone,
+    ending: Ending,
+    cfg: &SourceConfig,
+    run_id: i64,
+    holder: &str,
+    (requests, retries, rate_limited): (u64, u64, u64),
+) -> RunReport {
+    let WriterDone {
+        mut store,
+        pages,
+        error,
+    } = done;
+    let stopped = |reason: &str| {
+        if pages > 0 {
+            (RunState::Partial, reason.to_string())
+        } else {
+            (RunState::Failed, reason.to_string())
+        }
+    };
+    let lease_lost = matches!(error, Some(StoreError::LeaseLost { .. }));
+    let (state, reason, message): (RunState, Option<String>, Option<String>) = match (
+        &error, ending,
+    ) {
+        (Some(e), _) => {
+            let (s, r) = stopped("database");
+            (s, Some(r), Some(e.to_string()))
+        }
+        (None, Ending::Writer) => (
+            RunState::Failed,
+            Some("database".into()),
+            Some("the page writer stopped".into()),
+        ),
+        (None, Ending::Guard(reason, msg)) => {
+            let (s, r) = stopped(reason);
+            (s, Some(r), Some(msg))
+        }
+        (None, Ending::Call { page, error }) => {
+            let (s, r) = stopped(error.class.as_str());
+            (s, Some(r), Some(format!("page {page}: {}", error.message)))
+        }
+        (None, Ending::Complete) => {
+            match store.finalize_complete(
+                run_id,
+                &cfg.name,
+                holder,
+                cfg.removal_grace_runs,
+                cfg.max_removal_fraction,
+                &now(),
+            ) {
+                Ok(FinalizeOutcome::Removed(_)) => (RunState::Complete, None, None),
+                Ok(FinalizeOutcome::Held { candidates, live }) => {
+                    let msg = format!(
+                        "mass-removal guard: this run would remove {candidates} of {live} live offers ({:.0}% > max_removal_fraction {:.0}%); nothing was removed. If the source really dropped them, run `offersync approve-removals {}`",
+                        candidates as f64 * 100.0 / live.max(1) as f64,
+                        cfg.max_removal_fraction * 100.0,
+                        cfg.name
+                    );
+                    tracing::warn!(source = %cfg.name, candidates, live, "removals held by the mass-removal guard");
+                    (RunState::Held, Some("mass_removal_guard".into()), Some(msg))
+                }
+                Err(e) => (
+                    RunState::Partial,
+                    Some("database".into()),
+                    Some(e.to_string()),
+                ),
+            }
+        }
+    };
+    let record = store
+        .finish_run(
+            run_id,
+            state,
+            reason.as_deref(),
+            message.as_deref(),
+            requests,
+            retries,
+            rate_limited,
+            &now(),
+        )
+        .and_then(|_| {
+            if lease_lost {
+                Ok(())
+            } else {
+                store.release_lease(&cfg.name, holder)
+            }
+        })
+        .and_then(|_| store.run(run_id));
+    match record {
+        Ok(Some(t)) => RunReport::Finished(t),
+        Ok(None) => RunReport::Error {
+            source: cfg.name.clone(),
+            error: format!("run {run_id} vanished from sync_runs"),
+        },
+        Err(e) => RunReport::Error {
+            source: cfg.name.clone(),
+            error: e.to_string(),
+        },
+    }
+}
+
+/// Apply the removals the mass-removal guard held for `cfg`'s source, under the source's lease.
+pub fn approve_removals(
+    ctx: &SyncContext,
+    cfg: &SourceConfig,
+) -> Result<Result<ApproveOutcome, LeaseHolder>, StoreError> {
+    let mut store = Store::open_existing(&ctx.db_path, ctx.busy_timeout)?;
+    let holder = holder_token();
+    if let LeaseOutcome::Held(h) = store.acquire_lease(
+        &cfg.name,
+        &holder,
+        std::process::id(),
+        &ctx.host,
+        ctx.lease_ttl,
+        Utc::now(),
+    )? {
+        return Ok(Err(h));
+    }
+    let outcome = store.approve_removals(&cfg.name, cfg.removal_grace_runs, &now());
+    store.release_lease(&cfg.name, &holder)?;
+    outcome.map(Ok)
+}
+
+/// A source ready to run: its config, its adapter and its endpoint.
+pub struct Prepared {
+    pub cfg: SourceConfig,
+    pub source: Arc<dyn Source>,
+    pub endpoint: Arc<Endpoint>,
+}
+
+/// Resolve credentials and build adapters for `sources`. Every problem is reported, keyed by
+/// its config path, before anything runs.
+pub fn prepare(sources: &[&SourceConfig]) -> Result<Vec<Prepared>, Vec<String>> {
+    let mut errors = Vec::new();
+    let mut out = Vec::new();
+    for cfg in sources {
+        let key = format!("sources[{}]", cfg.index);
+        let secret = match crate::config::resolve_credential(&key, &cfg.credential) {
+            Ok(s) => s,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        let built = crate::sources::build(cfg, secret.clone()).and_then(|source| {
+            let endpoint = Endpoint::new(&cfg.name, cfg.http.clone(), vec![secret])?;
+            Ok(Prepared {
+                cfg: (*cfg).clone(),
+                source: Arc::from(source),
+                endpoint: Arc::new(endpoint),
+            })
+        });
+        match built {
+            Ok(p) => out.push(p),
+            Err(e) => errors.push(format!("{key} ({}): {e}", cfg.name)),
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Run every prepared source once, at most `max_concurrent` at a time; one source failing never
+/// stops another (invariant 9). Reports come back in the order given.
+pub async fn run_all(
+    ctx: &SyncContext,
+    prepared: Vec<Prepared>,
+    max_concurrent: usize,
+) -> Vec<RunReport> {
+    let sem = Arc::new(tokio::sync::Semaphore::new(max_concurrent.max(1)));
+    let mut set = tokio::task::JoinSet::new();
+    let n = prepared.len();
+    for (i, p) in prepared.into_iter().enumerate() {
+        let (ctx, sem) = (ctx.clone(), sem.clone());
+        set.spawn(async move {
+            let _permit = sem.acquire_owned().await;
+            let name = p.cfg.name.clone();
+            let report = run_source(&ctx, &p.cfg, p.source, p.endpoint).await;
+            (i, name, report)
+        });
+    }
+    let mut reports: Vec<Option<RunReport>> = (0..n).map(|_| None).collect();
+    while let Some(joined) = set.join_next().await {
+        match joined {
+            Ok((i, _, r)) => reports[i] = Some(r),
+            Err(e) => tracing::error!(error = %e, "a source task panicked"),
+        }
+    }
+    reports
+        .into_iter()
+        .map(|r| {
+            r.unwrap_or_else(|| RunReport::Error {
+                source: "?".into(),
+                error: "task panicked".into(),
+            })
+        })
+        .collect()
+}
