@@ -178,6 +178,12 @@ impl Catalog {
         self.dirty = true;
     }
 
+    /// Bring a removed offer back.
+    pub fn restore(&mut self, index: usize) {
+        self.removed.remove(&index);
+        self.dirty = true;
+    }
+
     /// Remove every offer (an outage answering with an empty list).
     pub fn clear(&mut self) {
         let all: Vec<usize> = (0..self.total).collect();

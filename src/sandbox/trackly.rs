@@ -194,13 +194,15 @@ fn plan(state: &Shared, headers: &HeaderMap, q: &HashMap<String, String>) -> (Pl
                 Some("Provide your API key in the X-Api-Key header"),
             ))
         }
+        // Like many platforms, echo the key that was refused (offersync must scrub it).
         Some(k) if k != s.api_key => {
+            let msg = format!("The API key {k} is invalid");
             return respond(error(
                 StatusCode::UNAUTHORIZED,
                 "Unauthorized",
                 Some("invalid_api_key"),
-                Some("The API key provided is invalid"),
-            ))
+                Some(&msg),
+            ));
         }
         Some(_) => {}
     }

@@ -1,0 +1,414 @@
+//! CLI contracts, exercised through the real binary: exit codes, secrets, leases, inspect, demo.
+
+use crate::harness::{run_bin, text, SourceOpts, TestApp, SOURCE};
+use offersync::store::RunState;
+use serde_json::Value;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_key_never_appears_in_logs_database_or_inspect_output() {
+    const KEY: &str = "trk_SECRETMARKER7f3a9c2e1b4d6a8f0c";
+    const WRONG: &str = "trk_WRONGMARKER0d1e2f3a4b5c6d7e8f9";
+    let app = TestApp::with_key(250, KEY).await;
+    let env_config = |var: &str| SourceOpts {
+        page_size: 100,
+        api_key_line: format!("api_key_env = {var:?}"),
+        extra: String::new(),
+    };
+    app.write_config(env_config("OFFERSYNC_TEST_KEY"));
+    app.sandbox.with_trackly(|t| {
+        t.faults.push(offersync::sandbox::FaultRule::once_on_page(
+            2,
+            offersync::sandbox::Fault::ServerError,
+        ));
+    });
+    let trace = [("RUST_LOG", "trace"), ("OFFERSYNC_TEST_KEY", KEY)];
+    let mut outputs = Vec::new();
+    let ok = app.bin(&["--once"], &trace).await;
+    assert!(ok.status.success(), "{}", text(&ok.stderr));
+    outputs.push(ok);
+    // A refused key: the sandbox echoes it in its error message, as some platforms do.
+    let wrong = app
+        .bin(
+            &["--once"],
+            &[("RUST_LOG", "trace"), ("OFFERSYNC_TEST_KEY", WRONG)],
+        )
+        .await;
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(
+        text(&wrong.stdout).contains("The API key *** is invalid"),
+        "{}",
+        text(&wrong.stdout)
+    );
+    outputs.push(wrong);
+    outputs.push(app.bin(&["check"], &trace).await);
+    for what in ["offers", "changes", "runs", "stats", "pushes"] {
+        for format in ["table", "json", "csv"] {
+            let out = app
+                .bin(&["inspect", what, "--format", format], &trace)
+                .await;
+            assert!(
+                out.status.success(),
+                "inspect {what}: {}",
+                text(&out.stderr)
+            );
+            outputs.push(out);
+        }
+    }
+    let first_id = app.offers()[0].offer.external_id.clone();
+    outputs.push(
+        app.bin(
+            &["inspect", "offer", SOURCE, &first_id, "--format", "json"],
+            &trace,
+        )
+        .await,
+    );
+
+    let trace_lines: usize = outputs
+        .iter()
+        .map(|o| text(&o.stderr).lines().count())
+        .sum();
+    assert!(
+        trace_lines > 50,
+        "trace logging was on ({trace_lines} lines)"
+    );
+    for (i, o) in outputs.iter().enumerate() {
+        for marker in [KEY, WRONG] {
+            assert!(
+                !text(&o.stdout).contains(marker),
+                "output {i} stdout leaks the key"
+            );
+            assert!(
+                !text(&o.stderr).contains(marker),
+                "output {i} stderr leaks the key:\n{}",
+                text(&o.stderr)
+            );
+        }
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let path = format!("{}{suffix}", app.db_path.display());
+        if let Ok(bytes) = std::fs::read(&path) {
+            for marker in [KEY, WRONG] {
+                let found = bytes.windows(marker.len()).any(|w| w == marker.as_bytes());
+                assert!(!found, "{path} contains the key");
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_concurrent_once_processes_never_sync_the_same_source_at_once() {
+    let app = TestApp::new(600).await;
+    app.sandbox
+        .with_trackly(|t| t.delay = Duration::from_millis(150));
+    let (a, b) = tokio::join!(app.bin(&["--once"], &[]), app.bin(&["--once"], &[]));
+    for o in [&a, &b] {
+        assert!(
+            o.status.success(),
+            "{}\n{}",
+            text(&o.stdout),
+            text(&o.stderr)
+        );
+    }
+    let states: Vec<String> = [&a, &b]
+        .iter()
+        .map(|o| {
+            let v: Value = serde_json::from_slice(&o.stdout).expect("JSON summary off a terminal");
+            v[0]["state"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let mut sorted = states.clone();
+    sorted.sort();
+    assert_eq!(sorted, vec!["complete", "skipped"], "{states:?}");
+    let skipped = if states[0] == "skipped" { &a } else { &b };
+    assert!(
+        text(&skipped.stdout).contains("being synced by pid"),
+        "{}",
+        text(&skipped.stdout)
+    );
+    let runs = app.store().runs_of(SOURCE, 10).unwrap();
+    assert_eq!(runs.len(), 1, "exactly one run happened");
+    assert_eq!(runs[0].state, RunState::Complete);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_left_by_a_dead_process_is_taken_over() {
+    let app = TestApp::new(100).await;
+    assert_eq!(app.sync().await.state, RunState::Complete);
+    // A process that has exited: its pid is dead.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead_pid = child.id();
+    child.wait().unwrap();
+    {
+        let conn = rusqlite::Connection::open(&app.db_path).unwrap();
+        conn.execute(
+            "INSERT INTO sync_runs (source, started_at, state, pages) VALUES (?1, '2026-01-01T00:00:00Z', 'running', 3)",
+            [SOURCE],
+        )
+        .unwrap();
+        let run = conn.last_insert_rowid();
+        conn.execute(
+            "INSERT INTO source_leases (source, holder, pid, host, run_id, acquired_at, heartbeat_at)
+             VALUES (?1, 'ghost', ?2, ?3, ?4, '2026-01-01T00:00:00Z', '2099-01-01T00:00:00Z')",
+            rusqlite::params![SOURCE, dead_pid, offersync::sync::hostname(), run],
+        )
+        .unwrap();
+    }
+    let run = app.sync().await;
+    assert_eq!(run.state, RunState::Complete);
+    let runs = app.store().runs_of(SOURCE, 10).unwrap();
+    let ghost = runs.iter().find(|r| r.id == run.id - 1).unwrap();
+    assert_eq!(
+        (ghost.state, ghost.reason.as_deref()),
+        (RunState::Partial, Some("interrupted"))
+    );
+    assert!(ghost
+        .error
+        .as_deref()
+        .unwrap()
+        .contains(&format!("process {dead_pid}")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_configs_exit_2_naming_the_key() {
+    let app = TestApp::new(10).await;
+    let cases: &[(&str, &str)] = &[
+        (
+            "kind = \"trakly\"",
+            "sources[0].kind: unknown kind \"trakly\"",
+        ),
+        ("schedule = \"every minute\"", "sources[0].schedule"),
+        (
+            "page_size = 500",
+            "sources[0].page_size: 500 is out of range",
+        ),
+        (
+            "max_removal_fraction = 2.0",
+            "sources[0].max_removal_fraction",
+        ),
+        ("pagesize = 5", "unknown field `pagesize`"),
+        ("page_size = \"many\"", "sources[0].page_size"),
+    ];
+    for (line, expected) in cases {
+        let text_cfg = std::fs::read_to_string(&app.config_path).unwrap();
+        let broken = if line.starts_with("kind") {
+            text_cfg.replace("kind = \"trackly\"", line)
+        } else if line.starts_with("page_size") {
+            text_cfg.replace("page_size = 100", line)
+        } else {
+            format!("{text_cfg}\n{line}\n")
+        };
+        let path = app.dir.path().join("broken.toml");
+        std::fs::write(&path, broken).unwrap();
+        let out = run_bin(&["--config", path.to_str().unwrap(), "--once"], &[]).await;
+        assert_eq!(out.status.code(), Some(2), "{line}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains(expected),
+            "{line}: expected {expected:?} in:\n{}",
+            text(&out.stderr)
+        );
+    }
+    // A missing credential is reported before anything runs.
+    app.write_config(SourceOpts {
+        page_size: 100,
+        api_key_line: "api_key_env = \"OFFERSYNC_TEST_UNSET_VAR\"".into(),
+        extra: String::new(),
+    });
+    let out = app.bin(&["--once"], &[]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains(
+        "sources[0].api_key_env: environment variable OFFERSYNC_TEST_UNSET_VAR is not set"
+    ));
+    assert!(!app.db_path.exists(), "nothing ran");
+    // A config file that does not exist.
+    let out = run_bin(&["--config", "/nonexistent/offersync.toml", "--once"], &[]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("/nonexistent/offersync.toml"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_errors_and_the_bare_command_exit_2_with_an_explanation() {
+    let app = TestApp::new(10).await;
+    let bare = app.bin(&[], &[]).await;
+    assert_eq!(bare.status.code(), Some(2));
+    assert!(
+        text(&bare.stderr).contains("daemon mode")
+            && text(&bare.stderr).contains("offersync --once")
+    );
+    let unknown = app.bin(&["--once", "--source", "nope"], &[]).await;
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(text(&unknown.stderr).contains("--source nope: no such source"));
+    let flag = app.bin(&["--bogus"], &[]).await;
+    assert_eq!(flag.status.code(), Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inspect_shows_offers_changes_and_runs_in_every_format() {
+    let app = TestApp::new(120).await;
+    let out = app.bin(&["--once"], &[]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let csv = text(
+        &app.bin(
+            &["inspect", "offers", "--format", "csv", "--limit", "500"],
+            &[],
+        )
+        .await
+        .stdout,
+    );
+    assert!(csv.starts_with(
+        "source,external_id,name,status,payout,currency,payout_type,countries,last_seen_at\n"
+    ));
+    assert_eq!(csv.lines().count(), 121);
+    let json: Value = serde_json::from_slice(
+        &app.bin(
+            &[
+                "inspect", "offers", "--status", "paused", "--format", "json",
+            ],
+            &[],
+        )
+        .await
+        .stdout,
+    )
+    .unwrap();
+    assert!(!json.as_array().unwrap().is_empty());
+    assert!(json
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|o| o["status"] == "paused" && o["countries"].is_array()));
+    let us: Value = serde_json::from_slice(
+        &app.bin(
+            &[
+                "inspect",
+                "offers",
+                "--country",
+                "us",
+                "--format",
+                "json",
+                "--limit",
+                "500",
+            ],
+            &[],
+        )
+        .await
+        .stdout,
+    )
+    .unwrap();
+    assert!(us.as_array().unwrap().iter().all(|o| o["countries"]
+        .as_array()
+        .unwrap()
+        .contains(&Value::from("US"))));
+    let id = app.offers()[3].offer.external_id.clone();
+    let one: Value = serde_json::from_slice(
+        &app.bin(&["inspect", "offer", SOURCE, &id, "--format", "json"], &[])
+            .await
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(one["external_id"], id.as_str());
+    assert_eq!(one["raw"]["id"], id.as_str());
+    assert_eq!(one["history"][0]["kind"], "added");
+    let table = text(
+        &app.bin(&["inspect", "offer", SOURCE, &id, "--format", "table"], &[])
+            .await
+            .stdout,
+    );
+    assert!(table.contains("history:") && table.contains("raw:"));
+    let changes: Value = serde_json::from_slice(
+        &app.bin(
+            &[
+                "inspect", "changes", "--since", "1h", "--kind", "added", "--format", "json",
+                "--limit", "1000",
+            ],
+            &[],
+        )
+        .await
+        .stdout,
+    )
+    .unwrap();
+    assert_eq!(changes.as_array().unwrap().len(), 120);
+    let future: Value = serde_json::from_slice(
+        &app.bin(
+            &[
+                "inspect",
+                "changes",
+                "--since",
+                "2099-01-01",
+                "--format",
+                "json",
+            ],
+            &[],
+        )
+        .await
+        .stdout,
+    )
+    .unwrap();
+    assert!(future.as_array().unwrap().is_empty());
+    let runs: Value = serde_json::from_slice(
+        &app.bin(&["inspect", "runs", "--format", "json"], &[])
+            .await
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(runs[0]["state"], "complete");
+    let stats: Value = serde_json::from_slice(
+        &app.bin(&["inspect", "stats", "--format", "json"], &[])
+            .await
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(stats["sources"][0]["source"], SOURCE);
+    assert_eq!(
+        stats["sources"][0]["active"].as_i64().unwrap()
+            + stats["sources"][0]["inactive"].as_i64().unwrap(),
+        120
+    );
+    let missing = app
+        .bin(&["inspect", "offer", SOURCE, "no-such-id"], &[])
+        .await;
+    assert_eq!(missing.status.code(), Some(1));
+    let bad = app
+        .bin(&["inspect", "changes", "--since", "yesterday-ish"], &[])
+        .await;
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_file_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let app = TestApp::new(10).await;
+    app.sync().await;
+    let mode = std::fs::metadata(&app.db_path)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    let store = app.store();
+    assert_eq!(store.integrity_check().unwrap(), "ok");
+    assert_eq!(store.schema_version().unwrap(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_runs_to_completion() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("demo.db");
+    let out = run_bin(&["demo", "--db", db.to_str().unwrap()], &[]).await;
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    assert!(
+        stdout.contains("5 offers added, 7 payouts raised, 3 offers removed"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("changes recorded by run 2") && stdout.contains("offersync inspect --db")
+    );
+    let store =
+        offersync::store::Store::open_existing(&dir.path().join("demo.db"), Duration::from_secs(5))
+            .unwrap();
+    let run = store.run(2).unwrap().unwrap();
+    assert_eq!(
+        (run.state, run.added, run.changed, run.removed),
+        (RunState::Complete, 5, 7, 3)
+    );
+}

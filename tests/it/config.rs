@@ -1,0 +1,121 @@
+//! The config contract: the shipped example parses, validation names keys, env overrides apply.
+
+use crate::harness::{text, TestApp};
+use offersync::config::{Config, ConfigError, CredentialSpec, SourceKind};
+use std::path::Path;
+
+#[test]
+fn the_shipped_example_config_parses_with_its_documented_values() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/offersync.toml");
+    let c = Config::load(&path).expect("config/offersync.toml is valid");
+    assert_eq!(
+        c.database.path,
+        Path::new("/var/lib/offersync/offersync.db")
+    );
+    let s = &c.sources[0];
+    assert_eq!(
+        (s.name.as_str(), s.kind, s.page_size),
+        ("trackly-main", SourceKind::Trackly, 100)
+    );
+    assert!(matches!(&s.credential, CredentialSpec::Env(v) if v == "TRACKLY_API_KEY"));
+    assert_eq!((s.removal_grace_runs, s.max_removal_fraction), (1, 0.5));
+    assert_eq!(s.schedule, "0 */15 * * * *");
+    assert!(c.targets.is_empty());
+}
+
+#[test]
+fn the_demo_config_parses() {
+    let text = include_str!("../../config/demo.toml")
+        .replace("{database_path}", "\"/tmp/x.db\"")
+        .replace("{trackly_base_url}", "\"http://127.0.0.1:1/trackly/api\"")
+        .replace("{trackly_api_key}", "\"k\"");
+    Config::from_toml_str(&text, Path::new("demo")).unwrap();
+}
+
+fn errors(toml: &str) -> Vec<String> {
+    match Config::from_toml_str(toml, Path::new("test.toml")) {
+        Err(ConfigError::Invalid { errors, .. }) => errors,
+        Err(other) => vec![other.to_string()],
+        Ok(_) => vec![],
+    }
+}
+
+const SOURCE: &str = r#"
+[database]
+path = "x.db"
+[[sources]]
+name = "a"
+kind = "trackly"
+base_url = "https://app.tracklysms.com/api"
+api_key = "k"
+"#;
+
+#[test]
+fn validation_reports_every_error_with_its_key_path() {
+    assert!(errors(SOURCE).is_empty());
+    let dup = format!(
+        "{SOURCE}\n[[sources]]\nname = \"a\"\nkind = \"trackly\"\nbase_url = \"ftp://x\"\n"
+    );
+    let e = errors(&dup);
+    assert!(
+        e.iter()
+            .any(|m| m.starts_with("sources[1].name: duplicate source name \"a\"")),
+        "{e:?}"
+    );
+    assert!(
+        e.iter()
+            .any(|m| m.starts_with("sources[1].base_url: scheme \"ftp\"")),
+        "{e:?}"
+    );
+    assert!(
+        e.iter()
+            .any(|m| m.starts_with("sources[1].api_key_env: missing credential")),
+        "{e:?}"
+    );
+
+    let target = format!(
+        "{SOURCE}\n[[targets]]\nname = \"t\"\nkind = \"offerit\"\nbase_url = \"https://n.example/api\"\napi_key = \"x\"\nsources = [\"a\", \"ghost\"]\npayout_ratio = \"-1\"\n[targets.fields]\ndescription = \"sometimes\"\n[targets.filters]\ncountries = [\"USA\"]\n"
+    );
+    let e = errors(&target);
+    for key in [
+        "targets[0].sources[1]: names source \"ghost\"",
+        "targets[0].api_username: required",
+        "targets[0].payout_ratio",
+        "targets[0].fields.description",
+        "targets[0].filters.countries[0]",
+    ] {
+        assert!(e.iter().any(|m| m.starts_with(key)), "{key} not in {e:?}");
+    }
+    let two_keys = SOURCE.replace("api_key = \"k\"", "api_key = \"k\"\napi_key_env = \"K\"");
+    assert!(errors(&two_keys)[0].contains("exactly one"));
+    let bad_name = SOURCE.replace("name = \"a\"", "name = \"a b\"");
+    assert!(errors(&bad_name)[0].starts_with("sources[0].name"));
+}
+
+#[test]
+fn parse_errors_name_the_key_path() {
+    let e = errors(&SOURCE.replace(
+        "api_key = \"k\"",
+        "api_key = \"k\"\nrequests_per_second = \"fast\"",
+    ));
+    assert!(e[0].contains("sources[0].requests_per_second"), "{e:?}");
+    let e = errors("[database]\npath = \"x\"\n[daemon]\nmax_concurrent = 3\n");
+    assert!(
+        e[0].contains("daemon") && e[0].contains("unknown field `max_concurrent`"),
+        "{e:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn environment_overrides_apply() {
+    let app = TestApp::new(10).await;
+    let elsewhere = app.dir.path().join("elsewhere.db");
+    let out = app
+        .bin(
+            &["--once"],
+            &[("OFFERSYNC__DATABASE__PATH", elsewhere.to_str().unwrap())],
+        )
+        .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(elsewhere.exists() && !app.db_path.exists());
+}
