@@ -176,11 +176,13 @@ impl Offer {
 
     /// Bring every field into canonical form. Idempotent: `o.normalized().normalized() == o.normalized()`.
     pub fn normalized(mut self) -> Offer {
-        self.external_id = self.external_id.trim().to_string();
-        self.name = self.name.trim().to_string();
+        trim_in_place(&mut self.external_id);
+        trim_in_place(&mut self.name);
         self.payout = self.payout.map(|d| d.normalize());
         self.revenue = self.revenue.map(|d| d.normalize());
-        self.currency = self.currency.as_deref().and_then(normalize_currency);
+        if let Some(c) = self.currency.take() {
+            self.currency = normalize_currency(&c);
+        }
         self.countries = normalize_countries(self.countries.iter().map(String::as_str));
         self.platforms = normalize_platforms(self.platforms.iter().map(String::as_str));
         self.categories = normalize_categories(self.categories.iter().map(String::as_str));
@@ -192,16 +194,22 @@ impl Offer {
             &mut self.icon_url,
             &mut self.app_package,
         ] {
-            if let Some(v) = field.as_deref() {
-                let t = v.trim();
-                *field = if t.is_empty() {
-                    None
-                } else {
-                    Some(t.to_string())
-                };
+            if let Some(v) = field.as_mut() {
+                trim_in_place(v);
+                if v.is_empty() {
+                    *field = None;
+                }
             }
         }
         self
+    }
+}
+
+/// Trim without reallocating when there is nothing to trim (the common case).
+fn trim_in_place(s: &mut String) {
+    let t = s.trim();
+    if t.len() != s.len() {
+        *s = t.to_string();
     }
 }
 

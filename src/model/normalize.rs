@@ -15,11 +15,33 @@ MP MQ MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF
 RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO TR TT \
 TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW XK";
 
+/// Bit `i * 26 + j` set when the letters `i`, `j` form an assigned code: O(1) lookups.
+fn iso_table() -> &'static [bool; 676] {
+    static TABLE: std::sync::OnceLock<[bool; 676]> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut t = [false; 676];
+        for c in ISO_COUNTRIES.split(' ') {
+            let b = c.as_bytes();
+            t[(b[0] - b'A') as usize * 26 + (b[1] - b'A') as usize] = true;
+        }
+        t
+    })
+}
+
 /// Canonical country code for one platform spelling: upper-case ISO alpha-2 (`UK` becomes `GB`).
 pub fn normalize_country(raw: &str) -> Option<String> {
-    let code = raw.trim().to_ascii_uppercase();
-    let code = if code == "UK" { "GB".to_string() } else { code };
-    (code.len() == 2 && ISO_COUNTRIES.split(' ').any(|c| c == code)).then_some(code)
+    let b = raw.trim().as_bytes();
+    if b.len() != 2 || !b.iter().all(u8::is_ascii_alphabetic) {
+        return None;
+    }
+    let (x, y) = (b[0].to_ascii_uppercase(), b[1].to_ascii_uppercase());
+    let (x, y) = if (x, y) == (b'U', b'K') {
+        (b'G', b'B')
+    } else {
+        (x, y)
+    };
+    iso_table()[(x - b'A') as usize * 26 + (y - b'A') as usize]
+        .then(|| String::from_utf8_lossy(&[x, y]).into_owned())
 }
 
 /// Upper-case ISO alpha-2 codes, de-duplicated and sorted; values that are not ISO codes are dropped.

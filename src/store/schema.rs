@@ -85,7 +85,6 @@ CREATE TABLE offer_changes (
 );
 CREATE INDEX offer_changes_by_offer ON offer_changes (source, external_id, id);
 CREATE INDEX offer_changes_by_time ON offer_changes (at);
-CREATE INDEX offer_changes_by_run ON offer_changes (run_id);
 
 CREATE TABLE push_outbox (
     id              INTEGER PRIMARY KEY,

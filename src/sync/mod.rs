@@ -241,7 +241,8 @@ async fn run_pages(
     };
 
     let mut cursor = source.first_cursor();
-    let mut prev_ids: Vec<String> = Vec::new();
+    // Fingerprint of the previous page's ids (invariant 6: a page repeating it means a loop).
+    let mut prev_ids: Option<u64> = None;
     let mut pages = 0u64;
     let mut pass_pages = 0u64;
     let mut rejected_logged = 0usize;
@@ -272,17 +273,13 @@ async fn run_pages(
         };
         pages += 1;
         pass_pages += 1;
-        let ids: Vec<String> = page
-            .offers
-            .iter()
-            .map(|o| o.offer.external_id.clone())
-            .collect();
-        if !ids.is_empty() && ids == prev_ids {
+        let ids = ids_fingerprint(&page.offers);
+        if ids.is_some() && ids == prev_ids {
             break Ending::Guard(
                 "repeated_page",
                 format!(
                     "page {} (pass {}) repeats the previous page's {} offer ids; the platform's pagination is looping",
-                    cursor.page, cursor.pass, ids.len()
+                    cursor.page, cursor.pass, page.offers.len()
                 ),
             );
         }
@@ -313,7 +310,7 @@ async fn run_pages(
             Some(n) => {
                 if n.pass != cursor.pass {
                     pass_pages = 0;
-                    prev_ids.clear();
+                    prev_ids = None;
                 }
                 cursor = n;
             }
@@ -346,6 +343,19 @@ async fn run_pages(
     }
     let _ = ctx;
     report
+}
+
+/// A hash of a page's offer ids in order, `None` for a page without offers.
+fn ids_fingerprint(offers: &[SourcedOffer]) -> Option<u64> {
+    if offers.is_empty() {
+        return None;
+    }
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for o in offers {
+        h.update(o.offer.external_id.as_bytes());
+        h.update(&[0]);
+    }
+    Some(h.digest())
 }
 
 fn log_rejected(source: &str, r: &Rejected) {
