@@ -1,12 +1,13 @@
 //! Logging: `tracing` to stderr, human-readable on a terminal, JSON when
 //! `OFFERSYNC_LOG_FORMAT=json` or under systemd (`JOURNAL_STREAM` set); level via `RUST_LOG`
-//! (default `info`).
+//! (default `info`, or what the caller asks for: the demo keeps its output readable with `warn`).
 
 use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
-pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+pub fn init(default_level: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let json = match std::env::var("OFFERSYNC_LOG_FORMAT").as_deref() {
         Ok("json") => true,
         Ok(_) => false,

@@ -80,7 +80,11 @@ pub(crate) fn load_config(cli_path: &Option<PathBuf>) -> Result<Config, UsageErr
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    crate::telemetry::init();
+    let default_level = match cli.command {
+        Some(Command::Demo(_)) => "warn",
+        _ => "info",
+    };
+    crate::telemetry::init(default_level);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -63,7 +63,7 @@ pub fn render(table: &Table, format: Format) -> String {
                 return "(no rows)\n".into();
             }
             let mut t = comfy_table::Table::new();
-            t.load_preset(comfy_table::presets::UTF8_HORIZONTAL_ONLY);
+            t.load_preset(comfy_table::presets::UTF8_BORDERS_ONLY);
             t.set_header(&table.columns);
             for row in &table.rows {
                 t.add_row(row.iter().map(|v| truncate(text(v), 60)));
