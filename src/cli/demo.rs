@@ -28,12 +28,42 @@ fn toml_string(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_default()
 }
 
-fn remove_db(path: &Path) -> std::io::Result<()> {
+/// Delete a previous demo database. Refuses anything that is not one: a file that is not an
+/// offersync database, or one holding sources other than the demo's, is never touched.
+fn remove_db(path: &Path, demo_sources: &[&str]) -> Result<(), String> {
+    if path.exists() {
+        let foreign = Store::open_existing(path, std::time::Duration::from_secs(5))
+            .and_then(|s| s.source_names())
+            .map(|names| {
+                names
+                    .into_iter()
+                    .filter(|n| !demo_sources.contains(&n.as_str()))
+                    .collect::<Vec<_>>()
+            });
+        match foreign {
+            Ok(f) if f.is_empty() => {}
+            Ok(f) => {
+                return Err(format!(
+                    "refusing to replace {}: it holds sources that are not the demo's ({}); pass another --db",
+                    path.display(),
+                    f.join(", ")
+                ))
+            }
+            Err(e) => {
+                return Err(format!(
+                    "refusing to replace {}: it is not an offersync demo database ({e}); pass another --db",
+                    path.display()
+                ))
+            }
+        }
+    }
     for suffix in ["", "-wal", "-shm"] {
         let mut p = path.as_os_str().to_owned();
         p.push(suffix);
         match std::fs::remove_file(&p) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(format!("cannot replace {}: {e}", path.display()))
+            }
             _ => {}
         }
     }
@@ -58,8 +88,6 @@ pub(crate) async fn run(args: DemoArgs) -> Result<ExitCode, UsageError> {
     let sandbox = Sandbox::start(sandbox_cfg.clone())
         .await
         .map_err(|e| UsageError::Other(format!("cannot start the sandbox on 127.0.0.1: {e}")))?;
-    remove_db(&args.db)
-        .map_err(|e| UsageError::Other(format!("cannot replace {}: {e}", args.db.display())))?;
     let text = DEMO_CONFIG
         .replace("{database_path}", &toml_string(&args.db.to_string_lossy()))
         .replace(
@@ -71,6 +99,8 @@ pub(crate) async fn run(args: DemoArgs) -> Result<ExitCode, UsageError> {
             &toml_string(&sandbox_cfg.trackly_api_key),
         );
     let config = Config::from_toml_str(&text, Path::new("(embedded demo config)"))?;
+    let demo_sources: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
+    remove_db(&args.db, &demo_sources).map_err(UsageError::Other)?;
     println!(
         "offersync demo: a simulated Trackly serving {} offers at {}; mirror: {}",
         args.offers,

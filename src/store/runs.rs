@@ -129,6 +129,17 @@ impl Store {
             .optional()?)
     }
 
+    /// Every source name the database knows (from offers or runs).
+    pub fn source_names(&self) -> Result<Vec<String>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT source FROM offer_rows UNION SELECT source FROM sync_runs ORDER BY 1",
+        )?;
+        let names = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        Ok(names)
+    }
+
     /// Runs of a source, newest first.
     pub fn runs_of(&self, source: &str, limit: usize) -> Result<Vec<RunTotals>> {
         let ids: Vec<i64> = self

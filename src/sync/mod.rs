@@ -213,13 +213,12 @@ pub async fn run_source(
         }
     };
     let span = tracing::info_span!("sync_run", source = %name, run_id);
-    run_pages(ctx, cfg, source, endpoint, store, run_id, holder)
+    run_pages(cfg, source, endpoint, store, run_id, holder)
         .instrument(span)
         .await
 }
 
 async fn run_pages(
-    ctx: &SyncContext,
     cfg: &SourceConfig,
     source: Arc<dyn Source>,
     endpoint: Arc<Endpoint>,
@@ -341,7 +340,6 @@ async fn run_pages(
     if let RunReport::Finished(t) = &report {
         log_finished(t, started.elapsed());
     }
-    let _ = ctx;
     report
 }
 

@@ -412,3 +412,28 @@ async fn demo_runs_to_completion() {
         (RunState::Complete, 5, 7, 3)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_failing_source_does_not_stop_another_and_exits_1() {
+    let app = TestApp::new(150).await;
+    let config = std::fs::read_to_string(&app.config_path).unwrap();
+    let second = format!(
+        "{config}\n[[sources]]\nname = \"broken\"\nkind = \"trackly\"\nbase_url = {:?}\napi_key = \"trk_not_the_key\"\n",
+        app.sandbox.trackly_base_url()
+    );
+    std::fs::write(&app.config_path, second).unwrap();
+    let out = app.bin(&["--once"], &[]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary[0]["source"], SOURCE);
+    assert_eq!(summary[0]["state"], "complete");
+    assert_eq!(summary[0]["added"], 150);
+    assert_eq!(summary[1]["source"], "broken");
+    assert_eq!(summary[1]["state"], "failed");
+    assert!(summary[1]["error"].as_str().unwrap().contains("HTTP 401"));
+    // --source runs only the named one.
+    let only = app.bin(&["--once", "--source", SOURCE], &[]).await;
+    assert!(only.status.success());
+    let summary: Value = serde_json::from_slice(&only.stdout).unwrap();
+    assert_eq!(summary.as_array().unwrap().len(), 1);
+}
