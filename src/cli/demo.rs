@@ -73,7 +73,8 @@ fn remove_db(path: &Path, demo_sources: &[&str]) -> Result<(), String> {
 async fn sync_round(config: &Config, title: &str) -> Result<Vec<RunReport>, UsageError> {
     println!("\n== {title}");
     let sources: Vec<_> = config.sources.iter().collect();
-    let prepared = sync::prepare(&sources).map_err(|e| UsageError::Other(e.join("; ")))?;
+    let prepared = sync::prepare(&sources, &crate::http::Limiters::new())
+        .map_err(|e| UsageError::Other(e.join("; ")))?;
     let ctx = super::once::context(config);
     let reports = sync::run_all(&ctx, prepared, config.daemon.max_concurrent_sources).await;
     output::print_run_summary(&reports, Some(Format::Table));

@@ -3,6 +3,7 @@
 use super::output;
 use super::UsageError;
 use crate::config::{Config, SourceConfig};
+use crate::http::Limiters;
 use crate::store::ApproveOutcome;
 use crate::sync::{self, RunReport, SyncContext};
 use std::process::ExitCode;
@@ -37,7 +38,7 @@ fn select<'a>(config: &'a Config, names: &[String]) -> Result<Vec<&'a SourceConf
 }
 
 fn prepare(sources: &[&SourceConfig], config: &Config) -> Result<Vec<sync::Prepared>, UsageError> {
-    sync::prepare(sources).map_err(|errors| {
+    sync::prepare(sources, &Limiters::new()).map_err(|errors| {
         UsageError::Other(format!(
             "config {} is invalid:\n  {}",
             config.path.display(),

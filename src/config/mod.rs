@@ -99,6 +99,8 @@ pub struct HttpPolicy {
     pub max_retry_after: Duration,
     pub requests_per_second: f64,
     pub burst: u32,
+    /// Wall-clock budget of a whole run; past it the run stops as partial.
+    pub run_timeout: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -479,6 +481,10 @@ fn validate_source(
             max_retry_after: Duration::from_secs(s.max_retry_after_seconds.unwrap_or(300)),
             requests_per_second: rps,
             burst: s.burst.unwrap_or(1).max(1),
+            run_timeout: s
+                .run_timeout_seconds
+                .filter(|s| *s > 0)
+                .map(Duration::from_secs),
         },
         include_archived: s.include_archived.unwrap_or(false),
         index,

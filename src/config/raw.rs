@@ -55,6 +55,7 @@ pub struct RawSource {
     pub retry_max_interval_seconds: Option<u64>,
     pub retry_max_elapsed_seconds: Option<u64>,
     pub max_retry_after_seconds: Option<u64>,
+    pub run_timeout_seconds: Option<u64>,
     // trackly
     pub include_archived: Option<bool>,
 }

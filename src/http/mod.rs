@@ -1,23 +1,27 @@
-//! The one HTTP layer shared by every source and target: a reqwest client with timeouts, pacing
-//! before each request, and the retry loop (exponential backoff with jitter from the `backoff`
-//! crate, `Retry-After` honoured). Platform files never sleep or retry: they build an
+//! The one HTTP layer shared by every source and target: shared reqwest clients with timeouts,
+//! adaptive pacing before each request (`pace`), failure classification (`classify`) and the
+//! retry loop (`retry`: exponential backoff with jitter, `Retry-After` honoured). Platform files never sleep or retry: they build an
 //! [`HttpRequest`] and answer "what does this response mean" with a [`Failure`] class.
 
+mod classify;
+mod pace;
 mod redact;
+mod retry;
 mod retry_after;
 
+pub use classify::{Failure, FailureClass};
+pub use pace::{Limiters, PaceSnapshot, RateLimitHeaders, RateLimiter};
 pub use redact::{redact_path, redact_url};
 pub use retry_after::parse_retry_after;
 
 use crate::config::{HttpPolicy, Secret};
-use backoff::backoff::Backoff;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
+use retry::{retry, RetryCtx};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
-use tokio::sync::Mutex;
-use tokio::time::Instant;
 
 /// A request as a platform file builds it.
 #[derive(Debug, Clone)]
@@ -80,63 +84,6 @@ impl HttpResponse {
     }
 }
 
-/// What a failed attempt means for the retry loop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailureClass {
-    /// The platform asked us to slow down (429, 503 + Retry-After, an in-body "too many requests").
-    RateLimited,
-    /// Worth retrying: connect errors, timeouts, 5xx, 408, a body cut short or not JSON.
-    Transient,
-    /// Retrying cannot help: bad credentials, forbidden, not found, bad request.
-    Permanent,
-}
-
-impl FailureClass {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FailureClass::RateLimited => "rate_limited",
-            FailureClass::Transient => "transient",
-            FailureClass::Permanent => "permanent",
-        }
-    }
-
-    /// The default meaning of an HTTP status that is not a success.
-    pub fn of_status(status: StatusCode, retry_after: Option<Duration>) -> FailureClass {
-        match status.as_u16() {
-            429 => FailureClass::RateLimited,
-            503 if retry_after.is_some() => FailureClass::RateLimited,
-            408 | 500..=599 => FailureClass::Transient,
-            _ => FailureClass::Permanent,
-        }
-    }
-}
-
-/// One failed attempt, as the platform file (or the transport) explains it.
-#[derive(Debug, Clone)]
-pub struct Failure {
-    pub class: FailureClass,
-    pub message: String,
-    pub retry_after: Option<Duration>,
-}
-
-impl Failure {
-    pub fn new(class: FailureClass, message: impl Into<String>) -> Failure {
-        Failure {
-            class,
-            message: message.into(),
-            retry_after: None,
-        }
-    }
-
-    pub fn transient(message: impl Into<String>) -> Failure {
-        Failure::new(FailureClass::Transient, message)
-    }
-
-    pub fn permanent(message: impl Into<String>) -> Failure {
-        Failure::new(FailureClass::Permanent, message)
-    }
-}
-
 /// A call that failed for good: permanently, or after the retry budget ran out.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
@@ -164,67 +111,53 @@ impl Counters {
     }
 }
 
-/// Spaces requests at least `1 / requests_per_second` apart, allowing `burst` back to back.
-#[derive(Debug)]
-pub struct Pacer {
-    interval: Duration,
-    burst: u32,
-    next: Mutex<Instant>,
-}
-
-impl Pacer {
-    pub fn new(requests_per_second: f64, burst: u32) -> Pacer {
-        Pacer {
-            interval: Duration::from_secs_f64(1.0 / requests_per_second.max(1e-6)),
-            burst: burst.max(1),
-            next: Mutex::new(Instant::now()),
-        }
-    }
-
-    /// Wait for this request's slot.
-    pub async fn wait(&self) {
-        let slot = {
-            let mut next = self.next.lock().await;
-            let now = Instant::now();
-            // Unused capacity accumulates up to `burst` slots.
-            let earliest = now - self.interval * (self.burst - 1);
-            let slot = (*next).max(earliest);
-            *next = slot + self.interval;
-            slot
-        };
-        // A deadline already reached still costs a timer-wheel tick (~1 ms) in tokio: skip it.
-        if slot > Instant::now() {
-            tokio::time::sleep_until(slot).await;
-        }
-    }
-}
-
 /// Everything needed to call one platform account: client, policy, pacing, counters, secrets.
 pub struct Endpoint {
     name: String,
     client: reqwest::Client,
     policy: HttpPolicy,
-    pacer: Arc<Pacer>,
+    limiter: Arc<RateLimiter>,
     secrets: Vec<Secret>,
     pub counters: Arc<Counters>,
 }
 
+/// One reqwest client per connect timeout, shared by every endpoint of the process (connection
+/// pools, TLS roots and DNS caches are built once).
+fn shared_client(connect_timeout: Duration) -> Result<reqwest::Client, String> {
+    static CLIENTS: OnceLock<Mutex<HashMap<Duration, reqwest::Client>>> = OnceLock::new();
+    let mut map = CLIENTS.get_or_init(Default::default).lock().unwrap();
+    if let Some(c) = map.get(&connect_timeout) {
+        return Ok(c.clone());
+    }
+    let client = reqwest::Client::builder()
+        .connect_timeout(connect_timeout)
+        .user_agent(concat!("offersync/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+    map.insert(connect_timeout, client.clone());
+    Ok(client)
+}
+
 impl Endpoint {
-    pub fn new(name: &str, policy: HttpPolicy, secrets: Vec<Secret>) -> Result<Endpoint, String> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(policy.connect_timeout)
-            .timeout(policy.timeout)
-            .user_agent(concat!("offersync/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+    /// `limiter` paces this endpoint (shared with its `rate_limit_group`, if any).
+    pub fn new(
+        name: &str,
+        policy: HttpPolicy,
+        secrets: Vec<Secret>,
+        limiter: Arc<RateLimiter>,
+    ) -> Result<Endpoint, String> {
         Ok(Endpoint {
             name: name.to_string(),
-            client,
-            pacer: Arc::new(Pacer::new(policy.requests_per_second, policy.burst)),
+            client: shared_client(policy.connect_timeout)?,
+            limiter,
             policy,
             secrets,
             counters: Arc::new(Counters::default()),
         })
+    }
+
+    pub fn pace(&self) -> PaceSnapshot {
+        self.limiter.snapshot()
     }
 
     /// Replace the secrets in `text` (a platform's error message, say) by `***`.
@@ -241,59 +174,23 @@ impl Endpoint {
         build: impl Fn() -> HttpRequest,
         interpret: impl Fn(&HttpResponse) -> Result<T, Failure>,
     ) -> Result<T, CallError> {
-        let mut backoff = backoff::ExponentialBackoffBuilder::new()
-            .with_initial_interval(self.policy.initial_interval)
-            .with_max_interval(self.policy.max_interval)
-            .with_max_elapsed_time(Some(self.policy.max_elapsed))
-            .build();
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
-            let req = build();
-            let path = redact_path(&req.url);
-            self.pacer.wait().await;
-            self.counters.requests.fetch_add(1, Ordering::Relaxed);
-            let failure = match self.send(req).await {
-                Ok(resp) => match interpret(&resp) {
-                    Ok(v) => return Ok(v),
-                    Err(f) => f,
-                },
-                Err(f) => f,
-            };
-            let message = self.scrub(&failure.message);
-            if failure.class == FailureClass::RateLimited {
-                self.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
-            }
-            let give_up = |why: &str| CallError {
-                class: failure.class,
-                message: format!("{message} ({why})"),
-                attempts: attempt,
-            };
-            if failure.class == FailureClass::Permanent {
-                return Err(give_up("not retried"));
-            }
-            if attempt >= self.policy.max_attempts {
-                return Err(give_up(&format!("gave up after {attempt} attempts")));
-            }
-            let wait = match failure.retry_after {
-                Some(hint) => hint.min(self.policy.max_retry_after),
-                None => match backoff.next_backoff() {
-                    Some(d) => d,
-                    None => return Err(give_up("retry budget of max_elapsed exhausted")),
-                },
-            };
-            self.counters.retries.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(
-                endpoint = %self.name,
-                path = %path,
-                attempt,
-                class = failure.class.as_str(),
-                wait_ms = wait.as_millis() as u64,
-                error = %message,
-                "request failed, retrying"
-            );
-            tokio::time::sleep(wait).await;
-        }
+        let path = redact_path(&build().url);
+        let scrub = |t: &str| self.scrub(t);
+        let ctx = RetryCtx {
+            endpoint: &self.name,
+            path: &path,
+            policy: &self.policy,
+            limiter: &self.limiter,
+            counters: &self.counters,
+            scrub: &scrub,
+        };
+        let (build, interpret) = (&build, &interpret);
+        retry(&ctx, move || async move {
+            let resp = self.send(build()).await?;
+            self.limiter.on_headers(&resp.headers);
+            interpret(&resp)
+        })
+        .await
     }
 
     async fn send(&self, req: HttpRequest) -> Result<HttpResponse, Failure> {
@@ -301,6 +198,7 @@ impl Endpoint {
         let mut rb = self
             .client
             .request(req.method, req.url)
+            .timeout(self.policy.timeout)
             .headers(req.headers);
         if let Some((user, pass)) = &req.basic_auth {
             rb = rb.basic_auth(user, Some(pass.expose()));

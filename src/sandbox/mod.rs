@@ -5,6 +5,7 @@
 //! under its own prefix: Trackly at `{url}/trackly/api`.
 
 pub mod catalog;
+pub mod limits;
 pub mod trackly;
 
 use std::net::SocketAddr;

@@ -4,6 +4,7 @@
 //! `Z`, and switchable faults.
 
 use super::catalog::{Catalog, SimOffer};
+use super::limits::Limit;
 use super::{Fault, FaultRule};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -16,6 +17,10 @@ use std::time::Duration;
 pub struct TracklyState {
     pub catalog: Catalog,
     pub api_key: String,
+    /// More accepted keys (other accounts on the same platform).
+    pub extra_keys: Vec<String>,
+    /// Rate limits per API key.
+    pub limits: HashMap<String, Limit>,
     pub faults: Vec<FaultRule>,
     /// Added before every answer (slow platform).
     pub delay: Duration,
@@ -30,6 +35,8 @@ impl TracklyState {
         TracklyState {
             catalog: Catalog::new(seed, count),
             api_key: api_key.to_string(),
+            extra_keys: Vec::new(),
+            limits: HashMap::new(),
             faults: Vec::new(),
             delay: Duration::ZERO,
             requests: 0,
@@ -123,6 +130,7 @@ enum Plan {
         page: u64,
         per_page: usize,
         total: usize,
+        headers: Vec<(&'static str, String)>,
     },
 }
 
@@ -143,10 +151,21 @@ pub async fn list_offers(
             page,
             per_page,
             total,
+            headers,
         } => {
             let rows: Vec<WireOffer<'_>> =
                 extra_first.iter().chain(offers.iter()).map(wire).collect();
-            envelope(&rows, page, per_page, total)
+            let mut r = envelope(&rows, page, per_page, total);
+            add_headers(&mut r, &headers);
+            r
+        }
+    }
+}
+
+fn add_headers(r: &mut Response, headers: &[(&'static str, String)]) {
+    for (name, value) in headers {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            r.headers_mut().insert(*name, v);
         }
     }
 }
@@ -195,7 +214,7 @@ fn plan(state: &Shared, headers: &HeaderMap, q: &HashMap<String, String>) -> (Pl
             ))
         }
         // Like many platforms, echo the key that was refused (offersync must scrub it).
-        Some(k) if k != s.api_key => {
+        Some(k) if k != s.api_key && !s.extra_keys.iter().any(|e| e == k) => {
             let msg = format!("The API key {k} is invalid");
             return respond(error(
                 StatusCode::UNAUTHORIZED,
@@ -205,6 +224,25 @@ fn plan(state: &Shared, headers: &HeaderMap, q: &HashMap<String, String>) -> (Pl
             ));
         }
         Some(_) => {}
+    }
+    let key = headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let mut limit_headers = Vec::new();
+    if let Some(limit) = s.limits.get_mut(&key) {
+        let verdict = limit.check();
+        limit_headers = verdict.headers;
+        if let Some((status, retry_after)) = verdict.refuse {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::TOO_MANY_REQUESTS);
+            let mut r = error(status, "Rate limit exceeded", Some("rate_limited"), None);
+            if let Some(ra) = retry_after.and_then(|v| HeaderValue::from_str(&v).ok()) {
+                r.headers_mut().insert("retry-after", ra);
+            }
+            add_headers(&mut r, &limit_headers);
+            return respond(r);
+        }
     }
     let page: u64 = q
         .get("page")
@@ -284,6 +322,7 @@ fn plan(state: &Shared, headers: &HeaderMap, q: &HashMap<String, String>) -> (Pl
                     page,
                     per_page,
                     total,
+                    headers: limit_headers.clone(),
                 },
                 delay,
             );
@@ -296,6 +335,7 @@ fn plan(state: &Shared, headers: &HeaderMap, q: &HashMap<String, String>) -> (Pl
                     page,
                     per_page,
                     total: 0,
+                    headers: limit_headers.clone(),
                 },
                 delay,
             );
@@ -328,6 +368,7 @@ fn plan(state: &Shared, headers: &HeaderMap, q: &HashMap<String, String>) -> (Pl
             page,
             per_page,
             total,
+            headers: limit_headers.clone(),
         },
         delay + extra_delay,
     )

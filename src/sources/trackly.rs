@@ -12,7 +12,7 @@
 use super::lenient::{opt_decimal, opt_string, opt_u64, string_list};
 use super::{Cursor, Page, Rejected, Source};
 use crate::config::{Secret, SourceConfig};
-use crate::http::{Failure, FailureClass, HttpRequest, HttpResponse};
+use crate::http::{Failure, HttpRequest, HttpResponse};
 use crate::model::{Offer, OfferStatus, PayoutType, SourcedOffer};
 use reqwest::Url;
 use serde::Deserialize;
@@ -101,9 +101,6 @@ impl Trackly {
     }
 
     fn error_failure(&self, resp: &HttpResponse) -> Failure {
-        let status = resp.status;
-        let retry_after = resp.retry_after();
-        let class = FailureClass::of_status(status, retry_after);
         let detail = match serde_json::from_slice::<ErrorBody>(&resp.body) {
             Ok(b) if b.error.is_some() || b.message.is_some() => {
                 let mut s = text(&b.error).unwrap_or_else(|| "error".into());
@@ -117,11 +114,10 @@ impl Trackly {
             }
             _ => format!("non-JSON body: {}", resp.body_excerpt()),
         };
-        Failure {
-            class,
-            message: format!("Trackly answered HTTP {}: {detail}", status.as_u16()),
-            retry_after,
-        }
+        Failure::from_response(
+            resp,
+            format!("Trackly answered HTTP {}: {detail}", resp.status.as_u16()),
+        )
     }
 
     fn normalize(&self, raw: &RawValue, archived_pass: bool) -> Result<SourcedOffer, Rejected> {

@@ -6,7 +6,7 @@
 //! Removal detection runs only when the source's own end signal was reached (invariant 3).
 
 use crate::config::SourceConfig;
-use crate::http::{CallError, Endpoint};
+use crate::http::{CallError, Endpoint, FailureClass, Limiters};
 use crate::model::{format_timestamp, SourcedOffer};
 use crate::sources::{Rejected, Source};
 use crate::store::{
@@ -255,11 +255,28 @@ async fn run_pages(
                 ),
             );
         }
-        let page = {
+        let call = {
             let c = cursor.clone();
-            endpoint
-                .call(|| source.request(&c), |resp| source.parse(&c, resp))
-                .await
+            let (source, endpoint) = (&source, &endpoint);
+            async move {
+                endpoint
+                    .call(|| source.request(&c), |resp| source.parse(&c, resp))
+                    .await
+            }
+        };
+        let page = match cfg.http.run_timeout {
+            None => call.await,
+            Some(budget) => {
+                match tokio::time::timeout(budget.saturating_sub(started.elapsed()), call).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        break Ending::Guard(
+                            "run_timeout",
+                            format!("stopped after run_timeout_seconds = {}", budget.as_secs()),
+                        )
+                    }
+                }
+            }
         };
         let page = match page {
             Ok(p) => p,
@@ -440,7 +457,12 @@ fn finish(
             (s, Some(r), Some(msg))
         }
         (None, Ending::Call { page, error }) => {
-            let (s, r) = stopped(error.class.as_str());
+            // A spent rate-limit budget is not a failure: what was stored stays, the next run
+            // starts over.
+            let (s, r) = match error.class {
+                FailureClass::RateLimited => (RunState::Partial, "rate_limited".to_string()),
+                class => stopped(class.as_str()),
+            };
             (s, Some(r), Some(format!("page {page}: {}", error.message)))
         }
         (None, Ending::Complete) => {
@@ -532,9 +554,21 @@ pub struct Prepared {
     pub endpoint: Arc<Endpoint>,
 }
 
-/// Resolve credentials and build adapters for `sources`. Every problem is reported, keyed by
-/// its config path, before anything runs.
-pub fn prepare(sources: &[&SourceConfig]) -> Result<Vec<Prepared>, Vec<String>> {
+/// The limiter key of a source: its `rate_limit_group`, or the source itself.
+pub fn limiter_key(cfg: &SourceConfig) -> String {
+    match &cfg.rate_limit_group {
+        Some(g) => format!("group:{g}"),
+        None => format!("source:{}", cfg.name),
+    }
+}
+
+/// Resolve credentials and build adapters for `sources`, pacing each with its limiter from
+/// `limiters` (shared within a `rate_limit_group`). Every problem is reported, keyed by its
+/// config path, before anything runs.
+pub fn prepare(
+    sources: &[&SourceConfig],
+    limiters: &Limiters,
+) -> Result<Vec<Prepared>, Vec<String>> {
     let mut errors = Vec::new();
     let mut out = Vec::new();
     for cfg in sources {
@@ -547,7 +581,12 @@ pub fn prepare(sources: &[&SourceConfig]) -> Result<Vec<Prepared>, Vec<String>> 
             }
         };
         let built = crate::sources::build(cfg, secret.clone()).and_then(|source| {
-            let endpoint = Endpoint::new(&cfg.name, cfg.http.clone(), vec![secret])?;
+            let limiter = limiters.get(
+                &limiter_key(cfg),
+                cfg.http.requests_per_second,
+                cfg.http.burst,
+            );
+            let endpoint = Endpoint::new(&cfg.name, cfg.http.clone(), vec![secret], limiter)?;
             Ok(Prepared {
                 cfg: (*cfg).clone(),
                 source: Arc::from(source),

@@ -107,7 +107,8 @@ retry_max_interval_seconds = 1
     pub async fn sync_report(&self) -> RunReport {
         let config = Config::load(&self.config_path).expect("config loads");
         let sources: Vec<_> = config.sources.iter().collect();
-        let prepared = sync::prepare(&sources).expect("sources prepare");
+        let prepared =
+            sync::prepare(&sources, &offersync::http::Limiters::new()).expect("sources prepare");
         let ctx = SyncContext::new(config.database.path.clone(), config.database.busy_timeout);
         sync::run_all(&ctx, prepared, 4).await.remove(0)
     }

@@ -4,4 +4,5 @@
 mod cli;
 mod config;
 mod harness;
+mod rate_limits;
 mod trackly_sync;
