@@ -42,6 +42,13 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
 pub struct Store {
     conn: Connection,
     path: PathBuf,
@@ -78,6 +85,21 @@ impl Store {
                 path: path.to_path_buf(),
             });
         }
+        // Switching a new file to WAL and migrating it need exclusive access, and SQLite may
+        // answer BUSY there without consulting the busy handler: retry the whole sequence
+        // within the busy timeout (several processes or runs may open a new file at once).
+        let started = std::time::Instant::now();
+        loop {
+            match Self::try_open(path, busy_timeout) {
+                Err(StoreError::Sql(e)) if is_busy(&e) && started.elapsed() < busy_timeout => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn try_open(path: &Path, busy_timeout: Duration) -> Result<Store> {
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE

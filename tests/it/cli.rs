@@ -426,7 +426,7 @@ async fn one_failing_source_does_not_stop_another_and_exits_1() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary[0]["source"], SOURCE);
-    assert_eq!(summary[0]["state"], "complete");
+    assert_eq!(summary[0]["state"], "complete", "{summary:#}");
     assert_eq!(summary[0]["added"], 150);
     assert_eq!(summary[1]["source"], "broken");
     assert_eq!(summary[1]["state"], "failed");
