@@ -26,6 +26,7 @@ async fn scenario(label: &str, configured_rps: u32, answer: LimitAnswer) {
         seed: 3,
         trackly_offers: PAGES,
         trackly_api_key: KEY.into(),
+        ..SandboxConfig::default()
     })
     .await
     .unwrap();

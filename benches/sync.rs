@@ -87,6 +87,7 @@ fn main() {
                 seed: 1,
                 trackly_offers: n,
                 trackly_api_key: KEY.into(),
+                ..SandboxConfig::default()
             }))
             .expect("sandbox starts");
         let dir = tempfile::tempdir().unwrap();

@@ -2,9 +2,14 @@
 //! with unknown keys rejected, then validated into [`Config`]. Every error names its key path
 //! (`sources[1].schedule`) and what is wrong, and all errors are reported at once.
 
+mod platform;
 mod raw;
 mod secret;
 
+pub use platform::{
+    AffiseApi, FieldRule, GenericAuth, GenericPaging, GenericSpec, OfferslookApi,
+    OfferslookEndpoint, PathStep, PlatformOptions, RecordsAre, Transform,
+};
 pub use secret::Secret;
 
 use raw::{RawConfig, RawSource, RawTarget};
@@ -58,21 +63,29 @@ pub struct DaemonConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SourceKind {
     Trackly,
+    Offerslook,
+    /// Youmi / Adxmi publisher server-to-server offer feed.
+    S2s,
+    Affise,
+    Generic,
 }
 
 impl SourceKind {
-    pub const ALL: [SourceKind; 1] = [SourceKind::Trackly];
+    pub const ALL: [SourceKind; 5] = [
+        SourceKind::Trackly,
+        SourceKind::Offerslook,
+        SourceKind::S2s,
+        SourceKind::Affise,
+        SourceKind::Generic,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             SourceKind::Trackly => "trackly",
-        }
-    }
-
-    /// The largest page the platform serves (and our default page size).
-    pub fn max_page_size(self) -> u32 {
-        match self {
-            SourceKind::Trackly => 100,
+            SourceKind::Offerslook => "offerslook",
+            SourceKind::S2s => "s2s",
+            SourceKind::Affise => "affise",
+            SourceKind::Generic => "generic",
         }
     }
 }
@@ -117,7 +130,8 @@ pub struct SourceConfig {
     pub removal_grace_runs: u32,
     pub max_removal_fraction: f64,
     pub http: HttpPolicy,
-    pub include_archived: bool,
+    /// Kind-specific options.
+    pub options: PlatformOptions,
     /// Index in the config file's `[[sources]]` array, for error messages.
     pub index: usize,
 }
@@ -401,6 +415,7 @@ fn validate_source(
         );
     }
     validate_url(key, &s.base_url, errs);
+    let options = kind.map(|k| platform::validate(key, k, &s, errs));
     let cred = credential(key, s.api_key_env, s.api_key_file, s.api_key, errs);
     let schedule = s.schedule.unwrap_or_else(|| "0 */15 * * * *".to_string());
     if let Err(e) = validate_cron(&schedule) {
@@ -409,8 +424,10 @@ fn validate_source(
             format!("{schedule:?} is not a cron expression with seconds ({e}); example: \"0 */15 * * * *\""),
         );
     }
-    let max_page = kind.map_or(100, SourceKind::max_page_size);
-    let page_size = s.page_size.unwrap_or(max_page);
+    let (max_page, default_page) = options
+        .as_ref()
+        .map_or((100, 100), PlatformOptions::page_limits);
+    let page_size = s.page_size.unwrap_or(default_page);
     if page_size == 0 || page_size > max_page {
         errs.push(
             format!("{key}.page_size"),
@@ -420,7 +437,11 @@ fn validate_source(
             ),
         );
     }
-    let rps = s.requests_per_second.unwrap_or(5.0);
+    let rps = s.requests_per_second.unwrap_or_else(|| {
+        options
+            .as_ref()
+            .map_or(5.0, PlatformOptions::default_requests_per_second)
+    });
     if !(rps.is_finite() && rps > 0.0) {
         errs.push(
             format!("{key}.requests_per_second"),
@@ -441,12 +462,6 @@ fn validate_source(
     let max_attempts = s.max_attempts.unwrap_or(5);
     if max_attempts == 0 {
         errs.push(format!("{key}.max_attempts"), "must be at least 1");
-    }
-    if s.include_archived.is_some() && kind != Some(SourceKind::Trackly) {
-        errs.push(
-            format!("{key}.include_archived"),
-            "only applies to kind \"trackly\"",
-        );
     }
     if let Some(g) = &s.rate_limit_group {
         if !valid_name(g) {
@@ -486,7 +501,7 @@ fn validate_source(
                 .filter(|s| *s > 0)
                 .map(Duration::from_secs),
         },
-        include_archived: s.include_archived.unwrap_or(false),
+        options: options?,
         index,
     })
 }

@@ -58,6 +58,79 @@ pub struct RawSource {
     pub run_timeout_seconds: Option<u64>,
     // trackly
     pub include_archived: Option<bool>,
+    // offerslook, affise
+    pub api: Option<String>,
+    // offerslook
+    pub endpoint: Option<String>,
+    pub username: Option<String>,
+    pub filters: Option<BTreeMap<String, String>>,
+    pub rate_limit_codes: Option<Vec<i64>>,
+    // s2s (Youmi / Adxmi)
+    pub os: Option<String>,
+    pub gaid: Option<String>,
+    pub andid: Option<String>,
+    pub country: Option<String>,
+    pub thirdparty_id: Option<String>,
+    // affise
+    pub statuses: Option<Vec<String>>,
+    // generic
+    pub generic: Option<RawGeneric>,
+}
+
+/// `[sources.generic]`: a declarative description of any JSON offer API.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGeneric {
+    /// Dotted path to the records (an array, or an object whose values are records).
+    pub records_path: String,
+    /// `array` (default) or `object_values` (Offer18's `data` keyed by offer id).
+    pub records_are: Option<String>,
+    #[serde(default)]
+    pub auth: RawGenericAuth,
+    #[serde(default)]
+    pub pagination: RawGenericPagination,
+    /// Extra query parameters sent with every request.
+    #[serde(default)]
+    pub query: BTreeMap<String, String>,
+    /// Canonical field → `path|transform|...`.
+    pub fields: BTreeMap<String, String>,
+    /// Platform status value → canonical status.
+    #[serde(default)]
+    pub status_map: BTreeMap<String, String>,
+    /// Dotted path to a field whose presence/value marks an error body (with HTTP 200).
+    pub error_path: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGenericAuth {
+    /// `header`, `query`, `basic` or `none` (default `header`).
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// Header or query parameter name (`X-Api-Key`, `api-key`, ...).
+    pub name: Option<String>,
+    /// Basic auth user; the API key is the password.
+    pub username: Option<String>,
+    /// Header value prefix (`Bearer `).
+    pub prefix: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGenericPagination {
+    /// `page` (default), `offset`, `cursor`, `next_url` or `none`.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub page_param: Option<String>,
+    pub size_param: Option<String>,
+    pub first_page: Option<u64>,
+    pub offset_param: Option<String>,
+    pub cursor_param: Option<String>,
+    pub cursor_path: Option<String>,
+    pub next_url_path: Option<String>,
+    pub total_path: Option<String>,
+    pub total_pages_path: Option<String>,
+    pub has_more_path: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

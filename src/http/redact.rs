@@ -17,6 +17,7 @@ const SENSITIVE: &[&str] = &[
     "sign",
     "signature",
     "app_secret",
+    "app_id",
     "networktoken",
     "auth",
 ];

@@ -40,7 +40,7 @@ fn opt_str(v: &Option<String>) -> Value {
 
 impl Offer {
     /// Every canonical field (without `external_id`) as `(name, JSON value)`, in column order.
-    pub fn field_values(&self) -> [(&'static str, Value); 17] {
+    pub fn field_values(&self) -> [(&'static str, Value); 18] {
         let dec = |d: &Option<rust_decimal::Decimal>| {
             d.map_or(Value::Null, |d| Value::String(d.normalize().to_string()))
         };
@@ -70,6 +70,10 @@ impl Offer {
             ("app_package", opt_str(&self.app_package)),
             ("starts_at", time(&self.starts_at)),
             ("ends_at", time(&self.ends_at)),
+            (
+                "payouts",
+                serde_json::to_value(&self.payouts).unwrap_or(Value::Null),
+            ),
         ]
     }
 }

@@ -69,6 +69,14 @@ pub fn content_hash(o: &Offer) -> String {
     for t in [o.starts_at, o.ends_at] {
         opt(&mut h, t.map(super::format_timestamp).as_deref());
     }
+    // Added with schema 2; an empty list adds nothing, so hashes of offers without payout
+    // tiers are what schema 1 stored.
+    if !o.payouts.is_empty() {
+        let mut tiers = o.payouts.clone();
+        tiers.sort();
+        h.update(serde_json::to_string(&tiers).unwrap_or_default().as_bytes());
+        h.update(&[FIELD]);
+    }
     format!("{:016x}", h.digest())
 }
 

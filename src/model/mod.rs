@@ -147,6 +147,37 @@ pub struct Offer {
     pub app_package: Option<String>,
     pub starts_at: Option<DateTime<Utc>>,
     pub ends_at: Option<DateTime<Utc>>,
+    /// Every payout the platform lists (Affise `payments[]`, ...); the primary one is also in
+    /// `payout`/`revenue`/`currency`. Empty for platforms with a single payout.
+    pub payouts: Vec<PayoutTier>,
+}
+
+/// One of several payouts of an offer, as stored in the `payouts` JSON column.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct PayoutTier {
+    /// Affiliate payout, decimal text.
+    pub payout: Option<String>,
+    /// Advertiser price (network revenue), decimal text.
+    pub revenue: Option<String>,
+    pub currency: Option<String>,
+    pub countries: Vec<String>,
+    /// The platform's payout type (`fixed`, `percent`, `CPA`, ...).
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub goal: Option<String>,
+    pub title: Option<String>,
+}
+
+impl PayoutTier {
+    /// Canonical form: decimals normalized, countries ISO and sorted, currency upper-case.
+    pub fn normalized(mut self) -> PayoutTier {
+        let dec = |d: Option<String>| d.and_then(|d| parse_decimal(&d)).map(|d| d.to_string());
+        self.payout = dec(self.payout);
+        self.revenue = dec(self.revenue);
+        self.currency = self.currency.as_deref().and_then(normalize_currency);
+        self.countries = normalize_countries(self.countries.iter().map(String::as_str));
+        self
+    }
 }
 
 impl Offer {
@@ -171,6 +202,7 @@ impl Offer {
             app_package: None,
             starts_at: None,
             ends_at: None,
+            payouts: Vec::new(),
         }
     }
 
@@ -186,6 +218,12 @@ impl Offer {
         self.countries = normalize_countries(self.countries.iter().map(String::as_str));
         self.platforms = normalize_platforms(self.platforms.iter().map(String::as_str));
         self.categories = normalize_categories(self.categories.iter().map(String::as_str));
+        self.payouts = std::mem::take(&mut self.payouts)
+            .into_iter()
+            .map(PayoutTier::normalized)
+            .collect();
+        self.payouts.sort();
+        self.payouts.dedup();
         for field in [
             &mut self.tracking_url,
             &mut self.preview_url,

@@ -191,11 +191,15 @@ impl Catalog {
         self.dirty = true;
     }
 
-    /// Whether any live offer has this status (generated offers are only active or paused).
-    pub fn has_status(&self, status: &str) -> bool {
-        self.overrides
-            .values()
-            .any(|o| o.status == status && !self.removed.contains(&o.index))
+    /// Whether every live offer's status passes `keep` (generated offers are only active or
+    /// paused; only overrides can hold other statuses), so a listing can skip filtering.
+    pub fn all_pass(&self, keep: fn(&str) -> bool) -> bool {
+        keep("active")
+            && keep("paused")
+            && self
+                .overrides
+                .values()
+                .all(|o| keep(o.status) || self.removed.contains(&o.index))
     }
 
     /// Indices of the live offers, in feed order.

@@ -18,6 +18,9 @@ pub enum LimitAnswer {
     NoRetryAfter,
     /// 503 with `Retry-After: N`.
     Unavailable(u64),
+    /// The platform's in-body "too many requests" error at this HTTP status (Offerslook's
+    /// "Too Many Request", Youmi's `c = -3302`), without `Retry-After`.
+    InBody { status: u16 },
 }
 
 impl LimitAnswer {
@@ -35,6 +38,7 @@ impl LimitAnswer {
             LimitAnswer::RetryAfterZero => (429, Some("0".into())),
             LimitAnswer::NoRetryAfter => (429, None),
             LimitAnswer::Unavailable(s) => (503, Some(s.to_string())),
+            LimitAnswer::InBody { status } => (status, None),
         }
     }
 }
@@ -69,8 +73,8 @@ enum LimitKind {
 /// What the twin should add to or do with a response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
-    /// `Some((status, retry_after))` when the request is refused.
-    pub refuse: Option<(u16, Option<String>)>,
+    /// The request is over the limit: answer it with `Limit::answer`.
+    pub refused: bool,
     /// `X-RateLimit-*` headers to send (window limits only).
     pub headers: Vec<(&'static str, String)>,
 }
@@ -150,13 +154,13 @@ impl Limit {
         if admit {
             self.admitted += 1;
             Verdict {
-                refuse: None,
+                refused: false,
                 headers,
             }
         } else {
             self.rejected += 1;
             Verdict {
-                refuse: Some(self.answer.status_and_header()),
+                refused: true,
                 headers,
             }
         }

@@ -1,25 +1,41 @@
 //! Simulated platforms on 127.0.0.1 for `offersync demo`, the tests and the benchmarks.
 //!
 //! Test equipment, not product: each twin follows the wire contract in APIS.md (shapes, quirks,
-//! errors) so the real adapters can be exercised without the internet. Each platform is served
-//! under its own prefix: Trackly at `{url}/trackly/api`.
+//! errors) so the real adapters can be exercised without the internet. Every twin serves the
+//! same kind of deterministic catalogue (`catalog`) through the shared request flow (`twin`),
+//! under its own prefix:
+//!
+//! | platform | base_url to configure |
+//! |---|---|
+//! | Trackly | `{url}/trackly/api` |
+//! | Offerslook | `{url}/offerslook` (`/v1/offers`, `/v1/batches/offers`, `/aff/v1/...`) |
+//! | Youmi / Adxmi | `{url}/youmi/v1/online` (seed envelope), `{url}/youmi/v2/offline` (flat) |
+//! | Affise | `{url}/affise` (`/3.0/offers`, `/3.0/partner/offers`) |
 
+pub mod affise;
 pub mod catalog;
 pub mod limits;
+pub mod offerslook;
 pub mod trackly;
+pub mod twin;
+pub mod youmi;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use twin::{QueryPairs, Shared, TwinState, Wire};
 
 /// A misbehaviour a twin can be told to show.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Fault {
     /// HTTP 429, with this `Retry-After` header value if any.
     RateLimited { retry_after: Option<String> },
+    /// The platform's in-body "too many requests" error at this HTTP status (twins without one
+    /// send a plain 429).
+    InBodyRateLimited { status: u16 },
     /// HTTP 500 with the platform's error envelope.
     ServerError,
-    /// HTTP 401 with the platform's error envelope.
+    /// The platform's "invalid credentials" answer.
     Unauthorized,
     /// HTTP 200 with a JSON body cut short.
     Malformed,
@@ -89,12 +105,20 @@ pub(crate) fn take_fault(rules: &mut Vec<FaultRule>, page: u64) -> Option<Fault>
     Some(fault)
 }
 
-/// What the sandbox serves.
+/// The keys the twins accept by default.
+pub const OFFERSLOOK_KEY: &str = "ol_sandbox00000000000000000000000";
+pub const S2S_APP_ID: &str = "ym_sandbox_app_0000000000000000";
+pub const AFFISE_KEY: &str = "af_sandbox00000000000000000000000";
+
+/// What the sandbox serves: offers per twin, and Trackly's key.
 #[derive(Debug, Clone)]
 pub struct SandboxConfig {
     pub seed: u64,
     pub trackly_offers: usize,
     pub trackly_api_key: String,
+    pub offerslook_offers: usize,
+    pub s2s_offers: usize,
+    pub affise_offers: usize,
 }
 
 impl Default for SandboxConfig {
@@ -103,6 +127,9 @@ impl Default for SandboxConfig {
             seed: 42,
             trackly_offers: 250,
             trackly_api_key: "trk_sandbox0000000000000000000000000".into(),
+            offerslook_offers: 120,
+            s2s_offers: 90,
+            affise_offers: 150,
         }
     }
 }
@@ -110,24 +137,89 @@ impl Default for SandboxConfig {
 /// A running sandbox; stops when dropped.
 pub struct Sandbox {
     addr: SocketAddr,
-    pub trackly: trackly::Shared,
+    pub trackly: Shared,
+    pub offerslook: Shared,
+    pub s2s: Shared,
+    pub affise: Shared,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+fn route<W: Wire>(state: &Shared, wire: W) -> axum::routing::MethodRouter {
+    let (state, wire) = (state.clone(), Arc::new(wire));
+    axum::routing::get(
+        move |headers: axum::http::HeaderMap,
+              axum::extract::Query(q): axum::extract::Query<QueryPairs>| {
+            twin::handle(state.clone(), wire.clone(), headers, q)
+        },
+    )
 }
 
 impl Sandbox {
     /// Bind 127.0.0.1 on a free port and serve on the current tokio runtime.
     pub async fn start(cfg: SandboxConfig) -> std::io::Result<Sandbox> {
-        let trackly = Arc::new(Mutex::new(trackly::TracklyState::new(
-            cfg.seed,
-            cfg.trackly_offers,
-            &cfg.trackly_api_key,
-        )));
+        let state = |seed_offset: u64, n: usize, key: &str| {
+            Arc::new(Mutex::new(TwinState::new(cfg.seed + seed_offset, n, key)))
+        };
+        let trackly = state(0, cfg.trackly_offers, &cfg.trackly_api_key);
+        let offerslook = state(1, cfg.offerslook_offers, OFFERSLOOK_KEY);
+        let s2s = state(2, cfg.s2s_offers, S2S_APP_ID);
+        let affise = state(3, cfg.affise_offers, AFFISE_KEY);
+        use offerslook::Offerslook;
         let app = axum::Router::new()
+            .route("/trackly/api/v2/offers", route(&trackly, trackly::Trackly))
             .route(
-                "/trackly/api/v2/offers",
-                axum::routing::get(trackly::list_offers),
+                "/offerslook/v1/offers",
+                route(
+                    &offerslook,
+                    Offerslook {
+                        batch: false,
+                        max_limit: 1000,
+                    },
+                ),
             )
-            .with_state(trackly.clone());
+            .route(
+                "/offerslook/v1/batches/offers",
+                route(
+                    &offerslook,
+                    Offerslook {
+                        batch: true,
+                        max_limit: 100,
+                    },
+                ),
+            )
+            .route(
+                "/offerslook/aff/v1/offers",
+                route(
+                    &offerslook,
+                    Offerslook {
+                        batch: false,
+                        max_limit: 200,
+                    },
+                ),
+            )
+            .route(
+                "/offerslook/aff/v1/batches/offers",
+                route(
+                    &offerslook,
+                    Offerslook {
+                        batch: true,
+                        max_limit: 100,
+                    },
+                ),
+            )
+            .route("/youmi/v1/online", route(&s2s, youmi::Youmi { seed: true }))
+            .route(
+                "/youmi/v2/offline",
+                route(&s2s, youmi::Youmi { seed: false }),
+            )
+            .route(
+                "/affise/3.0/offers",
+                route(&affise, affise::Affise { partner: false }),
+            )
+            .route(
+                "/affise/3.0/partner/offers",
+                route(&affise, affise::Affise { partner: true }),
+            );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -141,6 +233,9 @@ impl Sandbox {
         Ok(Sandbox {
             addr,
             trackly,
+            offerslook,
+            s2s,
+            affise,
             stop: Some(stop),
         })
     }
@@ -154,9 +249,33 @@ impl Sandbox {
         format!("{}/trackly/api", self.url())
     }
 
+    /// The `base_url` to configure for an Offerslook source.
+    pub fn offerslook_base_url(&self) -> String {
+        format!("{}/offerslook", self.url())
+    }
+
+    /// The `base_url` of the Youmi feed: the seed envelope (`v1/online`) or the flat v2 one.
+    pub fn s2s_base_url(&self, seed_envelope: bool) -> String {
+        if seed_envelope {
+            format!("{}/youmi/v1/online", self.url())
+        } else {
+            format!("{}/youmi/v2/offline", self.url())
+        }
+    }
+
+    /// The `base_url` to configure for an Affise source.
+    pub fn affise_base_url(&self) -> String {
+        format!("{}/affise", self.url())
+    }
+
     /// Run `f` on the Trackly twin's state (mutate the catalogue, add faults, read counters).
-    pub fn with_trackly<T>(&self, f: impl FnOnce(&mut trackly::TracklyState) -> T) -> T {
-        f(&mut self.trackly.lock().unwrap())
+    pub fn with_trackly<T>(&self, f: impl FnOnce(&mut TwinState) -> T) -> T {
+        Self::with(&self.trackly, f)
+    }
+
+    /// Run `f` on a twin's state.
+    pub fn with<T>(twin: &Shared, f: impl FnOnce(&mut TwinState) -> T) -> T {
+        f(&mut twin.lock().unwrap())
     }
 }
 

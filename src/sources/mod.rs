@@ -11,8 +11,12 @@
 //! 3. Construct it in [`build`], give it a sandbox twin in `crate::sandbox`, and document its
 //!    normalization in the README's platform table.
 
+pub mod affise;
+pub mod generic;
 pub mod lenient;
+pub mod offerslook;
 pub mod trackly;
+pub mod youmi;
 
 use crate::config::{Secret, SourceConfig, SourceKind};
 use crate::http::{Failure, HttpRequest, HttpResponse};
@@ -85,5 +89,9 @@ pub trait Source: Send + Sync {
 pub fn build(cfg: &SourceConfig, api_key: Secret) -> Result<Box<dyn Source>, String> {
     match cfg.kind {
         SourceKind::Trackly => Ok(Box::new(trackly::Trackly::new(cfg, api_key)?)),
+        SourceKind::Offerslook => Ok(Box::new(offerslook::Offerslook::new(cfg, api_key)?)),
+        SourceKind::S2s => Ok(Box::new(youmi::Youmi::new(cfg, api_key)?)),
+        SourceKind::Affise => Ok(Box::new(affise::Affise::new(cfg, api_key)?)),
+        SourceKind::Generic => Ok(Box::new(generic::Generic::new(cfg, api_key)?)),
     }
 }

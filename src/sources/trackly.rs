@@ -96,7 +96,12 @@ impl Trackly {
             offers_url,
             api_key,
             per_page: cfg.page_size.min(100),
-            include_archived: cfg.include_archived,
+            include_archived: matches!(
+                cfg.options,
+                crate::config::PlatformOptions::Trackly {
+                    include_archived: true
+                }
+            ),
         })
     }
 

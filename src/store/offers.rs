@@ -55,9 +55,10 @@ pub struct StoredOffer {
 }
 
 const OFFER_COLUMNS: &str = "name, status, payout, currency, payout_type, revenue, countries, platforms, \
-    categories, tracking_url, preview_url, advertiser, description, icon_url, app_package, starts_at, ends_at";
+    categories, tracking_url, preview_url, advertiser, description, icon_url, app_package, starts_at, ends_at, \
+    payouts";
 
-/// Owned SQL values of an offer's 17 canonical columns, in `OFFER_COLUMNS` order.
+/// Owned SQL values of an offer's canonical columns, in `OFFER_COLUMNS` order.
 struct Cols {
     name: String,
     status: &'static str,
@@ -70,6 +71,7 @@ struct Cols {
     categories: String,
     starts_at: Option<String>,
     ends_at: Option<String>,
+    payouts: String,
 }
 
 impl Cols {
@@ -87,6 +89,7 @@ impl Cols {
             categories: json(&o.categories),
             starts_at: o.starts_at.map(crate::model::format_timestamp),
             ends_at: o.ends_at.map(crate::model::format_timestamp),
+            payouts: serde_json::to_string(&o.payouts).unwrap_or_else(|_| "[]".into()),
         }
     }
 }
@@ -101,7 +104,7 @@ fn parse_time(s: Option<String>) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-/// Rebuild an offer from the 17 canonical columns starting at `at`.
+/// Rebuild an offer from the canonical columns starting at `at`.
 fn offer_from_row(external_id: String, r: &Row<'_>, at: usize) -> rusqlite::Result<Offer> {
     let dec = |v: Option<String>| v.and_then(|s| crate::model::parse_decimal(&s));
     Ok(Offer {
@@ -125,6 +128,10 @@ fn offer_from_row(external_id: String, r: &Row<'_>, at: usize) -> rusqlite::Resu
         app_package: r.get(at + 14)?,
         starts_at: parse_time(r.get(at + 15)?),
         ends_at: parse_time(r.get(at + 16)?),
+        payouts: r
+            .get::<_, Option<String>>(at + 17)?
+            .and_then(|p| serde_json::from_str(&p).ok())
+            .unwrap_or_default(),
     })
 }
 
@@ -358,13 +365,13 @@ fn apply_offer(
                 "INSERT INTO offer_rows (source, external_id, {OFFER_COLUMNS}, content_hash, first_seen_at,
                                          updated_at, raw)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
-                         ?20, ?21, ?21, ?22)"
+                         ?20, ?21, ?22, ?22, ?23)"
             ))?
             .execute(params![
                 source, o.external_id, k.name, k.status, k.payout, k.currency, k.payout_type, k.revenue,
                 k.countries, k.platforms, k.categories, o.tracking_url, o.preview_url, o.advertiser,
-                o.description, o.icon_url, o.app_package, k.starts_at, k.ends_at, item.content_hash, now,
-                item.raw
+                o.description, o.icon_url, o.app_package, k.starts_at, k.ends_at, k.payouts,
+                item.content_hash, now, item.raw
             ])?;
             tx.prepare_cached(
                 "INSERT INTO offer_seen (offer_id, last_run_id, last_seen_at) VALUES (last_insert_rowid(), ?1, ?2)",
@@ -389,15 +396,15 @@ fn apply_offer(
                 "UPDATE offer_rows SET name = ?3, status = ?4, payout = ?5, currency = ?6, payout_type = ?7,
                         revenue = ?8, countries = ?9, platforms = ?10, categories = ?11, tracking_url = ?12,
                         preview_url = ?13, advertiser = ?14, description = ?15, icon_url = ?16,
-                        app_package = ?17, starts_at = ?18, ends_at = ?19, content_hash = ?20,
-                        updated_at = CASE WHEN ?23 THEN ?21 ELSE updated_at END, raw = ?22, removed_at = NULL
+                        app_package = ?17, starts_at = ?18, ends_at = ?19, payouts = ?20, content_hash = ?21,
+                        updated_at = CASE WHEN ?24 THEN ?22 ELSE updated_at END, raw = ?23, removed_at = NULL
                  WHERE id = ?1 AND external_id = ?2",
             )?
             .execute(params![
                 id, o.external_id, k.name, k.status, k.payout, k.currency, k.payout_type, k.revenue,
                 k.countries, k.platforms, k.categories, o.tracking_url, o.preview_url, o.advertiser,
-                o.description, o.icon_url, o.app_package, k.starts_at, k.ends_at, item.content_hash, now,
-                item.raw, !d.is_empty()
+                o.description, o.icon_url, o.app_package, k.starts_at, k.ends_at, k.payouts,
+                item.content_hash, now, item.raw, !d.is_empty()
             ])?;
             touch(id)?;
             if d.is_empty() {

@@ -124,4 +124,15 @@ CREATE TABLE source_leases (
     heartbeat_at TEXT NOT NULL
 );
 "#,
+    // 2: every payout of multi-payout offers (Affise payments[]), as a JSON array.
+    r#"
+ALTER TABLE offer_rows ADD COLUMN payouts TEXT NOT NULL DEFAULT '[]';
+DROP VIEW offers;
+CREATE VIEW offers AS
+SELECT o.source, o.external_id, o.name, o.status, o.payout, o.currency, o.payout_type, o.revenue,
+       o.countries, o.platforms, o.categories, o.tracking_url, o.preview_url, o.advertiser,
+       o.description, o.icon_url, o.app_package, o.starts_at, o.ends_at, o.payouts, o.content_hash,
+       o.first_seen_at, s.last_seen_at, o.updated_at, o.removed_at, o.raw
+FROM offer_rows o JOIN offer_seen s ON s.offer_id = o.id;
+"#,
 ];

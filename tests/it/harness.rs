@@ -37,6 +37,7 @@ impl TestApp {
             seed: 7,
             trackly_offers: offers,
             trackly_api_key: api_key.to_string(),
+            ..SandboxConfig::default()
         })
         .await
         .expect("sandbox starts");
