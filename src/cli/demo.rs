@@ -92,6 +92,29 @@ pub(crate) async fn run(args: DemoArgs) -> Result<ExitCode, UsageError> {
     let text = DEMO_CONFIG
         .replace("{database_path}", &toml_string(&args.db.to_string_lossy()))
         .replace(
+            "{offerslook_base_url}",
+            &toml_string(&sandbox.offerslook_base_url()),
+        )
+        .replace(
+            "{offerslook_username}",
+            &toml_string(crate::sandbox::offerslook::USERNAME),
+        )
+        .replace(
+            "{offerslook_api_key}",
+            &toml_string(crate::sandbox::OFFERSLOOK_KEY),
+        )
+        .replace("{s2s_base_url}", &toml_string(&sandbox.s2s_base_url(false)))
+        .replace("{s2s_app_id}", &toml_string(crate::sandbox::S2S_APP_ID))
+        .replace(
+            "{affise_base_url}",
+            &toml_string(&sandbox.affise_base_url()),
+        )
+        .replace("{affise_api_key}", &toml_string(crate::sandbox::AFFISE_KEY))
+        .replace(
+            "{trackly_generic_url}",
+            &toml_string(&format!("{}/v2/offers", sandbox.trackly_base_url())),
+        )
+        .replace(
             "{trackly_base_url}",
             &toml_string(&sandbox.trackly_base_url()),
         )
@@ -103,9 +126,10 @@ pub(crate) async fn run(args: DemoArgs) -> Result<ExitCode, UsageError> {
     let demo_sources: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
     remove_db(&args.db, &demo_sources).map_err(UsageError::Other)?;
     println!(
-        "offersync demo: a simulated Trackly serving {} offers at {}; mirror: {}",
+        "offersync demo: simulated Trackly ({} offers), Offerslook, Youmi/Adxmi, Affise and a generic\n\
+         source describing Trackly, all on {}; mirror: {}",
         args.offers,
-        sandbox.trackly_base_url(),
+        sandbox.url(),
         args.db.display()
     );
 
@@ -126,9 +150,10 @@ pub(crate) async fn run(args: DemoArgs) -> Result<ExitCode, UsageError> {
         }
         (added, changed, removed)
     });
-    println!("\n== the simulated platform changes: {added} offers added, {changed} payouts raised, {removed} offers removed");
+    println!("\n== the simulated Trackly changes: {added} offers added, {changed} payouts raised, {removed} offers removed");
 
     let second = sync_round(&config, "second sync: only the differences are recorded").await?;
+    // The changes the native Trackly source recorded (the generic one records the same).
     if let Some(RunReport::Finished(t)) = second.first() {
         let store = Store::open_existing(&args.db, config.database.busy_timeout)
             .map_err(|e| UsageError::Other(e.to_string()))?;

@@ -25,11 +25,29 @@ fn the_shipped_example_config_parses_with_its_documented_values() {
 
 #[test]
 fn the_demo_config_parses() {
-    let text = include_str!("../../config/demo.toml")
-        .replace("{database_path}", "\"/tmp/x.db\"")
-        .replace("{trackly_base_url}", "\"http://127.0.0.1:1/trackly/api\"")
-        .replace("{trackly_api_key}", "\"k\"");
-    Config::from_toml_str(&text, Path::new("demo")).unwrap();
+    let mut text = include_str!("../../config/demo.toml").to_string();
+    for placeholder in [
+        "{database_path}",
+        "{trackly_api_key}",
+        "{offerslook_username}",
+        "{offerslook_api_key}",
+        "{s2s_app_id}",
+        "{affise_api_key}",
+    ] {
+        text = text.replace(placeholder, "\"x\"");
+    }
+    for placeholder in [
+        "{trackly_base_url}",
+        "{offerslook_base_url}",
+        "{s2s_base_url}",
+        "{affise_base_url}",
+        "{trackly_generic_url}",
+    ] {
+        text = text.replace(placeholder, "\"http://127.0.0.1:1/x\"");
+    }
+    assert!(!text.contains('{'), "every placeholder is filled: {text}");
+    let c = Config::from_toml_str(&text, Path::new("demo")).unwrap();
+    assert_eq!(c.sources.len(), 5);
 }
 
 fn errors(toml: &str) -> Vec<String> {

@@ -4,5 +4,6 @@
 mod cli;
 mod config;
 mod harness;
+mod platforms;
 mod rate_limits;
 mod trackly_sync;
