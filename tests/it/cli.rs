@@ -401,16 +401,29 @@ async fn demo_runs_to_completion() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("changes recorded by run 2") && stdout.contains("offersync inspect --db")
+        stdout.contains("changes recorded by run") && stdout.contains("offersync inspect --db")
     );
     let store =
         offersync::store::Store::open_existing(&dir.path().join("demo.db"), Duration::from_secs(5))
             .unwrap();
-    let run = store.run(2).unwrap().unwrap();
-    assert_eq!(
-        (run.state, run.added, run.changed, run.removed),
-        (RunState::Complete, 5, 7, 3)
-    );
+    for source in ["trackly-demo", "generic-demo"] {
+        let runs = store.runs_of(source, 5).unwrap();
+        assert_eq!(runs.len(), 2);
+        let r = &runs[0];
+        assert_eq!(
+            (r.state, r.added, r.changed, r.removed),
+            (RunState::Complete, 5, 7, 3),
+            "{source}"
+        );
+    }
+    for source in ["offerslook-demo", "youmi-demo", "affise-demo"] {
+        let runs = store.runs_of(source, 5).unwrap();
+        assert!(
+            runs.iter()
+                .all(|r| r.state == RunState::Complete && r.offers_seen > 0),
+            "{source}: {runs:?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

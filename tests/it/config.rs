@@ -45,7 +45,11 @@ fn the_demo_config_parses() {
     ] {
         text = text.replace(placeholder, "\"http://127.0.0.1:1/x\"");
     }
-    assert!(!text.contains('{'), "every placeholder is filled: {text}");
+    let code: String = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .collect();
+    assert!(!code.contains('{'), "every placeholder is filled: {text}");
     let c = Config::from_toml_str(&text, Path::new("demo")).unwrap();
     assert_eq!(c.sources.len(), 5);
 }
