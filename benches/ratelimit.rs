@@ -6,8 +6,9 @@
 //! platform rejected, and the limiter's pace at the end (it keeps probing upward slowly):
 //! 1. 429 + `Retry-After: 1`, source configured at 4× the limit (200/s);
 //! 2. the same, configured right (50/s);
-//! 3. 429 without any hint (what an in-body "Too Many Request" amounts to for the client: a
-//!    rate-limited answer without Retry-After), configured at 200/s.
+//! 3. 429 without any hint, configured at 200/s;
+//! 4. a limit that only shows in the body: the Offerslook twin answering HTTP 200 with
+//!    `{"code": .., "message": "Too Many Request"}`, configured at 200/s.
 
 use offersync::config::Config;
 use offersync::http::Limiters;
@@ -21,26 +22,42 @@ const KEY: &str = "trk_ratelimitbench00000000000000000";
 const PAGES: usize = 1000;
 const R: f64 = 50.0;
 
-async fn scenario(label: &str, configured_rps: u32, answer: LimitAnswer) {
+async fn scenario(label: &str, configured_rps: u32, answer: LimitAnswer, offerslook: bool) {
     let sandbox = Sandbox::start(SandboxConfig {
         seed: 3,
         trackly_offers: PAGES,
         trackly_api_key: KEY.into(),
+        offerslook_offers: PAGES,
         ..SandboxConfig::default()
     })
     .await
     .unwrap();
-    sandbox.with_trackly(|t| {
-        t.limits.insert(KEY.into(), Limit::bucket(R, R, answer));
+    let (twin, key) = if offerslook {
+        (&sandbox.offerslook, offersync::sandbox::OFFERSLOOK_KEY)
+    } else {
+        (&sandbox.trackly, KEY)
+    };
+    Sandbox::with(twin, |t| {
+        t.limits.insert(key.into(), Limit::bucket(R, R, answer));
     });
     let dir = tempfile::tempdir().unwrap();
+    let platform = if offerslook {
+        format!(
+            "kind = \"offerslook\"\napi = \"network\"\nendpoint = \"batches\"\nusername = {:?}\nbase_url = {:?}\n",
+            offersync::sandbox::offerslook::USERNAME,
+            sandbox.offerslook_base_url()
+        )
+    } else {
+        format!(
+            "kind = \"trackly\"\nbase_url = {:?}\n",
+            sandbox.trackly_base_url()
+        )
+    };
     let text = format!(
-        "[database]\npath = {:?}\n[[sources]]\nname = \"bench\"\nkind = \"trackly\"\nbase_url = {:?}\napi_key = {:?}\n\
+        "[database]\npath = {:?}\n[[sources]]\nname = \"bench\"\n{platform}api_key = {key:?}\n\
          page_size = 1\nmax_pages = 100000\nrequests_per_second = {configured_rps}\nburst = 1\nmax_attempts = 20\n\
          retry_initial_interval_ms = 250\nretry_max_interval_seconds = 5\n",
         dir.path().join("bench.db").to_string_lossy(),
-        sandbox.trackly_base_url(),
-        KEY
     );
     let config = Config::from_toml_str(&text, std::path::Path::new("bench")).unwrap();
     let sources: Vec<_> = config.sources.iter().collect();
@@ -54,8 +71,8 @@ async fn scenario(label: &str, configured_rps: u32, answer: LimitAnswer) {
         RunReport::Finished(t) => (t.state, t.pages),
         other => panic!("{other:?}"),
     };
-    let (admitted, rejected) = sandbox.with_trackly(|t| {
-        let l = &t.limits[KEY];
+    let (admitted, rejected) = Sandbox::with(twin, |t| {
+        let l = &t.limits[key];
         (l.admitted, l.rejected)
     });
     let minimum = PAGES as f64 / R;
@@ -82,22 +99,35 @@ fn main() {
         PAGES as f64 / R
     );
     rt.block_on(async {
+        use LimitAnswer::*;
+        let trackly = false;
         scenario(
             "429 + Retry-After: 1, configured 200/s",
             200,
-            LimitAnswer::RetryAfterSeconds(1),
+            RetryAfterSeconds(1),
+            trackly,
         )
         .await;
         scenario(
             "429 + Retry-After: 1, configured 50/s",
             50,
-            LimitAnswer::RetryAfterSeconds(1),
+            RetryAfterSeconds(1),
+            trackly,
         )
         .await;
         scenario(
             "429 without hint, configured 200/s",
             200,
-            LimitAnswer::NoRetryAfter,
+            NoRetryAfter,
+            trackly,
+        )
+        .await;
+        let offerslook = true;
+        scenario(
+            "in-body Too Many Request (HTTP 200), 200/s",
+            200,
+            InBody { status: 200 },
+            offerslook,
         )
         .await;
     });

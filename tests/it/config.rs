@@ -141,3 +141,85 @@ async fn environment_overrides_apply() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(elsewhere.exists() && !app.db_path.exists());
 }
+
+fn source_errors(kind_and_keys: &str) -> Vec<String> {
+    errors(&format!(
+        "[database]\npath = \"x.db\"\n[[sources]]\nname = \"s\"\nbase_url = \"https://x.example/api\"\napi_key = \"k\"\n{kind_and_keys}\n"
+    ))
+}
+
+#[test]
+fn platform_keys_are_validated_per_kind() {
+    let cases: &[(&str, &str)] = &[
+        ("kind = \"s2s\"\nos = \"android\"", "sources[0].gaid: required when os = \"android\""),
+        ("kind = \"s2s\"\nos = \"android\"\ngaid = \"g\"", "sources[0].andid: required when os = \"android\""),
+        ("kind = \"s2s\"\nos = \"windows\"", "sources[0].os: required for kind \"s2s\""),
+        ("kind = \"offerslook\"", "sources[0].username: required for kind \"offerslook\""),
+        ("kind = \"offerslook\"\nusername = \"n\"\napi = \"admin\"", "sources[0].api: \"admin\" is not one of network, affiliate"),
+        ("kind = \"offerslook\"\nusername = \"n\"\nendpoint = \"batches\"\npage_size = 500", "sources[0].page_size: 500 is out of range"),
+        ("kind = \"offerslook\"\nusername = \"n\"\ninclude_archived = true", "sources[0].include_archived: only applies to kind \"trackly\""),
+        ("kind = \"trackly\"\nos = \"ios\"", "sources[0].os: only applies to kind \"s2s\""),
+        ("kind = \"affise\"\nstatuses = [\"paused\"]", "sources[0].statuses[0]: \"paused\" is not one of active, stopped, suspended"),
+        ("kind = \"generic\"", "sources[0].generic: kind \"generic\" needs a [sources.generic] table"),
+        (
+            "kind = \"generic\"\n[sources.generic]\nrecords_path = \"data\"\n[sources.generic.fields]\nexternal_id = \"id\"\nname = \"title|shout\"",
+            "sources[0].generic.fields.name: unknown transform \"shout\"",
+        ),
+        (
+            "kind = \"generic\"\n[sources.generic]\nrecords_path = \"data\"\n[sources.generic.fields]\nexternal_id = \"id\"\nname = \"n\"\nprice = \"p\"",
+            "sources[0].generic.fields.price: not a canonical field",
+        ),
+        (
+            "kind = \"generic\"\n[sources.generic]\nrecords_path = \"data\"\n[sources.generic.fields]\nname = \"n\"",
+            "sources[0].generic.fields.external_id: required",
+        ),
+        (
+            "kind = \"generic\"\n[sources.generic]\nrecords_path = \"data[x]\"\n[sources.generic.fields]\nexternal_id = \"id\"\nname = \"n\"",
+            "sources[0].generic.records_path",
+        ),
+        (
+            "kind = \"generic\"\n[sources.generic]\nrecords_path = \"data\"\n[sources.generic.pagination]\ntype = \"cursor\"\n[sources.generic.fields]\nexternal_id = \"id\"\nname = \"n\"",
+            "sources[0].generic.pagination.cursor_path: required",
+        ),
+    ];
+    for (keys, expected) in cases {
+        let e = source_errors(keys);
+        assert!(
+            e.iter().any(|m| m.contains(expected)),
+            "{keys:?}: expected {expected:?} in {e:?}"
+        );
+    }
+    // The defaults per kind: Youmi's budget of 50 requests per 10 minutes.
+    let c = Config::from_toml_str(
+        "[database]\npath = \"x\"\n[[sources]]\nname = \"y\"\nkind = \"s2s\"\nbase_url = \"http://a.example/v2/offline\"\napi_key = \"k\"\nos = \"ios\"\n",
+        Path::new("t"),
+    )
+    .unwrap();
+    assert!((c.sources[0].http.requests_per_second - 50.0 / 600.0).abs() < 1e-9);
+    assert_eq!(c.sources[0].page_size, 500);
+}
+
+#[test]
+fn the_commented_examples_of_every_kind_in_the_reference_config_are_valid() {
+    let text = include_str!("../../config/offersync.toml");
+    // Uncomment each "# [[sources]]" block (up to the next blank line).
+    let mut out = String::new();
+    let mut in_example = false;
+    for line in text.lines() {
+        if line.starts_with("# [[sources]]") {
+            in_example = true;
+        }
+        if line.trim().is_empty() {
+            in_example = false;
+        }
+        out.push_str(if in_example {
+            line.trim_start_matches("# ")
+        } else {
+            line
+        });
+        out.push('\n');
+    }
+    let c = Config::from_toml_str(&out, Path::new("config/offersync.toml")).unwrap();
+    let kinds: Vec<&str> = c.sources.iter().map(|s| s.kind.as_str()).collect();
+    assert_eq!(kinds, vec!["trackly", "offerslook", "s2s", "affise"]);
+}
