@@ -4,6 +4,7 @@
 mod cli;
 mod config;
 mod harness;
+mod parsing;
 mod platforms;
 mod rate_limits;
 mod trackly_sync;
