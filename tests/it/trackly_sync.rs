@@ -433,7 +433,11 @@ async fn a_401_fails_the_run_with_the_platforms_message_and_no_retry() {
     );
     assert_eq!((run.requests, run.retries), (1, 0));
     // The platform's side of the story (what wiremock's `.expect(1)` would check).
-    assert_eq!(app.sandbox.with_trackly(|t| t.requests), 1, "a permanent error is never retried");
+    assert_eq!(
+        app.sandbox.with_trackly(|t| t.requests),
+        1,
+        "a permanent error is never retried"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
