@@ -35,6 +35,15 @@ pub struct Cli {
     #[arg(long = "source", value_name = "NAME", requires = "once")]
     sources: Vec<String>,
 
+    /// With --once: sync, but do not deliver to the targets (the outbox keeps the operations)
+    #[arg(long, requires = "once")]
+    no_push: bool,
+
+    /// With --once: print what the targets would be sent, from the mirror as it is; fetches
+    /// nothing, sends nothing, writes nothing
+    #[arg(long, requires = "once")]
+    dry_run: bool,
+
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -56,6 +65,8 @@ enum Command {
     },
     /// Run the whole pipeline against the built-in simulated platforms
     Demo(demo::DemoArgs),
+    /// Inspect and steer delivery to the targets
+    Push(once::PushArgs),
 }
 
 /// An error that ends the command with exit code 2 (usage or config).
@@ -115,9 +126,11 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, UsageError> {
         Some(Command::ApproveRemovals { source }) => {
             once::approve(&load_config(&cli.config)?, &source)
         }
+        Some(Command::Push(args)) => once::push(&load_config(&cli.config)?, args).await,
+        None if cli.once && cli.dry_run => once::dry_run(&load_config(&cli.config)?, None),
         None if cli.once => {
             let config = load_config(&cli.config)?;
-            once::run(&config, &cli.sources).await
+            once::run(&config, &cli.sources, !cli.no_push).await
         }
         None => Err(UsageError::Other(
             "daemon mode (scheduled syncs) is not available in this version yet.\n\

@@ -2,14 +2,139 @@
 
 use super::output;
 use super::UsageError;
+use crate::config::TargetConfig;
 use crate::config::{Config, SourceConfig};
 use crate::http::Limiters;
-use crate::store::ApproveOutcome;
+use crate::push;
+use crate::store::{ApproveOutcome, Store};
 use crate::sync::{self, RunReport, SyncContext};
 use std::process::ExitCode;
 
 pub(crate) fn context(config: &Config) -> SyncContext {
     SyncContext::new(config.database.path.clone(), config.database.busy_timeout)
+        .with_targets(config.targets.clone())
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PushArgs {
+    /// Only this target
+    #[arg(long, value_name = "NAME")]
+    target: Option<String>,
+    /// Put dead operations back in the queue and deliver
+    #[arg(long, conflicts_with = "plan")]
+    retry_dead: bool,
+    /// Print what the next delivery would create, update, pause or activate (sends nothing)
+    #[arg(long)]
+    plan: bool,
+}
+
+fn selected_targets<'a>(
+    config: &'a Config,
+    only: Option<&str>,
+) -> Result<Vec<&'a TargetConfig>, UsageError> {
+    if let Some(name) = only {
+        return match config.targets.iter().find(|t| t.name == name) {
+            Some(t) => Ok(vec![t]),
+            None => Err(UsageError::Other(format!(
+                "--target {name}: no such target in {}",
+                config.path.display()
+            ))),
+        };
+    }
+    Ok(config.targets.iter().filter(|t| t.enabled).collect())
+}
+
+fn prepare_targets(
+    targets: &[&TargetConfig],
+    config: &Config,
+) -> Result<Vec<push::PreparedTarget>, UsageError> {
+    push::prepare_targets(targets, &Limiters::new()).map_err(|errors| {
+        UsageError::Other(format!(
+            "config {} is invalid:\n  {}",
+            config.path.display(),
+            errors.join("\n  ")
+        ))
+    })
+}
+
+/// Deliver every prepared target's outbox; prints a summary and says whether all went well.
+pub(crate) async fn deliver_all(
+    config: &Config,
+    targets: Vec<push::PreparedTarget>,
+    format: Option<output::Format>,
+) -> bool {
+    let mut reports = Vec::new();
+    for t in targets {
+        reports.push(
+            push::deliver::deliver(
+                &config.database.path,
+                config.database.busy_timeout,
+                &t.cfg,
+                t.target,
+                t.endpoint,
+            )
+            .await,
+        );
+    }
+    output::print_delivery_summary(&reports, format);
+    reports.iter().all(push::deliver::DeliveryReport::ok)
+}
+
+pub(crate) async fn push(config: &Config, args: PushArgs) -> Result<ExitCode, UsageError> {
+    let selected = selected_targets(config, args.target.as_deref())?;
+    if selected.is_empty() {
+        return Err(UsageError::Other(format!(
+            "no enabled targets in {}",
+            config.path.display()
+        )));
+    }
+    if args.plan {
+        return dry_run(config, args.target.as_deref());
+    }
+    if args.retry_dead {
+        let mut store = Store::open_existing(&config.database.path, config.database.busy_timeout)
+            .map_err(|e| UsageError::Other(e.to_string()))?;
+        let n = store
+            .retry_dead(args.target.as_deref())
+            .map_err(|e| UsageError::Other(e.to_string()))?;
+        println!("{n} dead operation(s) back in the queue");
+    }
+    let prepared = prepare_targets(&selected, config)?;
+    let ok = deliver_all(config, prepared, None).await;
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// What each target would be sent, planned from the mirror as it is. Reads only.
+pub(crate) fn dry_run(config: &Config, only: Option<&str>) -> Result<ExitCode, UsageError> {
+    let store = Store::open_existing(&config.database.path, config.database.busy_timeout)
+        .map_err(|e| UsageError::Other(e.to_string()))?;
+    let mut rows = Vec::new();
+    for t in selected_targets(config, only)? {
+        for (source, external_id, op) in store
+            .preview_target(t)
+            .map_err(|e| UsageError::Other(e.to_string()))?
+        {
+            rows.push(vec![
+                t.name.clone().into(),
+                op.kind.as_str().into(),
+                source.into(),
+                external_id.into(),
+                serde_json::Value::Object(op.fields),
+            ]);
+        }
+    }
+    let table = crate::store::query::Table {
+        columns: ["target", "op", "source", "external_id", "payload"]
+            .map(String::from)
+            .to_vec(),
+        rows,
+    };
+    output::print(&table, output::Format::resolve(None));
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The sources `--source` names (all must exist; disabled ones run when named), else every
@@ -47,7 +172,11 @@ fn prepare(sources: &[&SourceConfig], config: &Config) -> Result<Vec<sync::Prepa
     })
 }
 
-pub(crate) async fn run(config: &Config, names: &[String]) -> Result<ExitCode, UsageError> {
+pub(crate) async fn run(
+    config: &Config,
+    names: &[String],
+    push: bool,
+) -> Result<ExitCode, UsageError> {
     let selected = select(config, names)?;
     if selected.is_empty() {
         return Err(UsageError::Other(format!(
@@ -55,13 +184,13 @@ pub(crate) async fn run(config: &Config, names: &[String]) -> Result<ExitCode, U
             config.path.display()
         )));
     }
-    if !config.targets.is_empty() {
-        tracing::warn!(
-            targets = config.targets.len(),
-            "pushing to targets is not implemented in this version; configured targets are validated but not used"
-        );
-    }
     let prepared = prepare(&selected, config)?;
+    // Credentials of the targets are checked before anything runs, like the sources'.
+    let targets = if push {
+        prepare_targets(&selected_targets(config, None)?, config)?
+    } else {
+        Vec::new()
+    };
     let reports = sync::run_all(
         &context(config),
         prepared,
@@ -69,7 +198,12 @@ pub(crate) async fn run(config: &Config, names: &[String]) -> Result<ExitCode, U
     )
     .await;
     output::print_run_summary(&reports, None);
-    Ok(exit_code(&reports))
+    let pushed_ok = targets.is_empty() || deliver_all(config, targets, None).await;
+    Ok(if reports.iter().all(RunReport::ok) && pushed_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 pub(crate) fn exit_code(reports: &[RunReport]) -> ExitCode {

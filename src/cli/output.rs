@@ -144,3 +144,39 @@ pub fn print_run_summary(reports: &[RunReport], format: Option<Format>) {
         }
     }
 }
+
+/// The end-of-delivery summary: one row per target.
+pub fn print_delivery_summary(
+    reports: &[crate::push::deliver::DeliveryReport],
+    format: Option<Format>,
+) {
+    if reports.is_empty() {
+        return;
+    }
+    let columns = [
+        "target",
+        "done",
+        "failed",
+        "dead",
+        "reconciled",
+        "possible_duplicates",
+        "error",
+    ]
+    .map(String::from)
+    .to_vec();
+    let rows = reports
+        .iter()
+        .map(|r| {
+            vec![
+                r.target.clone().into(),
+                r.done.into(),
+                r.failed.into(),
+                r.dead.into(),
+                r.reconciled.into(),
+                r.possible_duplicates.into(),
+                r.error.clone().map_or(Value::Null, Value::String),
+            ]
+        })
+        .collect();
+    print(&Table { columns, rows }, Format::resolve(format));
+}

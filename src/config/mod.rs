@@ -177,6 +177,44 @@ pub struct TargetConfig {
     pub filters: TargetFilters,
     pub requests_per_second: f64,
     pub max_attempts: u32,
+    pub timeout: Duration,
+    pub retry_initial_interval: Duration,
+}
+
+impl TargetConfig {
+    /// Timeouts and retry budget of calls to this target.
+    pub fn http(&self) -> HttpPolicy {
+        HttpPolicy {
+            timeout: self.timeout,
+            connect_timeout: Duration::from_secs(10),
+            max_attempts: self.max_attempts,
+            initial_interval: self.retry_initial_interval,
+            max_interval: Duration::from_secs(30),
+            max_elapsed: Duration::from_secs(300),
+            max_retry_after: Duration::from_secs(300),
+            requests_per_second: self.requests_per_second,
+            burst: 1,
+            run_timeout: None,
+        }
+    }
+
+    /// A fingerprint of everything that decides what the target should hold.
+    pub fn plan_fingerprint(&self) -> String {
+        let text = format!(
+            "{:?}|{}|{:?}|{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+            self.kind,
+            self.base_url,
+            self.sources,
+            self.payout_ratio,
+            self.tracking_url_template,
+            self.name_template,
+            self.advertiser_id,
+            self.create_status,
+            self.fields,
+            self.filters
+        );
+        format!("{:016x}", xxhash_rust::xxh3::xxh3_64(text.as_bytes()))
+    }
 }
 
 impl Config {
@@ -638,7 +676,9 @@ fn validate_target(key: &str, t: RawTarget, errs: &mut Errors) -> Option<TargetC
             categories: f.categories,
         },
         requests_per_second: t.requests_per_second.unwrap_or(5.0),
-        max_attempts: t.max_attempts.unwrap_or(8),
+        max_attempts: t.max_attempts.unwrap_or(5),
+        timeout: Duration::from_secs(t.timeout_seconds.unwrap_or(30).max(1)),
+        retry_initial_interval: Duration::from_millis(t.retry_initial_interval_ms.unwrap_or(500)),
     })
 }
 

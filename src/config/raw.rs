@@ -153,6 +153,8 @@ pub struct RawTarget {
     pub create_status: Option<String>,
     pub requests_per_second: Option<f64>,
     pub max_attempts: Option<u32>,
+    pub timeout_seconds: Option<u64>,
+    pub retry_initial_interval_ms: Option<u64>,
     #[serde(default)]
     pub fields: BTreeMap<String, String>,
     #[serde(default)]

@@ -16,6 +16,7 @@ pub mod affise;
 pub mod catalog;
 pub mod limits;
 pub mod offerslook;
+pub mod targets;
 pub mod trackly;
 pub mod twin;
 pub mod youmi;
@@ -109,6 +110,11 @@ pub(crate) fn take_fault(rules: &mut Vec<FaultRule>, page: u64) -> Option<Fault>
 pub const OFFERSLOOK_KEY: &str = "ol_sandbox00000000000000000000000";
 pub const S2S_APP_ID: &str = "ym_sandbox_app_0000000000000000";
 pub const AFFISE_KEY: &str = "af_sandbox00000000000000000000000";
+/// The simulated Offerit target's credentials.
+pub const OFFERIT_KEY: &str = "oi_target0000000000000000000000000";
+pub const OFFERIT_USERNAME: &str = "ops";
+/// The simulated Affise target's key.
+pub const AFFISE_TARGET_KEY: &str = "af_target0000000000000000000000000";
 
 /// What the sandbox serves: offers per twin, and Trackly's key.
 #[derive(Debug, Clone)]
@@ -141,6 +147,10 @@ pub struct Sandbox {
     pub offerslook: Shared,
     pub s2s: Shared,
     pub affise: Shared,
+    /// The simulated Offerit target.
+    pub offerit_target: targets::SharedTarget,
+    /// The simulated Affise target (admin offer API).
+    pub affise_target: targets::SharedTarget,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -164,8 +174,62 @@ impl Sandbox {
         let offerslook = state(1, cfg.offerslook_offers, OFFERSLOOK_KEY);
         let s2s = state(2, cfg.s2s_offers, S2S_APP_ID);
         let affise = state(3, cfg.affise_offers, AFFISE_KEY);
+        use axum::body::Bytes;
+        use axum::extract::{Path, RawQuery};
+        use axum::http::{HeaderMap, Method};
         use offerslook::Offerslook;
+        let offerit_target = Arc::new(Mutex::new(targets::TargetTwin::new(
+            OFFERIT_KEY,
+            OFFERIT_USERNAME,
+        )));
+        let affise_target = Arc::new(Mutex::new(targets::TargetTwin::new(AFFISE_TARGET_KEY, "")));
+        let (oi, af1, af2, af3) = (
+            offerit_target.clone(),
+            affise_target.clone(),
+            affise_target.clone(),
+            affise_target.clone(),
+        );
         let app = axum::Router::new()
+            .route(
+                "/offerit/api/offer/{action}",
+                axum::routing::any(
+                    move |Path(a): Path<String>,
+                          m: Method,
+                          h: HeaderMap,
+                          RawQuery(q): RawQuery,
+                          b: Bytes| {
+                        targets::offerit(oi.clone(), a, m, h, q.unwrap_or_default(), b)
+                    },
+                ),
+            )
+            .route(
+                "/affise-target/3.0/admin/offer",
+                axum::routing::any(
+                    move |m: Method, h: HeaderMap, RawQuery(q): RawQuery, b: Bytes| {
+                        targets::affise(af1.clone(), None, m, h, q.unwrap_or_default(), b)
+                    },
+                ),
+            )
+            .route(
+                "/affise-target/3.0/admin/offer/{id}",
+                axum::routing::any(
+                    move |Path(id): Path<String>,
+                          m: Method,
+                          h: HeaderMap,
+                          RawQuery(q): RawQuery,
+                          b: Bytes| {
+                        targets::affise(af2.clone(), Some(id), m, h, q.unwrap_or_default(), b)
+                    },
+                ),
+            )
+            .route(
+                "/affise-target/3.0/offers",
+                axum::routing::any(
+                    move |m: Method, h: HeaderMap, RawQuery(q): RawQuery, b: Bytes| {
+                        targets::affise(af3.clone(), None, m, h, q.unwrap_or_default(), b)
+                    },
+                ),
+            )
             .route("/trackly/api/v2/offers", route(&trackly, trackly::Trackly))
             .route(
                 "/offerslook/v1/offers",
@@ -236,6 +300,8 @@ impl Sandbox {
             offerslook,
             s2s,
             affise,
+            offerit_target,
+            affise_target,
             stop: Some(stop),
         })
     }
@@ -266,6 +332,24 @@ impl Sandbox {
     /// The `base_url` to configure for an Affise source.
     pub fn affise_base_url(&self) -> String {
         format!("{}/affise", self.url())
+    }
+
+    /// The `base_url` of the simulated Offerit target.
+    pub fn offerit_target_url(&self) -> String {
+        format!("{}/offerit/api", self.url())
+    }
+
+    /// The `base_url` of the simulated Affise target.
+    pub fn affise_target_url(&self) -> String {
+        format!("{}/affise-target", self.url())
+    }
+
+    /// Run `f` on a target twin's state.
+    pub fn with_target<T>(
+        twin: &targets::SharedTarget,
+        f: impl FnOnce(&mut targets::TargetTwin) -> T,
+    ) -> T {
+        f(&mut twin.lock().unwrap())
     }
 
     /// Run `f` on the Trackly twin's state (mutate the catalogue, add faults, read counters).

@@ -5,12 +5,14 @@
 
 mod lease;
 mod offers;
+mod push;
 pub mod query;
 mod runs;
 mod schema;
 
 pub use lease::{LeaseHolder, LeaseOutcome};
 pub use offers::{ApproveOutcome, FinalizeOutcome, PageCounts, StoredOffer};
+pub use push::OutboxOp;
 pub use runs::{RunState, RunTotals};
 
 use rusqlite::{Connection, OpenFlags};

@@ -2,6 +2,7 @@
 //! heartbeat), removal detection at the end of a complete run, and approval of held removals.
 
 use super::{Result, Store, StoreError};
+use crate::config::TargetConfig;
 use crate::model::{diff, Offer, OfferStatus, PayoutType, SourcedOffer};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension, Row, Transaction, TransactionBehavior};
@@ -179,6 +180,7 @@ impl Store {
         holder: &str,
         offers: &[SourcedOffer],
         rejected: u64,
+        targets: &[TargetConfig],
         now: &str,
     ) -> Result<PageCounts> {
         let tx = self
@@ -188,7 +190,7 @@ impl Store {
         let mut c = PageCounts::default();
         for item in offers {
             c.seen += 1;
-            apply_offer(&tx, run_id, source, item, now, &mut c)?;
+            apply_offer(&tx, run_id, source, item, targets, now, &mut c)?;
         }
         tx.prepare_cached(
             "UPDATE sync_runs SET pages = pages + 1, offers_seen = offers_seen + ?2, added = added + ?3,
@@ -213,6 +215,7 @@ impl Store {
     /// `source` not seen by `run_id` has its missed-run count raised; those missed for
     /// `grace` complete runs are marked removed, unless they are more than `max_fraction` of the
     /// live offers, in which case nothing is removed and the run is held.
+    #[allow(clippy::too_many_arguments)]
     pub fn finalize_complete(
         &mut self,
         run_id: i64,
@@ -220,6 +223,7 @@ impl Store {
         holder: &str,
         grace: u32,
         max_fraction: f64,
+        targets: &[String],
         now: &str,
     ) -> Result<FinalizeOutcome> {
         let tx = self
@@ -253,7 +257,7 @@ impl Store {
                 live: live as u64,
             }
         } else {
-            let removed = remove_missing(&tx, run_id, source, grace, now)?;
+            let removed = remove_missing(&tx, run_id, source, grace, targets, now)?;
             FinalizeOutcome::Removed(removed)
         };
         tx.commit()?;
@@ -266,6 +270,7 @@ impl Store {
         &mut self,
         source: &str,
         grace: u32,
+        targets: &[String],
         now: &str,
     ) -> Result<ApproveOutcome> {
         let tx = self
@@ -283,7 +288,7 @@ impl Store {
             return Ok(ApproveOutcome::NothingHeld { last });
         };
         debug_assert_eq!(state, "held");
-        let removed = remove_missing(&tx, run_id, source, grace, now)?;
+        let removed = remove_missing(&tx, run_id, source, grace, targets, now)?;
         tx.execute(
             "UPDATE sync_runs SET state = 'complete', reason = 'removals_approved', error = NULL
              WHERE id = ?1",
@@ -337,6 +342,7 @@ fn apply_offer(
     run_id: i64,
     source: &str,
     item: &SourcedOffer,
+    targets: &[TargetConfig],
     now: &str,
     c: &mut PageCounts,
 ) -> Result<()> {
@@ -378,6 +384,7 @@ fn apply_offer(
             )?
             .execute(params![run_id, now])?;
             record_change(tx, run_id, source, &o.external_id, "added", "{}", now)?;
+            super::push::plan_offer(tx, targets, source, o, now)?;
             c.added += 1;
         }
         Some((_, _, _, last_run)) if last_run == run_id => c.duplicates += 1,
@@ -426,6 +433,7 @@ fn apply_offer(
                     &d.to_json().to_string(),
                     now,
                 )?;
+                super::push::plan_offer(tx, targets, source, o, now)?;
                 if status == "removed" {
                     c.reappeared += 1;
                 } else {
@@ -444,6 +452,7 @@ fn remove_missing(
     run_id: i64,
     source: &str,
     grace: u32,
+    targets: &[String],
     now: &str,
 ) -> Result<u64> {
     const MISSING: &str = "FROM offer_rows o JOIN offer_seen s ON s.offer_id = o.id
@@ -457,6 +466,7 @@ fn remove_missing(
         ),
         params![run_id, source, grace, now],
     )?;
+    super::push::pause_removed(tx, targets, source, grace, MISSING, now)?;
     let removed = tx.execute(
         &format!(
             "UPDATE offer_rows SET status = 'removed', removed_at = ?4, updated_at = ?4
@@ -469,4 +479,20 @@ fn remove_missing(
         params![run_id, removed as i64],
     )?;
     Ok(removed as u64)
+}
+
+/// The canonical offer as stored, inside a transaction (for planning).
+pub(super) fn offer_in(
+    tx: &rusqlite::Connection,
+    source: &str,
+    external_id: &str,
+) -> Result<Option<Offer>> {
+    Ok(tx
+        .prepare_cached(&format!(
+            "SELECT {OFFER_COLUMNS} FROM offer_rows WHERE source = ?1 AND external_id = ?2"
+        ))?
+        .query_row(params![source, external_id], |r| {
+            offer_from_row(external_id.to_string(), r, 0)
+        })
+        .optional()?)
 }

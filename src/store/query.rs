@@ -193,8 +193,8 @@ impl Store {
         w.eq("target", target);
         w.eq("state", state);
         let sql = format!(
-            "SELECT id, target, source, external_id, op, state, attempts, next_attempt_at, last_error,
-                    created_at, done_at
+            "SELECT id, target, source, external_id, op, state, attempts, possible_duplicate, next_attempt_at,
+                    last_error, created_at, done_at
              FROM push_outbox {} ORDER BY id DESC LIMIT {limit}",
             w.sql()
         );

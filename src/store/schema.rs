@@ -135,4 +135,17 @@ SELECT o.source, o.external_id, o.name, o.status, o.payout, o.currency, o.payout
        o.first_seen_at, s.last_seen_at, o.updated_at, o.removed_at, o.raw
 FROM offer_rows o JOIN offer_seen s ON s.offer_id = o.id;
 "#,
+    // 3: what each target holds of each offer (state and the fields last pushed), duplicates
+    // flagged on push operations, and the config each target was last planned with.
+    r#"
+ALTER TABLE target_offers ADD COLUMN state TEXT NOT NULL DEFAULT 'active';
+ALTER TABLE target_offers ADD COLUMN pushed_payload TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE push_outbox ADD COLUMN possible_duplicate INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX push_outbox_by_offer ON push_outbox (target, source, external_id, state);
+CREATE TABLE target_plans (
+    target      TEXT PRIMARY KEY,
+    config_hash TEXT NOT NULL,
+    planned_at  TEXT NOT NULL
+);
+"#,
 ];

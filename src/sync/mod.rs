@@ -5,7 +5,7 @@
 //! size (invariant 1) and fetching the next page overlaps with storing the previous one.
 //! Removal detection runs only when the source's own end signal was reached (invariant 3).
 
-use crate::config::SourceConfig;
+use crate::config::{SourceConfig, TargetConfig};
 use crate::http::{CallError, Endpoint, FailureClass, Limiters};
 use crate::model::{format_timestamp, SourcedOffer};
 use crate::sources::{Rejected, Source};
@@ -29,6 +29,8 @@ pub struct SyncContext {
     /// (another host). Heartbeats are written with every page.
     pub lease_ttl: Duration,
     pub host: String,
+    /// Push targets: changes of the sources they list are planned into the outbox.
+    pub targets: Arc<Vec<TargetConfig>>,
 }
 
 impl SyncContext {
@@ -38,7 +40,23 @@ impl SyncContext {
             busy_timeout,
             lease_ttl: Duration::from_secs(900),
             host: hostname(),
+            targets: Arc::new(Vec::new()),
         }
+    }
+
+    /// The same context, planning pushes for `targets`.
+    pub fn with_targets(mut self, targets: Vec<TargetConfig>) -> SyncContext {
+        self.targets = Arc::new(targets);
+        self
+    }
+
+    /// The enabled targets fed by `source`.
+    pub fn targets_of(&self, source: &str) -> Vec<TargetConfig> {
+        self.targets
+            .iter()
+            .filter(|t| t.enabled && t.sources.iter().any(|s| s == source))
+            .cloned()
+            .collect()
     }
 
     fn open(&self) -> Result<Store, StoreError> {
@@ -120,10 +138,19 @@ fn writer(
     run_id: i64,
     source: String,
     holder: String,
+    targets: Vec<TargetConfig>,
 ) -> WriterDone {
     let mut pages = 0;
     while let Some((offers, rejected)) = rx.blocking_recv() {
-        match store.apply_page(run_id, &source, &holder, &offers, rejected, &now()) {
+        match store.apply_page(
+            run_id,
+            &source,
+            &holder,
+            &offers,
+            rejected,
+            &targets,
+            &now(),
+        ) {
             Ok(c) => {
                 pages += 1;
                 tracing::debug!(
@@ -213,7 +240,8 @@ pub async fn run_source(
         }
     };
     let span = tracing::info_span!("sync_run", source = %name, run_id);
-    run_pages(cfg, source, endpoint, store, run_id, holder)
+    let targets = ctx.targets_of(&cfg.name);
+    run_pages(cfg, source, endpoint, store, run_id, holder, targets)
         .instrument(span)
         .await
 }
@@ -225,8 +253,10 @@ async fn run_pages(
     store: Store,
     run_id: i64,
     holder: String,
+    targets: Vec<TargetConfig>,
 ) -> RunReport {
     let name = cfg.name.clone();
+    let target_names: Vec<String> = targets.iter().map(|t| t.name.clone()).collect();
     tracing::info!("sync started");
     let started = std::time::Instant::now();
     let (req0, retry0, limited0) = endpoint.counters.snapshot();
@@ -235,7 +265,7 @@ async fn run_pages(
         let (name, holder) = (name.clone(), holder.clone());
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
-            span.in_scope(|| writer(store, rx, run_id, name, holder))
+            span.in_scope(|| writer(store, rx, run_id, name, holder, targets))
         })
     };
 
@@ -347,7 +377,7 @@ async fn run_pages(
     let cfg = cfg.clone();
     let span = tracing::Span::current();
     let report = tokio::task::spawn_blocking(move || {
-        span.in_scope(|| finish(done, ending, &cfg, run_id, &holder, counters))
+        span.in_scope(|| finish(done, ending, &cfg, run_id, &holder, &target_names, counters))
     })
     .await
     .unwrap_or_else(|e| RunReport::Error {
@@ -419,12 +449,14 @@ fn log_finished(t: &RunTotals, elapsed: Duration) {
 }
 
 /// Decide the run's final state, run removal detection for complete runs, record, release.
+#[allow(clippy::too_many_arguments)]
 fn finish(
     done: WriterDone,
     ending: Ending,
     cfg: &SourceConfig,
     run_id: i64,
     holder: &str,
+    targets: &[String],
     (requests, retries, rate_limited): (u64, u64, u64),
 ) -> RunReport {
     let WriterDone {
@@ -472,6 +504,7 @@ fn finish(
                 holder,
                 cfg.removal_grace_runs,
                 cfg.max_removal_fraction,
+                targets,
                 &now(),
             ) {
                 Ok(FinalizeOutcome::Removed(_)) => (RunState::Complete, None, None),
@@ -542,7 +575,12 @@ pub fn approve_removals(
     )? {
         return Ok(Err(h));
     }
-    let outcome = store.approve_removals(&cfg.name, cfg.removal_grace_runs, &now());
+    let targets: Vec<String> = ctx
+        .targets_of(&cfg.name)
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    let outcome = store.approve_removals(&cfg.name, cfg.removal_grace_runs, &targets, &now());
     store.release_lease(&cfg.name, &holder)?;
     outcome.map(Ok)
 }

@@ -110,7 +110,8 @@ retry_max_interval_seconds = 1
         let sources: Vec<_> = config.sources.iter().collect();
         let prepared =
             sync::prepare(&sources, &offersync::http::Limiters::new()).expect("sources prepare");
-        let ctx = SyncContext::new(config.database.path.clone(), config.database.busy_timeout);
+        let ctx = SyncContext::new(config.database.path.clone(), config.database.busy_timeout)
+            .with_targets(config.targets.clone());
         sync::run_all(&ctx, prepared, 4).await.remove(0)
     }
 

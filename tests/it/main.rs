@@ -6,5 +6,6 @@ mod config;
 mod harness;
 mod parsing;
 mod platforms;
+mod push;
 mod rate_limits;
 mod trackly_sync;

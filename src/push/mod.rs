@@ -1,0 +1,61 @@
+//! Pushing the mirror's differences to target networks: a pure planner (`plan`) and the
+//! delivery of the outbox (`deliver`). Operations are written to `push_outbox` by the store in
+//! the same transaction as the change that caused them.
+
+pub mod deliver;
+pub mod plan;
+
+pub use plan::{merged, plan, render, wanted, Mapping, OpKind, PlannedOp, PushFields};
+
+use crate::config::TargetConfig;
+use crate::http::{Endpoint, Limiters};
+use crate::targets::Target;
+use std::sync::Arc;
+
+/// A target ready to deliver to: its config, its adapter and its endpoint.
+pub struct PreparedTarget {
+    pub cfg: TargetConfig,
+    pub target: Arc<dyn Target>,
+    pub endpoint: Arc<Endpoint>,
+}
+
+/// Resolve credentials and build the targets; every problem reported with its config path.
+pub fn prepare_targets(
+    targets: &[&TargetConfig],
+    limiters: &Limiters,
+) -> Result<Vec<PreparedTarget>, Vec<String>> {
+    let mut errors = Vec::new();
+    let mut out = Vec::new();
+    for cfg in targets {
+        let key = format!("targets ({})", cfg.name);
+        let secret = match crate::config::resolve_credential(&key, &cfg.credential) {
+            Ok(s) => s,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        let policy = cfg.http();
+        let built = crate::targets::build(cfg, secret.clone()).and_then(|target| {
+            let limiter = limiters.get(
+                &format!("target:{}", cfg.name),
+                policy.requests_per_second,
+                policy.burst,
+            );
+            Ok(PreparedTarget {
+                cfg: (*cfg).clone(),
+                target: Arc::from(target),
+                endpoint: Arc::new(Endpoint::new(&cfg.name, policy, vec![secret], limiter)?),
+            })
+        });
+        match built {
+            Ok(p) => out.push(p),
+            Err(e) => errors.push(format!("{key}: {e}")),
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}

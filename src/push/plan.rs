@@ -1,0 +1,454 @@
+//! The push planner: pure functions from a canonical offer, a target's config and what the
+//! target already holds (the mapping) to the one operation that brings the target in step.
+//! No IO, no clock: tested with plain values.
+
+use crate::config::{FieldPolicy, TargetConfig, TargetKind};
+use crate::model::{format_timestamp, Offer, OfferStatus};
+use rust_decimal::{Decimal, RoundingStrategy};
+use serde_json::{Map, Value};
+
+/// The fields pushed to a target, by name, as JSON values.
+pub type PushFields = Map<String, Value>;
+
+/// The operations a target understands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpKind {
+    Create,
+    Update,
+    Pause,
+    Activate,
+}
+
+impl OpKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpKind::Create => "create",
+            OpKind::Update => "update",
+            OpKind::Pause => "pause",
+            OpKind::Activate => "activate",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<OpKind> {
+        [
+            OpKind::Create,
+            OpKind::Update,
+            OpKind::Pause,
+            OpKind::Activate,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+/// What a target holds of an offer, from `target_offers`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mapping {
+    pub target_offer_id: String,
+    /// `true` while the target offer is live (not paused by us).
+    pub active: bool,
+    /// The fields as last pushed.
+    pub pushed: PushFields,
+}
+
+/// One planned operation: for a create every pushed field, for an update or activate only the
+/// `always` fields that changed since the last push.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedOp {
+    pub kind: OpKind,
+    pub fields: PushFields,
+}
+
+/// The fields a target can be sent, with their default policy (`always`).
+pub const PUSH_FIELDS: &[&str] = &[
+    "name",
+    "url",
+    "preview_url",
+    "description",
+    "countries",
+    "categories",
+    "payout",
+    "cost",
+    "currency",
+    "payout_type",
+    "starts_at",
+    "ends_at",
+    "app_package",
+    "icon_url",
+];
+
+/// Currencies without minor units (ISO 4217 exponent 0) that payouts are rounded to.
+const ZERO_DECIMAL_CURRENCIES: &[&str] = &[
+    "JPY", "KRW", "VND", "CLP", "ISK", "UGX", "XAF", "XOF", "PYG", "RWF",
+];
+
+/// `payout × ratio`, rounded half-even to the currency's minor unit (cents for most).
+pub fn apply_ratio(payout: Decimal, ratio: Decimal, currency: Option<&str>) -> Decimal {
+    let dp = if currency.is_some_and(|c| ZERO_DECIMAL_CURRENCIES.contains(&c)) {
+        0
+    } else {
+        2
+    };
+    (payout * ratio)
+        .round_dp_with_strategy(dp, RoundingStrategy::MidpointNearestEven)
+        .normalize()
+}
+
+/// Click-id macros sources use, and each target's own macro.
+const SOURCE_CLICK_MACROS: &[&str] = &[
+    "{click_id}",
+    "{clickid}",
+    "{transaction_id}",
+    "{aff_click_id}",
+];
+
+fn target_click_macro(kind: TargetKind) -> &'static str {
+    match kind {
+        TargetKind::Offerit => "%%click_hash%%",
+        TargetKind::Affise => "{clickid}",
+    }
+}
+
+fn fill(template: &str, offer: &Offer, source: &str) -> String {
+    template
+        .replace("{name}", &offer.name)
+        .replace(
+            "{tracking_url}",
+            offer.tracking_url.as_deref().unwrap_or_default(),
+        )
+        .replace("{external_id}", &offer.external_id)
+        .replace("{source}", source)
+        .replace(
+            "{advertiser}",
+            offer.advertiser.as_deref().unwrap_or_default(),
+        )
+        .replace("{countries}", &offer.countries.join(","))
+}
+
+/// Everything the target would be sent for this offer (before field policies).
+pub fn render(target: &TargetConfig, source: &str, offer: &Offer) -> PushFields {
+    let mut f = PushFields::new();
+    let mut put = |k: &str, v: Value| {
+        if !v.is_null() {
+            f.insert(k.to_string(), v);
+        }
+    };
+    let s = |v: &Option<String>| v.clone().map_or(Value::Null, Value::String);
+    let name = fill(
+        target.name_template.as_deref().unwrap_or("{name}"),
+        offer,
+        source,
+    );
+    put("name", Value::String(name));
+    if offer.tracking_url.is_some() {
+        let mut url = match &target.tracking_url_template {
+            Some(t) => fill(t, offer, source),
+            None => offer.tracking_url.clone().unwrap_or_default(),
+        };
+        for m in SOURCE_CLICK_MACROS {
+            url = url.replace(m, target_click_macro(target.kind));
+        }
+        put("url", Value::String(url));
+    }
+    put("preview_url", s(&offer.preview_url));
+    put("description", s(&offer.description));
+    let list = |l: &[String]| Value::Array(l.iter().cloned().map(Value::String).collect());
+    put("countries", list(&offer.countries));
+    put("categories", list(&offer.categories));
+    if let Some(p) = offer.payout {
+        put(
+            "payout",
+            Value::String(
+                apply_ratio(p, target.payout_ratio, offer.currency.as_deref()).to_string(),
+            ),
+        );
+        put("cost", Value::String(p.normalize().to_string()));
+    }
+    put("currency", s(&offer.currency));
+    put(
+        "payout_type",
+        offer
+            .payout_type
+            .map_or(Value::Null, |p| Value::String(p.as_str().into())),
+    );
+    put(
+        "starts_at",
+        offer
+            .starts_at
+            .map_or(Value::Null, |t| Value::String(format_timestamp(t))),
+    );
+    put(
+        "ends_at",
+        offer
+            .ends_at
+            .map_or(Value::Null, |t| Value::String(format_timestamp(t))),
+    );
+    put("app_package", s(&offer.app_package));
+    put("icon_url", s(&offer.icon_url));
+    f
+}
+
+fn policy(target: &TargetConfig, field: &str) -> FieldPolicy {
+    target
+        .fields
+        .get(field)
+        .copied()
+        .unwrap_or(FieldPolicy::Always)
+}
+
+/// Whether the offer should be live on the target: active at the source and through the filters.
+pub fn wanted(target: &TargetConfig, offer: &Offer) -> bool {
+    let f = &target.filters;
+    let status_ok = match &f.status {
+        Some(list) => list.contains(&offer.status),
+        None => offer.status == OfferStatus::Active,
+    };
+    let overlap = |want: &Option<Vec<String>>, have: &[String]| {
+        want.as_ref().is_none_or(|w| {
+            w.iter()
+                .any(|x| have.iter().any(|h| h.eq_ignore_ascii_case(x)))
+        })
+    };
+    offer.status != OfferStatus::Removed
+        && status_ok
+        && overlap(&f.countries, &offer.countries)
+        && overlap(&f.categories, &offer.categories)
+        && f.min_payout
+            .is_none_or(|min| offer.payout.is_some_and(|p| p >= min))
+        && f.payout_types
+            .as_ref()
+            .is_none_or(|t| offer.payout_type.is_some_and(|p| t.contains(&p)))
+}
+
+/// The operation that brings `mapping` (what the target holds) in step with `offer`, if any.
+pub fn plan(
+    target: &TargetConfig,
+    source: &str,
+    offer: &Offer,
+    mapping: Option<&Mapping>,
+) -> Option<PlannedOp> {
+    let want = wanted(target, offer);
+    let rendered = render(target, source, offer);
+    match mapping {
+        None if want => Some(PlannedOp {
+            kind: OpKind::Create,
+            fields: rendered
+                .into_iter()
+                .filter(|(k, _)| policy(target, k) != FieldPolicy::Never)
+                .collect(),
+        }),
+        None => None,
+        Some(m) if !want => m.active.then(|| PlannedOp {
+            kind: OpKind::Pause,
+            fields: PushFields::new(),
+        }),
+        Some(m) => {
+            let changed: PushFields = PUSH_FIELDS
+                .iter()
+                .filter(|k| policy(target, k) == FieldPolicy::Always)
+                .filter(|k| rendered.get(**k) != m.pushed.get(**k))
+                .map(|k| {
+                    (
+                        k.to_string(),
+                        rendered.get(*k).cloned().unwrap_or(Value::Null),
+                    )
+                })
+                .collect();
+            if !m.active {
+                Some(PlannedOp {
+                    kind: OpKind::Activate,
+                    fields: changed,
+                })
+            } else if !changed.is_empty() {
+                Some(PlannedOp {
+                    kind: OpKind::Update,
+                    fields: changed,
+                })
+            } else {
+                None
+            }
+        }
+    }
+}
+
+/// `fields` merged into what was pushed before (after an update or activate succeeded).
+pub fn merged(mut pushed: PushFields, fields: &PushFields) -> PushFields {
+    for (k, v) in fields {
+        if v.is_null() {
+            pushed.remove(k);
+        } else {
+            pushed.insert(k.clone(), v.clone());
+        }
+    }
+    pushed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{CredentialSpec, Secret, TargetFilters};
+    use crate::model::{parse_decimal, PayoutType};
+    use std::collections::BTreeMap;
+
+    fn target(kind: TargetKind) -> TargetConfig {
+        TargetConfig {
+            name: "t".into(),
+            kind,
+            base_url: "https://n.example/api".into(),
+            enabled: true,
+            api_username: Some("ops".into()),
+            credential: CredentialSpec::Literal(Secret::new("k")),
+            sources: vec!["s".into()],
+            payout_ratio: parse_decimal("0.80").unwrap(),
+            tracking_url_template: Some("{tracking_url}&sub={source}".into()),
+            name_template: Some("{name} [{countries}]".into()),
+            advertiser_id: None,
+            create_status: None,
+            fields: BTreeMap::new(),
+            filters: TargetFilters::default(),
+            requests_per_second: 5.0,
+            max_attempts: 3,
+            timeout: std::time::Duration::from_secs(30),
+            retry_initial_interval: std::time::Duration::from_millis(500),
+        }
+    }
+
+    fn offer() -> Offer {
+        let mut o = Offer::new("9", "Game");
+        o.payout = parse_decimal("1.255");
+        o.currency = Some("USD".into());
+        o.payout_type = Some(PayoutType::Cpa);
+        o.countries = vec!["GB".into(), "US".into()];
+        o.tracking_url = Some("https://t.example/c?o=9&click={click_id}".into());
+        o
+    }
+
+    #[test]
+    fn payout_ratio_rounds_half_even_to_the_currency_unit() {
+        let r = parse_decimal("0.8").unwrap();
+        assert_eq!(
+            apply_ratio(parse_decimal("1.255").unwrap(), r, Some("USD")).to_string(),
+            "1"
+        );
+        assert_eq!(
+            apply_ratio(parse_decimal("1.3125").unwrap(), r, Some("USD")).to_string(),
+            "1.05"
+        );
+        assert_eq!(
+            apply_ratio(parse_decimal("0.03125").unwrap(), r, Some("EUR")).to_string(),
+            "0.02",
+            "0.025 → even"
+        );
+        assert_eq!(
+            apply_ratio(parse_decimal("0.04375").unwrap(), r, Some("EUR")).to_string(),
+            "0.04",
+            "0.035 → even"
+        );
+        assert_eq!(
+            apply_ratio(parse_decimal("156.25").unwrap(), r, Some("JPY")).to_string(),
+            "125"
+        );
+        assert_eq!(
+            apply_ratio(parse_decimal("3.125").unwrap(), r, Some("JPY")).to_string(),
+            "2",
+            "2.5 → even"
+        );
+    }
+
+    #[test]
+    fn render_applies_templates_and_rewrites_click_macros() {
+        let f = render(&target(TargetKind::Offerit), "s", &offer());
+        assert_eq!(f["name"], "Game [GB,US]");
+        assert_eq!(
+            f["url"],
+            "https://t.example/c?o=9&click=%%click_hash%%&sub=s"
+        );
+        assert_eq!(
+            (f["payout"].as_str(), f["cost"].as_str()),
+            (Some("1"), Some("1.255"))
+        );
+        let f = render(&target(TargetKind::Affise), "s", &offer());
+        assert_eq!(f["url"], "https://t.example/c?o=9&click={clickid}&sub=s");
+    }
+
+    #[test]
+    fn plan_covers_create_update_pause_activate_and_nothing() {
+        let t = target(TargetKind::Offerit);
+        let o = offer();
+        let create = plan(&t, "s", &o, None).unwrap();
+        assert_eq!(create.kind, OpKind::Create);
+        let mapping = Mapping {
+            target_offer_id: "400".into(),
+            active: true,
+            pushed: create.fields.clone(),
+        };
+        assert_eq!(
+            plan(&t, "s", &o, Some(&mapping)),
+            None,
+            "nothing changed: nothing to do"
+        );
+        let mut changed = o.clone();
+        changed.payout = parse_decimal("2.5");
+        let up = plan(&t, "s", &changed, Some(&mapping)).unwrap();
+        assert_eq!(up.kind, OpKind::Update);
+        assert_eq!(up.fields.keys().collect::<Vec<_>>(), vec!["cost", "payout"]);
+        let mut paused = o.clone();
+        paused.status = OfferStatus::Paused;
+        assert_eq!(
+            plan(&t, "s", &paused, Some(&mapping)).unwrap().kind,
+            OpKind::Pause
+        );
+        let was_paused = Mapping {
+            active: false,
+            ..mapping.clone()
+        };
+        assert_eq!(
+            plan(&t, "s", &paused, Some(&was_paused)),
+            None,
+            "paused once only"
+        );
+        let back = plan(&t, "s", &o, Some(&was_paused)).unwrap();
+        assert_eq!((back.kind, back.fields.len()), (OpKind::Activate, 0));
+        let mut removed = o.clone();
+        removed.status = OfferStatus::Removed;
+        assert_eq!(
+            plan(&t, "s", &removed, None),
+            None,
+            "never create what is gone"
+        );
+    }
+
+    #[test]
+    fn filters_and_field_policies() {
+        let mut t = target(TargetKind::Affise);
+        t.filters.countries = Some(vec!["DE".into()]);
+        assert!(!wanted(&t, &offer()));
+        t.filters.countries = Some(vec!["us".into()]);
+        t.filters.min_payout = parse_decimal("2");
+        assert!(!wanted(&t, &offer()), "below the minimum payout");
+        t.filters.min_payout = None;
+        t.filters.payout_types = Some(vec![PayoutType::Cpi]);
+        assert!(!wanted(&t, &offer()));
+        t.filters.payout_types = None;
+        assert!(wanted(&t, &offer()));
+
+        t.fields.insert("name".into(), FieldPolicy::Once);
+        t.fields.insert("description".into(), FieldPolicy::Never);
+        let mut o = offer();
+        o.description = Some("secret sauce".into());
+        let create = plan(&t, "s", &o, None).unwrap();
+        assert!(create.fields.contains_key("name") && !create.fields.contains_key("description"));
+        let mapping = Mapping {
+            target_offer_id: "1".into(),
+            active: true,
+            pushed: create.fields,
+        };
+        o.name = "Renamed".into();
+        o.description = Some("new sauce".into());
+        assert_eq!(
+            plan(&t, "s", &o, Some(&mapping)),
+            None,
+            "once and never fields are not kept in step"
+        );
+    }
+}

@@ -1,0 +1,84 @@
+//! Target platforms behind one trait: a [`Target`] turns an operation (create, update, pause,
+//! activate) into HTTP requests and says what each answer means. Like sources, targets never
+//! touch the store, retry, pace or sleep: the delivery worker (`crate::push::deliver`) and the
+//! HTTP layer do.
+
+pub mod affise;
+pub mod offerit;
+
+use crate::config::{Secret, TargetConfig, TargetKind};
+use crate::http::{Failure, HttpRequest, HttpResponse};
+use crate::push::{OpKind, PushFields};
+
+/// One operation as a target sees it.
+pub struct TargetOp<'a> {
+    pub kind: OpKind,
+    /// The fields this operation changes (every pushed field for a create).
+    pub fields: &'a PushFields,
+    /// Every field the target will hold once this operation is done.
+    pub all: &'a PushFields,
+    /// The target's id of the offer (for everything but a create).
+    pub target_offer_id: Option<&'a str>,
+    /// `source:external_id`, for targets that store an external reference.
+    pub external_ref: &'a str,
+}
+
+pub trait Target: Send + Sync {
+    /// The requests that carry out `op`, sent in order (all but a create are idempotent).
+    fn requests(&self, op: &TargetOp<'_>) -> Vec<HttpRequest>;
+
+    /// What the answer to request `index` of `op` means; for a create, the new offer's id.
+    fn interpret(
+        &self,
+        op: &TargetOp<'_>,
+        index: usize,
+        resp: &HttpResponse,
+    ) -> Result<Option<String>, Failure>;
+
+    /// A request that finds the offer a create interrupted by a crash may have made, if the
+    /// platform can be searched (Offerit cannot).
+    fn lookup(&self, external_ref: &str) -> Option<HttpRequest>;
+
+    /// The id of that offer in the lookup's answer, or `None` when it was not created.
+    fn interpret_lookup(
+        &self,
+        external_ref: &str,
+        resp: &HttpResponse,
+    ) -> Result<Option<String>, Failure>;
+}
+
+/// Construct the target for a config.
+pub fn build(cfg: &TargetConfig, api_key: Secret) -> Result<Box<dyn Target>, String> {
+    match cfg.kind {
+        TargetKind::Offerit => Ok(Box::new(offerit::Offerit::new(cfg, api_key)?)),
+        TargetKind::Affise => Ok(Box::new(affise::Affise::new(cfg, api_key)?)),
+    }
+}
+
+/// A field as form text: strings bare, lists comma-joined, other values as JSON.
+pub(crate) fn form_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Array(a) => a
+            .iter()
+            .map(|x| {
+                x.as_str()
+                    .map(String::from)
+                    .unwrap_or_else(|| x.to_string())
+            })
+            .collect::<Vec<_>>()
+            .join(","),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// `2026-01-01T00:00:00Z` → `2026-01-01` (Offerit dates) or `2026-01-01 00:00:00` (Affise).
+pub(crate) fn date_part(v: &serde_json::Value, with_time: bool) -> Option<String> {
+    let t = crate::model::parse_timestamp(v.as_str()?)?;
+    Some(if with_time {
+        t.format("%Y-%m-%d %H:%M:%S").to_string()
+    } else {
+        t.format("%Y-%m-%d").to_string()
+    })
+}

@@ -1,0 +1,197 @@
+//! Offerit / Trackfinity (`kind = "offerit"`), see APIS.md §3.
+//!
+//! Headers `api-key` and `api-username` (the caller's IP must be allow-listed on the install).
+//! Create: `POST {base_url}/offer/add_offer` with a form body; the answer is
+//! `{"result": "Success", "message": {"offerid": "..", "landing_pageid": ".."}}` (ids as
+//! strings, `result` compared case-insensitively). Update: `PATCH /offer/edit_offer`, plus
+//! `PATCH /offer/set_offer_countries` when the countries changed; pause: `PATCH
+//! /offer/pause_offer` (pausing expires the offer); re-activate: `PATCH /offer/activate_offer`.
+//! PATCH parameters go in the query string, as the vendor samples send them. 400/404/405 and
+//! any non-success body are errors. There is no list or search endpoint, so an interrupted
+//! create cannot be looked up.
+
+use super::{date_part, form_text, Target, TargetOp};
+use crate::config::{Secret, TargetConfig};
+use crate::http::{Failure, HttpRequest, HttpResponse};
+use crate::push::OpKind;
+use reqwest::{Method, Url};
+use serde_json::Value;
+
+pub struct Offerit {
+    base: String,
+    username: String,
+    api_key: Secret,
+    advertiser_id: Option<String>,
+}
+
+/// Our field → Offerit's parameter.
+fn param(field: &str) -> Option<&'static str> {
+    Some(match field {
+        "name" => "name",
+        "url" => "url",
+        "preview_url" => "preview_url",
+        "description" => "offer_description",
+        "categories" => "categories",
+        "payout" => "flat_amount_per_conversion",
+        "cost" => "advertiser_cost_flat",
+        "icon_url" => "thumb_url",
+        "starts_at" => "date_live",
+        "ends_at" => "date_expire",
+        _ => return None,
+    })
+}
+
+fn params(fields: &crate::push::PushFields) -> Vec<(String, String)> {
+    fields
+        .iter()
+        .filter_map(|(k, v)| {
+            let p = param(k)?;
+            let text = match k.as_str() {
+                "starts_at" | "ends_at" => date_part(v, false).unwrap_or_default(),
+                _ => form_text(v),
+            };
+            Some((p.to_string(), text))
+        })
+        .collect()
+}
+
+impl Offerit {
+    pub fn new(cfg: &TargetConfig, api_key: Secret) -> Result<Offerit, String> {
+        Url::parse(&cfg.base_url).map_err(|e| format!("targets {}: base_url: {e}", cfg.name))?;
+        Ok(Offerit {
+            base: cfg.base_url.trim_end_matches('/').to_string(),
+            username: cfg.api_username.clone().unwrap_or_default(),
+            api_key,
+            advertiser_id: cfg.advertiser_id.clone(),
+        })
+    }
+
+    fn request(
+        &self,
+        method: Method,
+        action: &str,
+        query: &[(String, String)],
+        form: Option<Vec<(String, String)>>,
+    ) -> HttpRequest {
+        let mut url =
+            Url::parse(&format!("{}/offer/{action}", self.base)).expect("base_url was validated");
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        let mut req = HttpRequest::get(url).secret_header("api-key", &self.api_key);
+        if let Ok(v) = reqwest::header::HeaderValue::from_str(&self.username) {
+            req.headers.insert("api-username", v);
+        }
+        req.method = method;
+        req.form = form;
+        req
+    }
+}
+
+impl Target for Offerit {
+    fn requests(&self, op: &TargetOp<'_>) -> Vec<HttpRequest> {
+        let id = op.target_offer_id.unwrap_or_default().to_string();
+        let with_id = |mut q: Vec<(String, String)>| {
+            q.insert(0, ("offerid".to_string(), id.clone()));
+            q
+        };
+        let mut edits = Vec::new();
+        let edit_params = params(op.fields);
+        if !edit_params.is_empty() {
+            edits.push(self.request(Method::PATCH, "edit_offer", &with_id(edit_params), None));
+        }
+        if let Some(c) = op.fields.get("countries") {
+            edits.push(self.request(
+                Method::PATCH,
+                "set_offer_countries",
+                &with_id(vec![("authorized".into(), form_text(c))]),
+                None,
+            ));
+        }
+        match op.kind {
+            OpKind::Create => {
+                let mut form = params(op.fields);
+                if let Some(c) = op
+                    .fields
+                    .get("countries")
+                    .filter(|c| c.as_array().is_some_and(|a| !a.is_empty()))
+                {
+                    form.push(("authorized".into(), form_text(c)));
+                }
+                form.push(("commission_type".into(), "cpa".into()));
+                form.push(("advertiser_cost_type".into(), "conversion".into()));
+                if let Some(a) = &self.advertiser_id {
+                    form.push(("advertiserid".into(), a.clone()));
+                }
+                vec![self.request(Method::POST, "add_offer", &[], Some(form))]
+            }
+            OpKind::Update => edits,
+            OpKind::Pause => {
+                vec![self.request(Method::PATCH, "pause_offer", &with_id(vec![]), None)]
+            }
+            OpKind::Activate => {
+                let mut reqs =
+                    vec![self.request(Method::PATCH, "activate_offer", &with_id(vec![]), None)];
+                reqs.extend(edits);
+                reqs
+            }
+        }
+    }
+
+    fn interpret(
+        &self,
+        op: &TargetOp<'_>,
+        _index: usize,
+        resp: &HttpResponse,
+    ) -> Result<Option<String>, Failure> {
+        let body: Option<Value> = serde_json::from_slice(&resp.body).ok();
+        let result = body
+            .as_ref()
+            .and_then(|b| b.get("result"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let message = body
+            .as_ref()
+            .and_then(|b| b.get("message"))
+            .cloned()
+            .unwrap_or(Value::Null);
+        if !resp.status.is_success() || !result.eq_ignore_ascii_case("success") {
+            let text = match &message {
+                Value::String(s) => s.clone(),
+                Value::Null => resp.body_excerpt(),
+                other => other.to_string(),
+            };
+            // A 200 whose result is not "success" classifies as permanent, like a 400.
+            return Err(Failure::from_response(
+                resp,
+                format!(
+                    "Offerit answered HTTP {} to {}: {text}",
+                    resp.status.as_u16(),
+                    op.kind.as_str()
+                ),
+            ));
+        }
+        if op.kind == OpKind::Create {
+            let id = match message.get("offerid") {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Number(n)) => n.to_string(),
+                _ => {
+                    return Err(Failure::permanent(format!(
+                        "Offerit created an offer but sent no offerid: {}",
+                        resp.body_excerpt()
+                    )))
+                }
+            };
+            return Ok(Some(id));
+        }
+        Ok(None)
+    }
+
+    fn lookup(&self, _external_ref: &str) -> Option<HttpRequest> {
+        None
+    }
+
+    fn interpret_lookup(&self, _: &str, _: &HttpResponse) -> Result<Option<String>, Failure> {
+        Ok(None)
+    }
+}
