@@ -78,6 +78,16 @@ async fn sync_round(config: &Config, title: &str) -> Result<Vec<RunReport>, Usag
     let ctx = super::once::context(config);
     let reports = sync::run_all(&ctx, prepared, config.daemon.max_concurrent_sources).await;
     output::print_run_summary(&reports, Some(Format::Table));
+    let targets: Vec<_> = config.targets.iter().collect();
+    let prepared = crate::push::prepare_targets(&targets, &crate::http::Limiters::new())
+        .map_err(|e| UsageError::Other(e.join("; ")))?;
+    println!("pushed to the simulated target networks:");
+    let pushed_ok = super::once::deliver_all(config, prepared, Some(Format::Table)).await;
+    if !pushed_ok {
+        return Err(UsageError::Other(
+            "the demo's push failed; see the table above".into(),
+        ));
+    }
     Ok(reports)
 }
 
@@ -89,39 +99,33 @@ pub(crate) async fn run(args: DemoArgs) -> Result<ExitCode, UsageError> {
     let sandbox = Sandbox::start(sandbox_cfg.clone())
         .await
         .map_err(|e| UsageError::Other(format!("cannot start the sandbox on 127.0.0.1: {e}")))?;
-    let text = DEMO_CONFIG
-        .replace("{database_path}", &toml_string(&args.db.to_string_lossy()))
-        .replace(
-            "{offerslook_base_url}",
-            &toml_string(&sandbox.offerslook_base_url()),
-        )
-        .replace(
-            "{offerslook_username}",
-            &toml_string(crate::sandbox::offerslook::USERNAME),
-        )
-        .replace(
-            "{offerslook_api_key}",
-            &toml_string(crate::sandbox::OFFERSLOOK_KEY),
-        )
-        .replace("{s2s_base_url}", &toml_string(&sandbox.s2s_base_url(false)))
-        .replace("{s2s_app_id}", &toml_string(crate::sandbox::S2S_APP_ID))
-        .replace(
-            "{affise_base_url}",
-            &toml_string(&sandbox.affise_base_url()),
-        )
-        .replace("{affise_api_key}", &toml_string(crate::sandbox::AFFISE_KEY))
-        .replace(
-            "{trackly_generic_url}",
-            &toml_string(&format!("{}/v2/offers", sandbox.trackly_base_url())),
-        )
-        .replace(
-            "{trackly_base_url}",
-            &toml_string(&sandbox.trackly_base_url()),
-        )
-        .replace(
-            "{trackly_api_key}",
-            &toml_string(&sandbox_cfg.trackly_api_key),
-        );
+    use crate::sandbox as sb;
+    let values: [(&str, String); 16] = [
+        ("database_path", args.db.to_string_lossy().into_owned()),
+        ("trackly_base_url", sandbox.trackly_base_url()),
+        ("trackly_api_key", sandbox_cfg.trackly_api_key.clone()),
+        (
+            "trackly_generic_url",
+            format!("{}/v2/offers", sandbox.trackly_base_url()),
+        ),
+        ("offerslook_base_url", sandbox.offerslook_base_url()),
+        ("offerslook_username", sb::offerslook::USERNAME.into()),
+        ("offerslook_api_key", sb::OFFERSLOOK_KEY.into()),
+        ("s2s_base_url", sandbox.s2s_base_url(false)),
+        ("s2s_app_id", sb::S2S_APP_ID.into()),
+        ("affise_base_url", sandbox.affise_base_url()),
+        ("affise_api_key", sb::AFFISE_KEY.into()),
+        ("offerit_url", sandbox.offerit_target_url()),
+        ("offerit_username", sb::OFFERIT_USERNAME.into()),
+        ("offerit_key", sb::OFFERIT_KEY.into()),
+        ("affise_target_url", sandbox.affise_target_url()),
+        ("affise_target_key", sb::AFFISE_TARGET_KEY.into()),
+    ];
+    let text = values
+        .iter()
+        .fold(DEMO_CONFIG.to_string(), |t, (name, value)| {
+            t.replace(&format!("{{{name}}}"), &toml_string(value))
+        });
     let config = Config::from_toml_str(&text, Path::new("(embedded demo config)"))?;
     let demo_sources: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
     remove_db(&args.db, &demo_sources).map_err(UsageError::Other)?;
@@ -169,9 +173,15 @@ pub(crate) async fn run(args: DemoArgs) -> Result<ExitCode, UsageError> {
     }
 
     let db = args.db.display();
+    let (oi, af) = (
+        Sandbox::with_target(&sandbox.offerit_target, |t| t.offers.len()),
+        Sandbox::with_target(&sandbox.affise_target, |t| t.offers.len()),
+    );
+    println!("\nthe simulated Offerit now holds {oi} offers, the simulated Affise {af}");
     println!(
         "\nTry:\n  offersync inspect --db {db} offers --limit 10\n  offersync inspect --db {db} changes --since 1h\n  \
-         offersync inspect --db {db} runs\n  offersync inspect --db {db} stats\n  sqlite3 {db} \"select kind, count(*) from offer_changes group by kind\""
+         offersync inspect --db {db} runs\n  offersync inspect --db {db} pushes --limit 10\n  offersync inspect --db {db} stats\n  \
+         sqlite3 {db} \"select kind, count(*) from offer_changes group by kind\""
     );
     drop(sandbox);
     let all: Vec<RunReport> = first.into_iter().chain(second).collect();

@@ -196,7 +196,9 @@ fn policy(target: &TargetConfig, field: &str) -> FieldPolicy {
         .unwrap_or(FieldPolicy::Always)
 }
 
-/// Whether the offer should be live on the target: active at the source and through the filters.
+/// Whether the offer should be live on the target: active at the source, with a tracking URL to
+/// send traffic to (Offerslook lists offers awaiting approval without one), and through the
+/// filters.
 pub fn wanted(target: &TargetConfig, offer: &Offer) -> bool {
     let f = &target.filters;
     let status_ok = match &f.status {
@@ -210,6 +212,7 @@ pub fn wanted(target: &TargetConfig, offer: &Offer) -> bool {
         })
     };
     offer.status != OfferStatus::Removed
+        && offer.tracking_url.as_deref().is_some_and(|u| !u.is_empty())
         && status_ok
         && overlap(&f.countries, &offer.countries)
         && overlap(&f.categories, &offer.categories)
@@ -431,6 +434,12 @@ mod tests {
         assert!(!wanted(&t, &offer()));
         t.filters.payout_types = None;
         assert!(wanted(&t, &offer()));
+        let mut no_link = offer();
+        no_link.tracking_url = None;
+        assert!(
+            !wanted(&t, &no_link),
+            "nothing to send traffic to: never pushed (paused if it was)"
+        );
 
         t.fields.insert("name".into(), FieldPolicy::Once);
         t.fields.insert("description".into(), FieldPolicy::Never);
