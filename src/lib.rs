@@ -3,8 +3,11 @@
 
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod http;
+pub mod metrics;
 pub mod model;
+pub mod notify;
 pub mod push;
 pub mod sandbox;
 pub mod sources;

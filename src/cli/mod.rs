@@ -71,7 +71,7 @@ enum Command {
 
 /// An error that ends the command with exit code 2 (usage or config).
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum UsageError {
+pub enum UsageError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error("{0}")]
@@ -132,13 +132,6 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, UsageError> {
             let config = load_config(&cli.config)?;
             once::run(&config, &cli.sources, !cli.no_push).await
         }
-        None => Err(UsageError::Other(
-            "daemon mode (scheduled syncs) is not available in this version yet.\n\
-             Use `offersync --once` to sync every enabled source now (for example from\n\
-             systemd/offersync-once.timer), `offersync inspect ...` to read the mirror, or\n\
-             `offersync demo` to see the whole pipeline against simulated platforms.\n\
-             See `offersync --help`."
-                .into(),
-        )),
+        None => crate::daemon::run(config_path(&cli.config)).await,
     }
 }

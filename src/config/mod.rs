@@ -57,6 +57,14 @@ pub struct DatabaseConfig {
 pub struct DaemonConfig {
     pub metrics_listen: Option<String>,
     pub max_concurrent_sources: usize,
+    /// Sync every enabled source once at start-up, before the first scheduled tick.
+    pub run_on_start: bool,
+    /// How long SIGTERM waits for running page transactions and pushes.
+    pub shutdown_timeout: Duration,
+    /// `/healthz` answers 503 when a source's last complete run is older than this.
+    pub stale_after: Duration,
+    /// How often each target's outbox is delivered (also right after a sync of its sources).
+    pub delivery_interval: Duration,
 }
 
 /// The platforms offersync can read offers from.
@@ -124,6 +132,8 @@ pub struct SourceConfig {
     pub enabled: bool,
     pub credential: CredentialSpec,
     pub schedule: String,
+    /// A random delay of up to this long before each scheduled run (spreads load).
+    pub schedule_jitter: Duration,
     pub page_size: u32,
     pub max_pages: u64,
     pub rate_limit_group: Option<String>,
@@ -321,6 +331,12 @@ fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
     let daemon = DaemonConfig {
         metrics_listen: raw.daemon.metrics_listen.clone(),
         max_concurrent_sources: raw.daemon.max_concurrent_sources.unwrap_or(4),
+        run_on_start: raw.daemon.run_on_start.unwrap_or(false),
+        shutdown_timeout: Duration::from_secs(raw.daemon.shutdown_timeout_seconds.unwrap_or(30)),
+        stale_after: Duration::from_secs(raw.daemon.stale_after_seconds.unwrap_or(3600)),
+        delivery_interval: Duration::from_secs(
+            raw.daemon.delivery_interval_seconds.unwrap_or(60).max(1),
+        ),
     };
     if daemon.max_concurrent_sources == 0 {
         errs.push("daemon.max_concurrent_sources", "must be at least 1");
@@ -519,6 +535,7 @@ fn validate_source(
         enabled: s.enabled.unwrap_or(true),
         credential: cred?,
         schedule,
+        schedule_jitter: Duration::from_secs(s.schedule_jitter_seconds.unwrap_or(0)),
         page_size,
         max_pages: s.max_pages.unwrap_or(100_000).max(1),
         rate_limit_group: s.rate_limit_group,

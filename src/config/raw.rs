@@ -28,6 +28,10 @@ pub struct RawDatabase {
 pub struct RawDaemon {
     pub metrics_listen: Option<String>,
     pub max_concurrent_sources: Option<usize>,
+    pub run_on_start: Option<bool>,
+    pub shutdown_timeout_seconds: Option<u64>,
+    pub stale_after_seconds: Option<u64>,
+    pub delivery_interval_seconds: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -41,6 +45,7 @@ pub struct RawSource {
     pub api_key_file: Option<String>,
     pub api_key: Option<String>,
     pub schedule: Option<String>,
+    pub schedule_jitter_seconds: Option<u64>,
     pub page_size: Option<u32>,
     pub max_pages: Option<u64>,
     pub requests_per_second: Option<f64>,

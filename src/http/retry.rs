@@ -62,6 +62,7 @@ where
         n += 1;
         ctx.limiter.acquire().await;
         ctx.counters.requests.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::request(ctx.endpoint);
         let failure = match attempt().await {
             Ok(v) => {
                 ctx.limiter.on_success();
@@ -115,6 +116,7 @@ where
             )));
         }
         ctx.counters.retries.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::retry(ctx.endpoint, rate_limited);
         tracing::warn!(
             endpoint = ctx.endpoint,
             path = ctx.path,

@@ -54,6 +54,8 @@ pub struct RunTotals {
     pub retries: i64,
     pub rate_limited: i64,
     pub error: Option<String>,
+    /// Wall time from start to finish, when finished.
+    pub duration_seconds: Option<f64>,
 }
 
 impl Store {
@@ -101,7 +103,8 @@ impl Store {
             .conn
             .query_row(
                 "SELECT id, source, state, reason, pages, offers_seen, added, changed, removed, unchanged,
-                        duplicates, rejected, held_removals, requests, retries, rate_limited, error
+                        duplicates, rejected, held_removals, requests, retries, rate_limited, error,
+                        (julianday(finished_at) - julianday(started_at)) * 86400.0
                  FROM sync_runs WHERE id = ?1",
                 [run_id],
                 |r| {
@@ -123,6 +126,7 @@ impl Store {
                         retries: r.get(14)?,
                         rate_limited: r.get(15)?,
                         error: r.get(16)?,
+                        duration_seconds: r.get(17)?,
                     })
                 },
             )
@@ -138,6 +142,15 @@ impl Store {
             .query_map([], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
         Ok(names)
+    }
+
+    /// When the source's last complete run finished.
+    pub fn last_complete_at(&self, source: &str) -> Result<Option<String>> {
+        Ok(self.conn.query_row(
+            "SELECT max(finished_at) FROM sync_runs WHERE source = ?1 AND state = 'complete'",
+            [source],
+            |r| r.get(0),
+        )?)
     }
 
     /// Runs of a source, newest first.

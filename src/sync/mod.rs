@@ -31,6 +31,45 @@ pub struct SyncContext {
     pub host: String,
     /// Push targets: changes of the sources they list are planned into the outbox.
     pub targets: Arc<Vec<TargetConfig>>,
+    /// Set when the process is stopping: runs end after the page in flight.
+    pub shutdown: Shutdown,
+}
+
+/// A shutdown signal runs can check between pages and wait on.
+#[derive(Debug, Clone)]
+pub struct Shutdown {
+    rx: tokio::sync::watch::Receiver<bool>,
+    /// For `never`: the sender, kept so the channel never closes.
+    _never: Option<Arc<tokio::sync::watch::Sender<bool>>>,
+}
+
+impl Shutdown {
+    /// A signal and the sender that sets it.
+    pub fn new() -> (tokio::sync::watch::Sender<bool>, Shutdown) {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        (tx, Shutdown { rx, _never: None })
+    }
+
+    /// A signal that is never set (one-shot commands stop with the process).
+    pub fn never() -> Shutdown {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        Shutdown {
+            rx,
+            _never: Some(Arc::new(tx)),
+        }
+    }
+
+    pub fn is_set(&self) -> bool {
+        *self.rx.borrow()
+    }
+
+    /// Resolves once the signal is set (never, if its sender is gone without setting it).
+    pub async fn wait(&self) {
+        let mut rx = self.rx.clone();
+        if rx.wait_for(|set| *set).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 impl SyncContext {
@@ -41,7 +80,14 @@ impl SyncContext {
             lease_ttl: Duration::from_secs(900),
             host: hostname(),
             targets: Arc::new(Vec::new()),
+            shutdown: Shutdown::never(),
         }
+    }
+
+    /// The same context, stopping runs when `shutdown` is set.
+    pub fn with_shutdown(mut self, shutdown: Shutdown) -> SyncContext {
+        self.shutdown = shutdown;
+        self
     }
 
     /// The same context, planning pushes for `targets`.
@@ -240,21 +286,22 @@ pub async fn run_source(
         }
     };
     let span = tracing::info_span!("sync_run", source = %name, run_id);
-    let targets = ctx.targets_of(&cfg.name);
-    run_pages(cfg, source, endpoint, store, run_id, holder, targets)
+    run_pages(ctx, cfg, source, endpoint, store, run_id, holder)
         .instrument(span)
         .await
 }
 
 async fn run_pages(
+    ctx: &SyncContext,
     cfg: &SourceConfig,
     source: Arc<dyn Source>,
     endpoint: Arc<Endpoint>,
     store: Store,
     run_id: i64,
     holder: String,
-    targets: Vec<TargetConfig>,
 ) -> RunReport {
+    let targets = ctx.targets_of(&cfg.name);
+    let shutdown = ctx.shutdown.clone();
     let name = cfg.name.clone();
     let target_names: Vec<String> = targets.iter().map(|t| t.name.clone()).collect();
     tracing::info!("sync started");
@@ -276,6 +323,12 @@ async fn run_pages(
     let mut pass_pages = 0u64;
     let mut rejected_logged = 0usize;
     let ending = loop {
+        if shutdown.is_set() {
+            break Ending::Guard(
+                "shutdown",
+                format!("stopped by shutdown after {pages} pages"),
+            );
+        }
         if pages >= cfg.max_pages {
             break Ending::Guard(
                 "page_cap",
@@ -294,18 +347,27 @@ async fn run_pages(
                     .await
             }
         };
-        let page = match cfg.http.run_timeout {
-            None => call.await,
-            Some(budget) => {
-                match tokio::time::timeout(budget.saturating_sub(started.elapsed()), call).await {
-                    Ok(r) => r,
-                    Err(_) => {
-                        break Ending::Guard(
-                            "run_timeout",
-                            format!("stopped after run_timeout_seconds = {}", budget.as_secs()),
-                        )
-                    }
+        let budget = cfg
+            .http
+            .run_timeout
+            .map(|b| b.saturating_sub(started.elapsed()));
+        let bounded = async {
+            match budget {
+                None => Ok(call.await),
+                Some(b) => tokio::time::timeout(b, call).await,
+            }
+        };
+        let page = tokio::select! {
+            r = bounded => match r {
+                Ok(r) => r,
+                Err(_) => {
+                    let secs = cfg.http.run_timeout.unwrap_or_default().as_secs();
+                    break Ending::Guard("run_timeout", format!("stopped after run_timeout_seconds = {secs}"));
                 }
+            },
+            // A shutdown does not wait out a rate-limit pause or a retry.
+            _ = shutdown.wait() => {
+                break Ending::Guard("shutdown", format!("stopped by shutdown after {pages} pages"));
             }
         };
         let page = match page {

@@ -232,14 +232,8 @@ async fn bad_configs_exit_2_naming_the_key() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn usage_errors_and_the_bare_command_exit_2_with_an_explanation() {
+async fn usage_errors_exit_2_with_an_explanation() {
     let app = TestApp::new(10).await;
-    let bare = app.bin(&[], &[]).await;
-    assert_eq!(bare.status.code(), Some(2));
-    assert!(
-        text(&bare.stderr).contains("daemon mode")
-            && text(&bare.stderr).contains("offersync --once")
-    );
     let unknown = app.bin(&["--once", "--source", "nope"], &[]).await;
     assert_eq!(unknown.status.code(), Some(2));
     assert!(text(&unknown.stderr).contains("--source nope: no such source"));
