@@ -6,9 +6,11 @@ mod demo;
 mod inspect;
 mod once;
 mod output;
+mod progress;
 
 use crate::config::{Config, ConfigError, DEFAULT_CONFIG_PATH};
 use clap::{Parser, Subcommand};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -91,8 +93,10 @@ pub(crate) fn load_config(cli_path: &Option<PathBuf>) -> Result<Config, UsageErr
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The demo and --once on a terminal (with its progress bars) keep their output readable.
     let default_level = match cli.command {
         Some(Command::Demo(_)) => "warn",
+        None if cli.once && std::io::stderr().is_terminal() => "warn",
         _ => "info",
     };
     crate::telemetry::init(default_level);

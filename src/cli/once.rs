@@ -8,6 +8,7 @@ use crate::http::Limiters;
 use crate::push;
 use crate::store::{ApproveOutcome, Store};
 use crate::sync::{self, RunReport, SyncContext};
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 pub(crate) fn context(config: &Config) -> SyncContext {
@@ -191,12 +192,11 @@ pub(crate) async fn run(
     } else {
         Vec::new()
     };
-    let reports = sync::run_all(
-        &context(config),
-        prepared,
-        config.daemon.max_concurrent_sources,
-    )
-    .await;
+    let mut ctx = context(config);
+    if std::io::stderr().is_terminal() {
+        ctx = ctx.with_progress(std::sync::Arc::new(super::progress::Bars::new()));
+    }
+    let reports = sync::run_all(&ctx, prepared, config.daemon.max_concurrent_sources).await;
     output::print_run_summary(&reports, None);
     let pushed_ok = targets.is_empty() || deliver_all(config, targets, None).await;
     Ok(if reports.iter().all(RunReport::ok) && pushed_ok {

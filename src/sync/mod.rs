@@ -33,6 +33,31 @@ pub struct SyncContext {
     pub targets: Arc<Vec<TargetConfig>>,
     /// Set when the process is stopping: runs end after the page in flight.
     pub shutdown: Shutdown,
+    /// Told about every page (progress bars of `--once` on a terminal).
+    pub progress: Option<Arc<dyn ProgressSink>>,
+}
+
+/// Where a run is, after each page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageProgress {
+    pub pages: u64,
+    /// Pages the platform says the current listing has, when it says.
+    pub expected_pages: Option<u64>,
+    pub offers: u64,
+    pub retries: u64,
+    pub rate_limited: u64,
+}
+
+/// Receives progress of runs; must be cheap (it is called on the fetch path).
+pub trait ProgressSink: Send + Sync {
+    fn page(&self, source: &str, progress: PageProgress);
+    fn finished(&self, source: &str, report: &RunReport);
+}
+
+impl std::fmt::Debug for dyn ProgressSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProgressSink")
+    }
 }
 
 /// A shutdown signal runs can check between pages and wait on.
@@ -81,7 +106,14 @@ impl SyncContext {
             host: hostname(),
             targets: Arc::new(Vec::new()),
             shutdown: Shutdown::never(),
+            progress: None,
         }
+    }
+
+    /// The same context, reporting progress to `sink`.
+    pub fn with_progress(mut self, sink: Arc<dyn ProgressSink>) -> SyncContext {
+        self.progress = Some(sink);
+        self
     }
 
     /// The same context, stopping runs when `shutdown` is set.
@@ -322,6 +354,7 @@ async fn run_pages(
     let mut pages = 0u64;
     let mut pass_pages = 0u64;
     let mut rejected_logged = 0usize;
+    let mut offers_total = 0u64;
     let ending = loop {
         if shutdown.is_set() {
             break Ending::Guard(
@@ -399,6 +432,20 @@ async fn run_pages(
         }
         let next = page.next.clone();
         let beyond_total = page.expected_pages.filter(|exp| pass_pages > exp + 1);
+        offers_total += page.offers.len() as u64;
+        if let Some(p) = &ctx.progress {
+            let (_, retries, limited) = endpoint.counters.snapshot();
+            p.page(
+                &name,
+                PageProgress {
+                    pages,
+                    expected_pages: page.expected_pages,
+                    offers: offers_total,
+                    retries: retries - retry0,
+                    rate_limited: limited - limited0,
+                },
+            );
+        }
         if tx
             .send((page.offers, page.rejected.len() as u64))
             .await
@@ -446,6 +493,9 @@ async fn run_pages(
         source: name.clone(),
         error: format!("finalize task failed: {e}"),
     });
+    if let Some(p) = &ctx.progress {
+        p.finished(&name, &report);
+    }
     if let RunReport::Finished(t) = &report {
         log_finished(t, started.elapsed());
     }

@@ -479,3 +479,46 @@ async fn one_failing_source_does_not_stop_another_and_exits_1() {
     let summary: Value = serde_json::from_slice(&only.stdout).unwrap();
     assert_eq!(summary.as_array().unwrap().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_shows_progress_bars_on_a_terminal_and_plain_output_otherwise() {
+    let app = TestApp::new(1000).await;
+    app.sandbox
+        .with_trackly(|t| t.delay = Duration::from_millis(10));
+    // `script` gives the child a terminal.
+    let cmd = format!(
+        "{} --config {} --once",
+        env!("CARGO_BIN_EXE_offersync"),
+        app.config_path.display()
+    );
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("script")
+            .args(["-qc", &cmd, "/dev/null"])
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("script (util-linux) runs")
+    })
+    .await
+    .unwrap();
+    let screen = text(&out.stdout);
+    assert!(
+        screen.contains(&format!("{SOURCE} [")),
+        "a bar per source:\n{screen}"
+    );
+    assert!(
+        screen.contains("/10 pages")
+            && screen.contains("1000 offers, 0 retries, 0 rate-limit waits"),
+        "{screen}"
+    );
+    assert!(screen.contains("[complete]"), "{screen}");
+    assert!(
+        screen.contains("│ source"),
+        "and the summary table:\n{screen}"
+    );
+    // Off a terminal: no bars, a JSON summary on stdout and log lines on stderr.
+    let plain = app.bin(&["--once"], &[]).await;
+    assert!(!text(&plain.stderr).contains(" pages  "));
+    assert!(text(&plain.stderr).contains("sync finished"));
+    let summary: Value = serde_json::from_slice(&plain.stdout).unwrap();
+    assert_eq!(summary[0]["state"], "complete");
+}
