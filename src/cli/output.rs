@@ -161,6 +161,7 @@ pub fn print_delivery_summary(
         "reconciled",
         "possible_duplicates",
         "error",
+        "skipped",
     ]
     .map(String::from)
     .to_vec();
@@ -175,6 +176,7 @@ pub fn print_delivery_summary(
                 r.reconciled.into(),
                 r.possible_duplicates.into(),
                 r.error.clone().map_or(Value::Null, Value::String),
+                r.skipped.clone().map_or(Value::Null, Value::String),
             ]
         })
         .collect();

@@ -6,7 +6,7 @@ use crate::config::{FieldPolicy, TargetConfig};
 use crate::http::{CallError, Endpoint, FailureClass};
 use crate::model::format_timestamp;
 use crate::push::{merged, OpKind, PushFields};
-use crate::store::{OutboxOp, Store, StoreError};
+use crate::store::{LeaseOutcome, OutboxOp, Store, StoreError};
 use crate::targets::{Target, TargetOp};
 use chrono::Utc;
 use std::sync::{Arc, Mutex};
@@ -25,6 +25,8 @@ pub struct DeliveryReport {
     pub possible_duplicates: u64,
     /// Set when the delivery could not run (database unavailable).
     pub error: Option<String>,
+    /// Set when another process was delivering to this target (who, since when).
+    pub skipped: Option<String>,
 }
 
 impl DeliveryReport {
@@ -62,17 +64,47 @@ pub async fn deliver(
         target: cfg.name.clone(),
         ..Default::default()
     };
-    let store = match Store::open(db_path, busy_timeout) {
-        Ok(s) => Arc::new(Mutex::new(s)),
+    let mut store = match Store::open(db_path, busy_timeout) {
+        Ok(s) => s,
         Err(e) => {
             report.error = Some(e.to_string());
             return report;
         }
     };
-    if let Err(e) = run(&store, cfg, target, endpoint, &mut report).await {
+    // One deliverer per target across processes, so an operation found in flight always belongs
+    // to a process that died (it is reconciled), never to one still sending it.
+    let lease = format!("target:{}", cfg.name);
+    let holder = crate::sync::holder_token();
+    let host = crate::sync::hostname();
+    let ttl = std::time::Duration::from_secs(900);
+    match store.acquire_lease(&lease, &holder, std::process::id(), &host, ttl, Utc::now()) {
+        Ok(LeaseOutcome::Acquired { .. }) => {}
+        Ok(LeaseOutcome::Held(h)) => {
+            tracing::warn!(target = %cfg.name, holder = %h, "another process is delivering to this target; skipped");
+            report.skipped = Some(format!("being delivered by {h}"));
+            return report;
+        }
+        Err(e) => {
+            report.error = Some(e.to_string());
+            return report;
+        }
+    }
+    let store = Arc::new(Mutex::new(store));
+    let lease_ref = Lease {
+        key: lease.clone(),
+        holder: holder.clone(),
+    };
+    if let Err(e) = run(&store, cfg, target, endpoint, &lease_ref, &mut report).await {
         report.error = Some(e.to_string());
     }
+    let _ = db(&store, move |s| s.release_lease(&lease, &holder)).await;
     report
+}
+
+/// The delivery lease this process holds, refreshed as operations go out.
+struct Lease {
+    key: String,
+    holder: String,
 }
 
 async fn run(
@@ -80,6 +112,7 @@ async fn run(
     cfg: &TargetConfig,
     target: Arc<dyn Target>,
     endpoint: Arc<Endpoint>,
+    lease: &Lease,
     report: &mut DeliveryReport,
 ) -> Result<(), StoreError> {
     // A changed config (filters, ratio, templates...) re-plans every offer of the target.
@@ -107,6 +140,8 @@ async fn run(
         send(store, cfg, target.as_ref(), &endpoint, op, report)
             .instrument(span)
             .await?;
+        let (key, holder) = (lease.key.clone(), lease.holder.clone());
+        db(store, move |s| s.heartbeat_lease(&key, &holder, &now())).await?;
     }
     Ok(())
 }

@@ -1,4 +1,5 @@
-//! `source_leases`: at most one process syncs a source at a time (invariant 8). A lease whose
+//! `source_leases`: at most one process syncs a source at a time (invariant 8), and at most one
+//! delivers to a target (keys `target:<name>`). A lease whose
 //! holder process is dead (same host) or whose heartbeat is older than the TTL is taken over, and
 //! the run it left `running` is closed as `partial` with reason `interrupted`.
 
@@ -124,6 +125,15 @@ impl Store {
         self.conn.execute(
             "UPDATE source_leases SET run_id = ?3 WHERE source = ?1 AND holder = ?2",
             params![source, holder, run_id],
+        )?;
+        Ok(())
+    }
+
+    /// Refresh the heartbeat of a lease we hold (long deliveries).
+    pub fn heartbeat_lease(&mut self, source: &str, holder: &str, now: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE source_leases SET heartbeat_at = ?3 WHERE source = ?1 AND holder = ?2",
+            params![source, holder, now],
         )?;
         Ok(())
     }

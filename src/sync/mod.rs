@@ -175,7 +175,8 @@ pub fn hostname() -> String {
     String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
-fn holder_token() -> String {
+/// A token unique to one run or delivery, for leases.
+pub fn holder_token() -> String {
     static SEQ: AtomicU64 = AtomicU64::new(0);
     format!(
         "{}-{}-{}",

@@ -605,3 +605,58 @@ async fn offers_changed_twice_before_delivery_get_one_update_with_the_latest_val
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_never_deliver_to_the_same_target_at_once() {
+    let app = TestApp::new(20).await;
+    configure(&app, "", "", "");
+    let synced = app.bin(&["--once", "--no-push"], &[]).await;
+    assert!(synced.status.success(), "{}", text(&synced.stderr));
+    assert_eq!(
+        (oi(&app, |t| t.calls.len()), af(&app, |t| t.calls.len())),
+        (0, 0),
+        "--no-push sends nothing"
+    );
+    // Slow targets, so both processes are delivering at the same time.
+    oi(&app, |t| t.delay = std::time::Duration::from_millis(60));
+    af(&app, |t| t.delay = std::time::Duration::from_millis(60));
+    let (a, b) = tokio::join!(app.bin(&["push"], &[]), app.bin(&["push"], &[]));
+    let mut skipped = 0;
+    for out in [&a, &b] {
+        assert!(
+            out.status.success(),
+            "{}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        skipped += v
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["skipped"].is_string())
+            .count();
+    }
+    // While one process delivers to a target the other skips it (one that comes after the
+    // first finished simply finds nothing left to send).
+    assert!(skipped >= 1, "a concurrent delivery was skipped");
+    let active = app
+        .offers()
+        .iter()
+        .filter(|o| o.offer.status == offersync::model::OfferStatus::Active)
+        .count();
+    assert_eq!(
+        oi(&app, |t| t.offers.len()),
+        active,
+        "no duplicate on Offerit"
+    );
+    assert_eq!(
+        af(&app, |t| t.offers.len()),
+        active,
+        "no duplicate on Affise"
+    );
+    assert_eq!(
+        outbox_states(&app, "oi"),
+        vec![("done".to_string(), active as i64)]
+    );
+}
