@@ -131,7 +131,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, UsageError> {
             once::approve(&load_config(&cli.config)?, &source)
         }
         Some(Command::Push(args)) => once::push(&load_config(&cli.config)?, args).await,
-        None if cli.once && cli.dry_run => once::dry_run(&load_config(&cli.config)?, None),
+        None if cli.once && cli.dry_run => once::dry_run(&load_config(&cli.config)?, None, 1000),
         None if cli.once => {
             let config = load_config(&cli.config)?;
             once::run(&config, &cli.sources, !cli.no_push).await

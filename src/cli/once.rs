@@ -27,6 +27,9 @@ pub struct PushArgs {
     /// Print what the next delivery would create, update, pause or activate (sends nothing)
     #[arg(long)]
     plan: bool,
+    /// With --plan: show at most this many operations per target (all are counted)
+    #[arg(long, default_value_t = 1000)]
+    limit: usize,
 }
 
 fn selected_targets<'a>(
@@ -90,7 +93,7 @@ pub(crate) async fn push(config: &Config, args: PushArgs) -> Result<ExitCode, Us
         )));
     }
     if args.plan {
-        return dry_run(config, args.target.as_deref());
+        return dry_run(config, args.target.as_deref(), args.limit);
     }
     if args.retry_dead {
         let mut store = Store::open_existing(&config.database.path, config.database.busy_timeout)
@@ -110,15 +113,36 @@ pub(crate) async fn push(config: &Config, args: PushArgs) -> Result<ExitCode, Us
 }
 
 /// What each target would be sent, planned from the mirror as it is. Reads only.
-pub(crate) fn dry_run(config: &Config, only: Option<&str>) -> Result<ExitCode, UsageError> {
+pub(crate) fn dry_run(
+    config: &Config,
+    only: Option<&str>,
+    limit: usize,
+) -> Result<ExitCode, UsageError> {
     let store = Store::open_existing(&config.database.path, config.database.busy_timeout)
         .map_err(|e| UsageError::Other(e.to_string()))?;
     let mut rows = Vec::new();
     for t in selected_targets(config, only)? {
-        for (source, external_id, op) in store
-            .preview_target(t)
-            .map_err(|e| UsageError::Other(e.to_string()))?
-        {
+        let crate::store::Preview { shown, counts } = store
+            .preview_target(t, limit)
+            .map_err(|e| UsageError::Other(e.to_string()))?;
+        let total: u64 = counts.values().sum();
+        let by_kind: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        eprintln!(
+            "target {}: {} operation(s){}{}",
+            t.name,
+            total,
+            if by_kind.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", by_kind.join(", "))
+            },
+            if total as usize > shown.len() {
+                format!(" (showing the first {})", shown.len())
+            } else {
+                String::new()
+            }
+        );
+        for (source, external_id, op) in shown {
             rows.push(vec![
                 t.name.clone().into(),
                 op.kind.as_str().into(),

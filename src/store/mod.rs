@@ -12,7 +12,7 @@ mod schema;
 
 pub use lease::{LeaseHolder, LeaseOutcome};
 pub use offers::{ApproveOutcome, FinalizeOutcome, PageCounts, StoredOffer};
-pub use push::OutboxOp;
+pub use push::{OutboxOp, Preview};
 pub use runs::{RunState, RunTotals};
 
 use rusqlite::{Connection, OpenFlags};

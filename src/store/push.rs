@@ -22,6 +22,14 @@ pub struct OutboxOp {
     pub mapping: Option<Mapping>,
 }
 
+/// What delivering a target would do now: the first operations, and how many of each kind.
+#[derive(Debug, Clone, Default)]
+pub struct Preview {
+    /// `(source, external_id, operation)`, at most the limit asked for.
+    pub shown: Vec<(String, String, PlannedOp)>,
+    pub counts: std::collections::BTreeMap<&'static str, u64>,
+}
+
 impl OutboxOp {
     /// `source:external_id`, how targets that can store it know the offer.
     pub fn external_ref(&self) -> String {
@@ -215,20 +223,40 @@ impl Store {
 
     /// What delivering `target` would do now: every offer of its sources planned against what
     /// the target holds. Reads only.
-    pub fn preview_target(
-        &self,
-        target: &TargetConfig,
-    ) -> Result<Vec<(String, String, PlannedOp)>> {
-        let mut out = Vec::new();
-        for source in &target.sources {
-            for stored in self.offers_of(source)? {
-                let m = mapping(&self.conn, &target.name, source, &stored.offer.external_id)?;
-                if let Some(op) = plan(target, source, &stored.offer, m.as_ref()) {
-                    out.push((source.clone(), stored.offer.external_id.clone(), op));
+    /// Walks the mirror in chunks (memory stays bounded); keeps the first `limit` operations and
+    /// counts all of them by kind.
+    pub fn preview_target(&self, target: &TargetConfig, limit: usize) -> Result<Preview> {
+        let mut shown = Vec::new();
+        let mut counts = std::collections::BTreeMap::new();
+        let mut last_id = 0i64;
+        loop {
+            let batch: Vec<(i64, String, String)> = self
+                .conn
+                .prepare_cached("SELECT id, source, external_id FROM offer_rows WHERE id > ?1 ORDER BY id LIMIT 500")?
+                .query_map([last_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<Result<_, _>>()?;
+            let Some(&(id, _, _)) = batch.last() else {
+                break;
+            };
+            last_id = id;
+            for (_, source, external_id) in batch
+                .into_iter()
+                .filter(|(_, s, _)| target.sources.contains(s))
+            {
+                let Some(offer) = super::offers::offer_in(&self.conn, &source, &external_id)?
+                else {
+                    continue;
+                };
+                let m = mapping(&self.conn, &target.name, &source, &external_id)?;
+                if let Some(op) = plan(target, &source, &offer, m.as_ref()) {
+                    *counts.entry(op.kind.as_str()).or_insert(0) += 1;
+                    if shown.len() < limit {
+                        shown.push((source, external_id, op));
+                    }
                 }
             }
         }
-        Ok(out)
+        Ok(Preview { shown, counts })
     }
 
     /// Operations left `in_flight` by a process that died mid-call.

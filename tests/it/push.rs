@@ -426,6 +426,12 @@ async fn dry_run_sends_nothing_and_records_nothing() {
         .iter()
         .filter(|r| r["op"] == "create")
         .count();
+    let creates_af = plan
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["op"] == "create" && r["target"] == "af")
+        .count();
     assert!(
         creates > 0
             && plan
@@ -449,6 +455,19 @@ async fn dry_run_sends_nothing_and_records_nothing() {
     let plan2 = app.bin(&["push", "--plan", "--target", "af"], &[]).await;
     let p2: serde_json::Value = serde_json::from_slice(&plan2.stdout).unwrap();
     assert!(p2.as_array().unwrap().iter().all(|r| r["target"] == "af"));
+    assert!(
+        text(&plan2.stderr).contains(&format!(
+            "target af: {creates_af} operation(s): {creates_af} create"
+        )),
+        "{}",
+        text(&plan2.stderr)
+    );
+    let limited = app
+        .bin(&["push", "--plan", "--target", "af", "--limit", "3"], &[])
+        .await;
+    let p3: serde_json::Value = serde_json::from_slice(&limited.stdout).unwrap();
+    assert_eq!(p3.as_array().unwrap().len(), 3);
+    assert!(text(&limited.stderr).contains("(showing the first 3)"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
