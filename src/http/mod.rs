@@ -73,6 +73,26 @@ impl HttpResponse {
             .and_then(|v| parse_retry_after(v, chrono::Utc::now()))
     }
 
+    /// The body as the platform's JSON envelope `T`. A success status with a body that does not
+    /// decode (cut short, an HTML error page) is transient; any other status is classified by
+    /// the status, with the body's first bytes in the message.
+    pub fn envelope<'a, T: serde::Deserialize<'a>>(&'a self, platform: &str) -> Result<T, Failure> {
+        serde_json::from_slice(&self.body).map_err(|e| {
+            if self.status.is_success() {
+                Failure::transient(format!(
+                    "{platform} answered HTTP {} with a body that is not its JSON envelope ({e}): {}",
+                    self.status.as_u16(),
+                    self.body_excerpt()
+                ))
+            } else {
+                Failure::from_response(
+                    self,
+                    format!("{platform} answered HTTP {}: {}", self.status.as_u16(), self.body_excerpt()),
+                )
+            }
+        })
+    }
+
     /// The first bytes of the body as text, for error messages.
     pub fn body_excerpt(&self) -> String {
         let n = self.body.len().min(200);

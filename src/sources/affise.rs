@@ -248,26 +248,7 @@ impl Source for Affise {
     }
 
     fn parse(&self, cursor: &Cursor, resp: &HttpResponse) -> Result<Page, Failure> {
-        let env: Envelope<'_> = match serde_json::from_slice(&resp.body) {
-            Ok(e) => e,
-            Err(e) if resp.status.is_success() => {
-                return Err(Failure::transient(format!(
-                    "Affise answered HTTP {} with a body that is not its JSON envelope ({e}): {}",
-                    resp.status.as_u16(),
-                    resp.body_excerpt()
-                )))
-            }
-            Err(_) => {
-                return Err(Failure::from_response(
-                    resp,
-                    format!(
-                        "Affise answered HTTP {}: {}",
-                        resp.status.as_u16(),
-                        resp.body_excerpt()
-                    ),
-                ))
-            }
-        };
+        let env: Envelope<'_> = resp.envelope("Affise")?;
         if !resp.status.is_success() || !is_one(&env.status) {
             let detail = text(&env.error)
                 .or_else(|| text(&env.message))

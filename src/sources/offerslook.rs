@@ -265,26 +265,7 @@ impl Source for Offerslook {
     }
 
     fn parse(&self, cursor: &Cursor, resp: &HttpResponse) -> Result<Page, Failure> {
-        let env: Envelope<'_> = match serde_json::from_slice(&resp.body) {
-            Ok(e) => e,
-            Err(e) if resp.status.is_success() => {
-                return Err(Failure::transient(format!(
-                "Offerslook answered HTTP {} with a body that is not its JSON envelope ({e}): {}",
-                resp.status.as_u16(),
-                resp.body_excerpt()
-            )))
-            }
-            Err(_) => {
-                return Err(Failure::from_response(
-                    resp,
-                    format!(
-                        "Offerslook answered HTTP {}: {}",
-                        resp.status.as_u16(),
-                        resp.body_excerpt()
-                    ),
-                ))
-            }
-        };
+        let env: Envelope<'_> = resp.envelope("Offerslook")?;
         let code = text(&env.code);
         if !resp.status.is_success() || !(code == "0" || code.is_empty()) {
             return Err(self.error(resp, &code, &text(&env.message)));

@@ -191,26 +191,7 @@ impl Source for Youmi {
     }
 
     fn parse(&self, cursor: &Cursor, resp: &HttpResponse) -> Result<Page, Failure> {
-        let env: Envelope<'_> = match serde_json::from_slice(&resp.body) {
-            Ok(e) => e,
-            Err(e) if resp.status.is_success() => {
-                return Err(Failure::transient(format!(
-                "the S2S feed answered HTTP {} with a body that is not its JSON envelope ({e}): {}",
-                resp.status.as_u16(),
-                resp.body_excerpt()
-            )))
-            }
-            Err(_) => {
-                return Err(Failure::from_response(
-                    resp,
-                    format!(
-                        "the S2S feed answered HTTP {}: {}",
-                        resp.status.as_u16(),
-                        resp.body_excerpt()
-                    ),
-                ))
-            }
-        };
+        let env: Envelope<'_> = resp.envelope("the S2S feed")?;
         let c = env.c.unwrap_or(0);
         if c != 0 || !resp.status.is_success() {
             let (class, meaning) = code_meaning(c);
