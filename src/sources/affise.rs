@@ -164,10 +164,7 @@ impl Affise {
             external_id: None,
             reason: format!("offer does not match Affise's offer shape: {e}"),
         })?;
-        let id = r.id.filter(|s| !s.is_empty()).ok_or_else(|| Rejected {
-            external_id: None,
-            reason: "offer has no id".into(),
-        })?;
+        let id = super::require_id(r.id)?;
         let mut o = Offer::new(id, r.title.unwrap_or_default());
         o.status = match r.status.as_deref() {
             Some("active") | None => OfferStatus::Active,
@@ -263,14 +260,7 @@ impl Source for Affise {
             return Err(Failure::in_body(resp, None, FailureClass::Permanent, msg));
         }
         let rows = env.offers.unwrap_or_default();
-        let mut offers = Vec::with_capacity(rows.len());
-        let mut rejected = Vec::new();
-        for raw in &rows {
-            match self.normalize(raw) {
-                Ok(o) => offers.push(o),
-                Err(r) => rejected.push(r),
-            }
-        }
+        let (offers, rejected) = super::normalize_rows(&rows, |raw| self.normalize(raw));
         let p = env.pagination.unwrap_or_default();
         let per_page = p.per_page.or(p.limit).unwrap_or(self.limit as u64).max(1);
         let expected_pages = p.total_count.or(p.total).map(|t| t.div_ceil(per_page));

@@ -318,14 +318,7 @@ impl Source for Generic {
                 }
             },
         };
-        let mut offers = Vec::with_capacity(records.len());
-        let mut rejected = Vec::new();
-        for raw in &records {
-            match self.normalize(raw) {
-                Ok(o) => offers.push(o),
-                Err(r) => rejected.push(r),
-            }
-        }
+        let (offers, rejected) = super::normalize_rows(&records, |raw| self.normalize(raw));
         let num = |p: &Option<Vec<PathStep>>| {
             p.as_ref()
                 .and_then(|p| value_at(&doc, p))

@@ -59,6 +59,30 @@ pub struct Rejected {
     pub reason: String,
 }
 
+/// Normalize every row of a page: the offers, and the rows rejected (never silently dropped).
+pub(crate) fn normalize_rows(
+    rows: &[&serde_json::value::RawValue],
+    normalize: impl Fn(&serde_json::value::RawValue) -> Result<SourcedOffer, Rejected>,
+) -> (Vec<SourcedOffer>, Vec<Rejected>) {
+    let mut offers = Vec::with_capacity(rows.len());
+    let mut rejected = Vec::new();
+    for raw in rows {
+        match normalize(raw) {
+            Ok(o) => offers.push(o),
+            Err(r) => rejected.push(r),
+        }
+    }
+    (offers, rejected)
+}
+
+/// The row's id, or the rejection every platform gives a row without one.
+pub(crate) fn require_id(id: Option<String>) -> Result<String, Rejected> {
+    id.filter(|s| !s.trim().is_empty()).ok_or_else(|| Rejected {
+        external_id: None,
+        reason: "offer has no id".into(),
+    })
+}
+
 /// One parsed page.
 #[derive(Debug, Clone)]
 pub struct Page {

@@ -276,14 +276,7 @@ impl Source for Offerslook {
                 resp.body_excerpt()
             ))
         })?;
-        let mut offers = Vec::with_capacity(data.rowset.len());
-        let mut rejected = Vec::new();
-        for raw in &data.rowset {
-            match self.normalize(raw) {
-                Ok(o) => offers.push(o),
-                Err(r) => rejected.push(r),
-            }
-        }
+        let (offers, rejected) = super::normalize_rows(&data.rowset, |raw| self.normalize(raw));
         let expected_pages = data.total_pages.or_else(|| {
             data.total_rows
                 .map(|t| t.div_ceil(self.limit.max(1) as u64))

@@ -130,12 +130,7 @@ impl Trackly {
             external_id: id_of(raw),
             reason: format!("offer does not match Trackly's offer shape: {e}"),
         })?;
-        let id =
-            t.id.filter(|s| !s.trim().is_empty())
-                .ok_or_else(|| Rejected {
-                    external_id: None,
-                    reason: "offer has no id".into(),
-                })?;
+        let id = super::require_id(t.id)?;
         let mut o = Offer::new(id, t.name.unwrap_or_default());
         o.status = match t.status.as_deref() {
             _ if archived_pass => OfferStatus::Expired,
@@ -201,14 +196,8 @@ impl Source for Trackly {
             ))
         })?;
         let archived_pass = cursor.pass == ARCHIVED_PASS;
-        let mut offers = Vec::with_capacity(env.offers.len());
-        let mut rejected = Vec::new();
-        for raw in &env.offers {
-            match self.normalize(raw, archived_pass) {
-                Ok(o) => offers.push(o),
-                Err(r) => rejected.push(r),
-            }
-        }
+        let (offers, rejected) =
+            super::normalize_rows(&env.offers, |raw| self.normalize(raw, archived_pass));
         let p = env.pagination.unwrap_or_default();
         let per_page = p.per_page.unwrap_or(self.per_page as u64).max(1);
         let expected_pages = p

@@ -145,10 +145,7 @@ impl Youmi {
             external_id: None,
             reason: format!("offer does not match the feed's offer shape: {e}"),
         })?;
-        let id = r.id.filter(|s| !s.is_empty()).ok_or_else(|| Rejected {
-            external_id: None,
-            reason: "offer has no id".into(),
-        })?;
+        let id = super::require_id(r.id)?;
         let mut o = Offer::new(id, r.name.unwrap_or_default());
         o.tracking_url = r.tracking_link.or(r.trackinglink);
         o.payout = r.payout;
@@ -211,14 +208,7 @@ impl Source for Youmi {
             Some(d) => (d.data, d.tot),
             None => (env.offers.unwrap_or_default(), env.total),
         };
-        let mut offers = Vec::with_capacity(rows.len());
-        let mut rejected = Vec::new();
-        for raw in &rows {
-            match self.normalize(raw) {
-                Ok(o) => offers.push(o),
-                Err(r) => rejected.push(r),
-            }
-        }
+        let (offers, rejected) = super::normalize_rows(&rows, |raw| self.normalize(raw));
         let expected_pages = total.map(|t| t.div_ceil(self.page_size.max(1) as u64));
         let end = rows.is_empty()
             || match expected_pages {
