@@ -142,6 +142,7 @@ async fn delivery_worker(d: Arc<Daemon>, target: String) {
                     &p.cfg,
                     p.target,
                     p.endpoint,
+                    &d.shutdown,
                 )
                 .await;
                 if let Some(e) = &r.error {

@@ -76,6 +76,7 @@ pub(crate) async fn deliver_all(
                 &t.cfg,
                 t.target,
                 t.endpoint,
+                &sync::Shutdown::never(),
             )
             .await,
         );

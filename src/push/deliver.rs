@@ -7,6 +7,7 @@ use crate::http::{CallError, Endpoint, FailureClass};
 use crate::model::format_timestamp;
 use crate::push::{merged, OpKind, PushFields};
 use crate::store::{LeaseOutcome, OutboxOp, Store, StoreError};
+use crate::sync::Shutdown;
 use crate::targets::{Target, TargetOp};
 use chrono::Utc;
 use std::sync::{Arc, Mutex};
@@ -53,12 +54,14 @@ fn now() -> String {
 
 /// Deliver `cfg`'s outbox once: every operation due now is attempted once (with the HTTP
 /// layer's retries inside).
+/// Stops between operations once `stop` is set.
 pub async fn deliver(
     db_path: &std::path::Path,
     busy_timeout: std::time::Duration,
     cfg: &TargetConfig,
     target: Arc<dyn Target>,
     endpoint: Arc<Endpoint>,
+    stop: &Shutdown,
 ) -> DeliveryReport {
     let mut report = DeliveryReport {
         target: cfg.name.clone(),
@@ -94,7 +97,7 @@ pub async fn deliver(
         key: lease.clone(),
         holder: holder.clone(),
     };
-    if let Err(e) = run(&store, cfg, target, endpoint, &lease_ref, &mut report).await {
+    if let Err(e) = run(&store, cfg, target, endpoint, &lease_ref, stop, &mut report).await {
         report.error = Some(e.to_string());
     }
     let _ = db(&store, move |s| s.release_lease(&lease, &holder)).await;
@@ -113,6 +116,7 @@ async fn run(
     target: Arc<dyn Target>,
     endpoint: Arc<Endpoint>,
     lease: &Lease,
+    stop: &Shutdown,
     report: &mut DeliveryReport,
 ) -> Result<(), StoreError> {
     // A changed config (filters, ratio, templates...) re-plans every offer of the target.
@@ -131,7 +135,7 @@ async fn run(
     for op in db(store, move |s| s.in_flight_ops(&name)).await? {
         reconcile(store, target.as_ref(), &endpoint, op, report).await?;
     }
-    loop {
+    while !stop.is_set() {
         let name = cfg.name.clone();
         let Some(op) = db(store, move |s| s.claim_next(&name, &now())).await? else {
             break;

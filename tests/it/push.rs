@@ -68,6 +68,7 @@ async fn deliver_all(app: &TestApp) -> Vec<DeliveryReport> {
                 &t.cfg,
                 t.target,
                 t.endpoint,
+                &offersync::sync::Shutdown::never(),
             )
             .await,
         );
