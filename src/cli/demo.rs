@@ -73,14 +73,12 @@ fn remove_db(path: &Path, demo_sources: &[&str]) -> Result<(), String> {
 async fn sync_round(config: &Config, title: &str) -> Result<Vec<RunReport>, UsageError> {
     println!("\n== {title}");
     let sources: Vec<_> = config.sources.iter().collect();
-    let prepared = sync::prepare(&sources, &crate::http::Limiters::new())
-        .map_err(|e| UsageError::Other(e.join("; ")))?;
+    let prepared = super::once::prepare(&sources, config)?;
     let ctx = super::once::context(config);
     let reports = sync::run_all(&ctx, prepared, config.daemon.max_concurrent_sources).await;
     output::print_run_summary(&reports, Some(Format::Table));
     let targets: Vec<_> = config.targets.iter().collect();
-    let prepared = crate::push::prepare_targets(&targets, &crate::http::Limiters::new())
-        .map_err(|e| UsageError::Other(e.join("; ")))?;
+    let prepared = super::once::prepare_targets(&targets, config)?;
     println!("pushed to the simulated target networks:");
     let pushed_ok = super::once::deliver_all(config, prepared, Some(Format::Table)).await;
     if !pushed_ok {

@@ -48,17 +48,21 @@ fn selected_targets<'a>(
     Ok(config.targets.iter().filter(|t| t.enabled).collect())
 }
 
-fn prepare_targets(
+/// Credential and adapter problems found while preparing, as the config error they are.
+pub(crate) fn invalid(config: &Config) -> impl FnOnce(Vec<String>) -> UsageError + '_ {
+    |errors| {
+        UsageError::Config(crate::config::ConfigError::Invalid {
+            path: config.path.clone(),
+            errors,
+        })
+    }
+}
+
+pub(crate) fn prepare_targets(
     targets: &[&TargetConfig],
     config: &Config,
 ) -> Result<Vec<push::PreparedTarget>, UsageError> {
-    push::prepare_targets(targets, &Limiters::new()).map_err(|errors| {
-        UsageError::Other(format!(
-            "config {} is invalid:\n  {}",
-            config.path.display(),
-            errors.join("\n  ")
-        ))
-    })
+    push::prepare_targets(targets, &Limiters::new()).map_err(invalid(config))
 }
 
 /// Deliver every prepared target's outbox; prints a summary and says whether all went well.
@@ -188,14 +192,11 @@ fn select<'a>(config: &'a Config, names: &[String]) -> Result<Vec<&'a SourceConf
         .collect()
 }
 
-fn prepare(sources: &[&SourceConfig], config: &Config) -> Result<Vec<sync::Prepared>, UsageError> {
-    sync::prepare(sources, &Limiters::new()).map_err(|errors| {
-        UsageError::Other(format!(
-            "config {} is invalid:\n  {}",
-            config.path.display(),
-            errors.join("\n  ")
-        ))
-    })
+pub(crate) fn prepare(
+    sources: &[&SourceConfig],
+    config: &Config,
+) -> Result<Vec<sync::Prepared>, UsageError> {
+    sync::prepare(sources, &Limiters::new()).map_err(invalid(config))
 }
 
 pub(crate) async fn run(

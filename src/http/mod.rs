@@ -31,7 +31,6 @@ pub struct HttpRequest {
     pub headers: HeaderMap,
     pub basic_auth: Option<(String, Secret)>,
     pub form: Option<Vec<(String, String)>>,
-    pub json: Option<serde_json::Value>,
 }
 
 impl HttpRequest {
@@ -42,7 +41,6 @@ impl HttpRequest {
             headers: HeaderMap::new(),
             basic_auth: None,
             form: None,
-            json: None,
         }
     }
 
@@ -225,11 +223,6 @@ impl Endpoint {
         }
         if let Some(form) = &req.form {
             rb = rb.form(form);
-        }
-        if let Some(json) = &req.json {
-            rb = rb
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(json.to_string());
         }
         let transport = |e: reqwest::Error| {
             let what = if e.is_timeout() {

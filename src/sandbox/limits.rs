@@ -166,3 +166,36 @@ impl Limit {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_answer_has_its_status_and_retry_after() {
+        use LimitAnswer::*;
+        assert_eq!(
+            RetryAfterSeconds(3).status_and_header(),
+            (429, Some("3".into()))
+        );
+        assert_eq!(RetryAfterZero.status_and_header(), (429, Some("0".into())));
+        assert_eq!(NoRetryAfter.status_and_header(), (429, None));
+        assert_eq!(Unavailable(2).status_and_header(), (503, Some("2".into())));
+        assert_eq!(InBody { status: 200 }.status_and_header(), (200, None));
+        let (status, date) = RetryAfterDate(30).status_and_header();
+        let wait = crate::http::parse_retry_after(&date.unwrap(), chrono::Utc::now()).unwrap();
+        assert_eq!(status, 429);
+        assert!(
+            (28..=30).contains(&wait.as_secs()),
+            "an HTTP-date 30 s ahead: {wait:?}"
+        );
+    }
+
+    #[test]
+    fn a_bucket_admits_its_capacity_then_refuses() {
+        let mut l = Limit::bucket(0.001, 2.0, LimitAnswer::NoRetryAfter);
+        assert!(!l.check().refused && !l.check().refused);
+        assert!(l.check().refused);
+        assert_eq!((l.admitted, l.rejected), (2, 1));
+    }
+}
