@@ -6,6 +6,7 @@
 //! RSS (from `wait4`), so the sandbox's own memory is not counted.
 //!
 //! Sizes: `OFFERSYNC_BENCH_SIZES` (comma-separated offer counts, default `100000,1000000`).
+//! Profiling: `OFFERSYNC_BENCH_WRAP` prefixes the child's command line (see `run_child`).
 
 use offersync::sandbox::{Sandbox, SandboxConfig};
 use std::time::{Duration, Instant};
@@ -20,9 +21,24 @@ struct Measured {
 
 // The child is reaped by `wait4` (which also gives its peak RSS), not by `Child::wait`.
 #[allow(clippy::zombie_processes)]
-fn run_child(config: &std::path::Path) -> Measured {
+fn run_child(config: &std::path::Path, label: &str) -> Measured {
     let started = Instant::now();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_offersync"))
+    // OFFERSYNC_BENCH_WRAP runs the child under a profiler, e.g.
+    // "perf record -e cpu-clock -g -o /tmp/{run}.data --", where {run} is "first" or
+    // "unchanged" (the RSS is then the profiler's).
+    let wrap = std::env::var("OFFERSYNC_BENCH_WRAP")
+        .unwrap_or_default()
+        .replace("{run}", label);
+    let mut words = wrap.split_whitespace();
+    let mut cmd = match words.next() {
+        Some(program) => {
+            let mut c = std::process::Command::new(program);
+            c.args(words).arg(env!("CARGO_BIN_EXE_offersync"));
+            c
+        }
+        None => std::process::Command::new(env!("CARGO_BIN_EXE_offersync")),
+    };
+    let child = cmd
         .arg("--config")
         .arg(config)
         .arg("--once")
@@ -101,8 +117,8 @@ fn main() {
                 KEY
             ),
         );
-        report("first", n, &run_child(&config));
-        report("unchanged", n, &run_child(&config));
+        report("first", n, &run_child(&config, "first"));
+        report("unchanged", n, &run_child(&config, "unchanged"));
         let db_size = std::fs::metadata(dir.path().join("bench.db"))
             .map(|m| m.len())
             .unwrap_or(0);

@@ -230,20 +230,23 @@ impl Store {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         heartbeat(&tx, source, holder, now)?;
+        // Liveness is `offer_seen.live_hash IS NOT NULL`: these walk the (source, external_id)
+        // index and the narrow offer_seen rows, never the wide offer rows.
         let live: i64 = tx.query_row(
-            "SELECT count(*) FROM offer_rows WHERE source = ?1 AND status <> 'removed'",
+            "SELECT count(*) FROM offer_rows o JOIN offer_seen s ON s.offer_id = o.id
+             WHERE o.source = ?1 AND s.live_hash IS NOT NULL",
             [source],
             |r| r.get(0),
         )?;
         tx.execute(
             "UPDATE offer_seen SET missed_runs = missed_runs + 1
-             WHERE last_run_id <> ?2
-               AND offer_id IN (SELECT id FROM offer_rows WHERE source = ?1 AND status <> 'removed')",
+             WHERE last_run_id <> ?2 AND live_hash IS NOT NULL
+               AND offer_id IN (SELECT id FROM offer_rows WHERE source = ?1)",
             params![source, run_id],
         )?;
         let candidates: i64 = tx.query_row(
             "SELECT count(*) FROM offer_rows o JOIN offer_seen s ON s.offer_id = o.id
-             WHERE o.source = ?1 AND o.status <> 'removed' AND s.missed_runs >= ?2",
+             WHERE o.source = ?1 AND s.live_hash IS NOT NULL AND s.missed_runs >= ?2",
             params![source, grace],
             |r| r.get(0),
         )?;
@@ -347,26 +350,34 @@ fn apply_offer(
     c: &mut PageCounts,
 ) -> Result<()> {
     let o = &item.offer;
-    let found: Option<(i64, String, String, i64)> = tx
+    // Index-only on offer_rows (the rowid is in the unique key's index), then the narrow
+    // offer_seen row: an unchanged offer never reads its wide row.
+    let found = tx
         .prepare_cached(
-            "SELECT o.id, o.content_hash, o.status, s.last_run_id
+            "SELECT s.offer_id, s.live_hash, s.last_run_id
              FROM offer_rows o JOIN offer_seen s ON s.offer_id = o.id
              WHERE o.source = ?1 AND o.external_id = ?2",
         )?
         .query_row(params![source, o.external_id], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            // Compared in place: no String per offer for the hash.
+            let live_same = match r.get_ref(1)? {
+                rusqlite::types::ValueRef::Text(h) => h == item.content_hash.as_bytes(),
+                _ => false,
+            };
+            Ok((r.get::<_, i64>(0)?, live_same, r.get::<_, i64>(2)?))
         })
         .optional()?;
-    let touch = |id: i64| -> Result<()> {
-        tx.prepare_cached(
-            "UPDATE offer_seen SET last_run_id = ?2, last_seen_at = ?3, missed_runs = 0 WHERE offer_id = ?1",
-        )?
-        .execute(params![id, run_id, now])?;
-        Ok(())
-    };
-    let k = Cols::of(o);
     match found {
+        Some((_, _, last_run)) if last_run == run_id => c.duplicates += 1,
+        Some((id, true, _)) => {
+            tx.prepare_cached(
+                "UPDATE offer_seen SET last_run_id = ?2, last_seen_at = ?3, missed_runs = 0 WHERE offer_id = ?1",
+            )?
+            .execute(params![id, run_id, now])?;
+            c.unchanged += 1;
+        }
         None => {
+            let k = Cols::of(o);
             tx.prepare_cached(&format!(
                 "INSERT INTO offer_rows (source, external_id, {OFFER_COLUMNS}, content_hash, first_seen_at,
                                          updated_at, raw)
@@ -380,24 +391,22 @@ fn apply_offer(
                 item.content_hash, now, item.raw
             ])?;
             tx.prepare_cached(
-                "INSERT INTO offer_seen (offer_id, last_run_id, last_seen_at) VALUES (last_insert_rowid(), ?1, ?2)",
+                "INSERT INTO offer_seen (offer_id, last_run_id, last_seen_at, live_hash)
+                 VALUES (last_insert_rowid(), ?1, ?2, ?3)",
             )?
-            .execute(params![run_id, now])?;
+            .execute(params![run_id, now, item.content_hash])?;
             record_change(tx, run_id, source, &o.external_id, "added", "{}", now)?;
             super::push::plan_offer(tx, targets, source, o, now)?;
             c.added += 1;
         }
-        Some((_, _, _, last_run)) if last_run == run_id => c.duplicates += 1,
-        Some((id, hash, status, _)) if hash == item.content_hash && status != "removed" => {
-            touch(id)?;
-            c.unchanged += 1;
-        }
-        Some((id, _, status, _)) => {
+        Some((id, false, _)) => {
+            let k = Cols::of(o);
             let old = tx
                 .prepare_cached(&format!(
                     "SELECT {OFFER_COLUMNS} FROM offer_rows WHERE id = ?1"
                 ))?
                 .query_row([id], |r| offer_from_row(o.external_id.clone(), r, 0))?;
+            let was_removed = old.status == OfferStatus::Removed;
             let d = diff(&old, o);
             tx.prepare_cached(
                 "UPDATE offer_rows SET name = ?3, status = ?4, payout = ?5, currency = ?6, payout_type = ?7,
@@ -413,17 +422,17 @@ fn apply_offer(
                 o.description, o.icon_url, o.app_package, k.starts_at, k.ends_at, k.payouts,
                 item.content_hash, now, item.raw, !d.is_empty()
             ])?;
-            touch(id)?;
+            tx.prepare_cached(
+                "UPDATE offer_seen SET last_run_id = ?2, last_seen_at = ?3, missed_runs = 0, live_hash = ?4
+                 WHERE offer_id = ?1",
+            )?
+            .execute(params![id, run_id, now, item.content_hash])?;
             if d.is_empty() {
                 // Same canonical content under a different hash (a row written by an older
                 // normalization): refresh the hash, record nothing.
                 c.unchanged += 1;
             } else {
-                let kind = if status == "removed" {
-                    "reappeared"
-                } else {
-                    "changed"
-                };
+                let kind = if was_removed { "reappeared" } else { "changed" };
                 record_change(
                     tx,
                     run_id,
@@ -434,7 +443,7 @@ fn apply_offer(
                     now,
                 )?;
                 super::push::plan_offer(tx, targets, source, o, now)?;
-                if status == "removed" {
+                if was_removed {
                     c.reappeared += 1;
                 } else {
                     c.changed += 1;
@@ -456,7 +465,7 @@ fn remove_missing(
     now: &str,
 ) -> Result<u64> {
     const MISSING: &str = "FROM offer_rows o JOIN offer_seen s ON s.offer_id = o.id
-                           WHERE o.source = ?2 AND o.status <> 'removed' AND s.missed_runs >= ?3";
+                           WHERE o.source = ?2 AND s.live_hash IS NOT NULL AND s.missed_runs >= ?3";
     tx.execute(
         &format!(
             "INSERT INTO offer_changes (run_id, source, external_id, kind, diff, at)
@@ -471,6 +480,14 @@ fn remove_missing(
         &format!(
             "UPDATE offer_rows SET status = 'removed', removed_at = ?4, updated_at = ?4
              WHERE id IN (SELECT o.id {MISSING}) AND ?1 = ?1"
+        ),
+        params![run_id, source, grace, now],
+    )?;
+    // Last: this ends their match of MISSING.
+    tx.execute(
+        &format!(
+            "UPDATE offer_seen SET live_hash = NULL
+             WHERE offer_id IN (SELECT o.id {MISSING}) AND ?1 = ?1 AND ?4 = ?4"
         ),
         params![run_id, source, grace, now],
     )?;

@@ -148,4 +148,53 @@ CREATE TABLE target_plans (
     planned_at  TEXT NOT NULL
 );
 "#,
+    // 4: the content hash of a live offer (NULL once removed) beside its "seen" bookkeeping, so
+    // that deciding "unchanged" reads only the (source, external_id) index and the narrow
+    // offer_seen row, never the wide offer row.
+    r#"
+ALTER TABLE offer_seen ADD COLUMN live_hash TEXT;
+UPDATE offer_seen SET live_hash = (
+    SELECT o.content_hash FROM offer_rows o WHERE o.id = offer_seen.offer_id AND o.status <> 'removed'
+);
+"#,
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::MIGRATIONS;
+    use crate::store::Store;
+    use std::time::Duration;
+
+    /// A version-3 mirror with one live and one removed offer gains `live_hash` for the live one
+    /// only, so the first run after the upgrade neither re-adds nor re-removes anything.
+    #[test]
+    fn migration_4_fills_live_hash_from_status() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v3.db");
+        {
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            for sql in &MIGRATIONS[..3] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 3).unwrap();
+            conn.execute_batch(
+                "INSERT INTO offer_rows (id, source, external_id, name, status, content_hash, first_seen_at, updated_at, raw)
+                 VALUES (1, 's', 'live', 'A', 'active', 'h1', 't', 't', '{}'),
+                        (2, 's', 'gone', 'B', 'removed', 'h2', 't', 't', '{}');
+                 INSERT INTO offer_seen (offer_id, last_run_id, last_seen_at) VALUES (1, 1, 't'), (2, 1, 't');",
+            )
+            .unwrap();
+        }
+        let store = Store::open(&path, Duration::from_secs(1)).unwrap();
+        assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        let hashes: Vec<(i64, Option<String>)> = store
+            .conn
+            .prepare("SELECT offer_id, live_hash FROM offer_seen ORDER BY offer_id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(hashes, vec![(1, Some("h1".into())), (2, None)]);
+    }
+}
