@@ -15,14 +15,31 @@ const KEY: &str = "trk_bench000000000000000000000000000";
 
 struct Measured {
     wall: Duration,
+    /// The child's user + system CPU time (less sensitive than wall time to other load).
+    cpu: Duration,
+    /// This process's CPU time meanwhile: the sandbox serving the pages.
+    sandbox_cpu: Duration,
     peak_rss_kib: i64,
     ok: bool,
+}
+
+/// User + system CPU time of this process (the in-process sandbox).
+fn self_cpu() -> Duration {
+    // SAFETY: plain FFI call filling a zeroed struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    Duration::from_micros(
+        (usage.ru_utime.tv_sec as u64 + usage.ru_stime.tv_sec as u64) * 1_000_000
+            + usage.ru_utime.tv_usec as u64
+            + usage.ru_stime.tv_usec as u64,
+    )
 }
 
 // The child is reaped by `wait4` (which also gives its peak RSS), not by `Child::wait`.
 #[allow(clippy::zombie_processes)]
 fn run_child(config: &std::path::Path, label: &str) -> Measured {
     let started = Instant::now();
+    let sandbox_cpu0 = self_cpu();
     // OFFERSYNC_BENCH_WRAP runs the child under a profiler, e.g.
     // "perf record -e cpu-clock -g -o /tmp/{run}.data --", where {run} is "first" or
     // "unchanged" (the RSS is then the profiler's).
@@ -53,6 +70,12 @@ fn run_child(config: &std::path::Path, label: &str) -> Measured {
     assert_eq!(rc, child.id() as libc::pid_t, "wait4 failed");
     Measured {
         wall: started.elapsed(),
+        sandbox_cpu: self_cpu() - sandbox_cpu0,
+        cpu: Duration::from_micros(
+            (usage.ru_utime.tv_sec as u64 + usage.ru_stime.tv_sec as u64) * 1_000_000
+                + usage.ru_utime.tv_usec as u64
+                + usage.ru_stime.tv_usec as u64,
+        ),
         peak_rss_kib: usage.ru_maxrss,
         ok: libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
     }
@@ -75,9 +98,11 @@ fn write_private(path: &std::path::Path, text: &str) {
 fn report(label: &str, n: usize, m: &Measured) {
     let secs = m.wall.as_secs_f64();
     println!(
-        "trackly {n:>9} offers  {label:<10} {:>8.2} s  {:>9.0} offers/s  peak RSS {:>6.1} MB{}",
+        "trackly {n:>9} offers  {label:<10} {:>8.2} s  {:>9.0} offers/s  CPU {:>5.2} s (sandbox {:>5.2} s)  peak RSS {:>6.1} MB{}",
         secs,
         n as f64 / secs,
+        m.cpu.as_secs_f64(),
+        m.sandbox_cpu.as_secs_f64(),
         m.peak_rss_kib as f64 / 1024.0,
         if m.ok { "" } else { "  (run FAILED)" }
     );
