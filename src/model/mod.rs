@@ -253,6 +253,25 @@ fn trim_in_place(s: &mut String) {
 
 /// RFC 3339, UTC, whole seconds, `Z` suffix: the one timestamp format of the database.
 pub fn format_timestamp(t: DateTime<Utc>) -> String {
+    use chrono::{Datelike, Timelike};
+    // The common case without chrono's format-string machinery (it is on the per-offer path):
+    // the same text as `to_rfc3339_opts(SecondsFormat::Secs, true)`.
+    if (0..=9999).contains(&t.year()) {
+        use std::fmt::Write;
+        let mut s = String::with_capacity(20);
+        let _ = write!(
+            s,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            t.year(),
+            t.month(),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            // A leap second (nanosecond >= 1e9) is written as :60 by chrono too.
+            t.second() + u32::from(t.nanosecond() >= 1_000_000_000)
+        );
+        return s;
+    }
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
@@ -272,6 +291,22 @@ impl SourcedOffer {
             content_hash: content_hash(&offer),
             offer,
             raw: raw.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format_timestamp;
+    use chrono::{SecondsFormat, TimeZone, Utc};
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The hand-rolled formatter writes exactly what chrono's RFC 3339 formatter writes.
+        #[test]
+        fn format_timestamp_matches_chrono(secs in -70_000_000_000i64..300_000_000_000i64, nanos in 0u32..1_000_000_000) {
+            let t = Utc.timestamp_opt(secs, nanos).unwrap();
+            prop_assert_eq!(format_timestamp(t), t.to_rfc3339_opts(SecondsFormat::Secs, true));
         }
     }
 }
