@@ -12,7 +12,7 @@
 //! from `error` or `message` (a string or an object).
 
 use super::lenient::{opt_decimal, opt_string, opt_u64, string_list};
-use super::{Cursor, Page, Rejected, Source};
+use super::{Cursor, Rejected, RowsPage, Source};
 use crate::config::{AffiseApi, PlatformOptions, Secret, SourceConfig};
 use crate::http::{Failure, FailureClass, HttpRequest, HttpResponse};
 use crate::model::{parse_timestamp, Offer, OfferStatus, PayoutTier, PayoutType, SourcedOffer};
@@ -244,7 +244,12 @@ impl Source for Affise {
         HttpRequest::get(url).secret_header("api-key", &self.api_key)
     }
 
-    fn parse(&self, cursor: &Cursor, resp: &HttpResponse) -> Result<Page, Failure> {
+    fn normalize_row(&self, cursor: &Cursor, raw: Box<RawValue>) -> Result<SourcedOffer, Rejected> {
+        let _ = cursor;
+        self.normalize(&raw)
+    }
+
+    fn parse_rows(&self, cursor: &Cursor, resp: &HttpResponse) -> Result<RowsPage, Failure> {
         let env: Envelope<'_> = resp.envelope("Affise")?;
         if !resp.status.is_success() || !is_one(&env.status) {
             let detail = text(&env.error)
@@ -260,7 +265,7 @@ impl Source for Affise {
             return Err(Failure::in_body(resp, None, FailureClass::Permanent, msg));
         }
         let rows = env.offers.unwrap_or_default();
-        let (offers, rejected) = super::normalize_rows(&rows, |raw| self.normalize(raw));
+        let rows = super::own_rows(&rows);
         let p = env.pagination.unwrap_or_default();
         let per_page = p.per_page.or(p.limit).unwrap_or(self.limit as u64).max(1);
         let expected_pages = p.total_count.or(p.total).map(|t| t.div_ceil(per_page));
@@ -275,9 +280,8 @@ impl Source for Affise {
                 (None, Some(pages)) => cursor.page >= pages,
                 (None, None) => (rows.len() as u64) < per_page,
             };
-        Ok(Page {
-            offers,
-            rejected,
+        Ok(RowsPage {
+            rows,
             next: (!end).then(|| Cursor {
                 pass: cursor.pass,
                 page: next_page.unwrap_or(cursor.page + 1),

@@ -13,7 +13,7 @@
 //! - errors: non-2xx statuses, and a non-empty value at `error_path` in a 200 body.
 
 use super::lenient::string_list;
-use super::{Cursor, Page, Rejected, Source};
+use super::{Cursor, Rejected, RowsPage, Source};
 use crate::config::{
     FieldRule, GenericAuth, GenericPaging, GenericSpec, PathStep, PlatformOptions, RecordsAre,
     Secret, SourceConfig, Transform,
@@ -261,7 +261,12 @@ impl Source for Generic {
         req
     }
 
-    fn parse(&self, cursor: &Cursor, resp: &HttpResponse) -> Result<Page, Failure> {
+    fn normalize_row(&self, cursor: &Cursor, raw: Box<RawValue>) -> Result<SourcedOffer, Rejected> {
+        let _ = cursor;
+        self.normalize(&raw)
+    }
+
+    fn parse_rows(&self, cursor: &Cursor, resp: &HttpResponse) -> Result<RowsPage, Failure> {
         if !resp.status.is_success() {
             return Err(Failure::from_response(
                 resp,
@@ -318,7 +323,7 @@ impl Source for Generic {
                 }
             },
         };
-        let (offers, rejected) = super::normalize_rows(&records, |raw| self.normalize(raw));
+        let rows = super::own_rows(&records);
         let num = |p: &Option<Vec<PathStep>>| {
             p.as_ref()
                 .and_then(|p| value_at(&doc, p))
@@ -373,9 +378,8 @@ impl Source for Generic {
                 }
             }
         };
-        Ok(Page {
-            offers,
-            rejected,
+        Ok(RowsPage {
+            rows,
             next,
             expected_pages,
         })

@@ -21,6 +21,7 @@ pub mod youmi;
 use crate::config::{Secret, SourceConfig, SourceKind};
 use crate::http::{Failure, HttpRequest, HttpResponse};
 use crate::model::SourcedOffer;
+use serde_json::value::RawValue;
 
 /// Where a run is in a source's feed. `pass` lets a source walk several listings in one run
 /// (Trackly's archived offers); `token` carries cursor/next-URL pagination.
@@ -59,20 +60,9 @@ pub struct Rejected {
     pub reason: String,
 }
 
-/// Normalize every row of a page: the offers, and the rows rejected (never silently dropped).
-pub(crate) fn normalize_rows(
-    rows: &[&serde_json::value::RawValue],
-    normalize: impl Fn(&serde_json::value::RawValue) -> Result<SourcedOffer, Rejected>,
-) -> (Vec<SourcedOffer>, Vec<Rejected>) {
-    let mut offers = Vec::with_capacity(rows.len());
-    let mut rejected = Vec::new();
-    for raw in rows {
-        match normalize(raw) {
-            Ok(o) => offers.push(o),
-            Err(r) => rejected.push(r),
-        }
-    }
-    (offers, rejected)
+/// A page's rows as owned raw JSON, each exactly as the platform sent it.
+pub(crate) fn own_rows(rows: &[&RawValue]) -> Vec<Box<RawValue>> {
+    rows.iter().map(|r| (*r).to_owned()).collect()
 }
 
 /// The row's id, or the rejection every platform gives a row without one.
@@ -81,6 +71,38 @@ pub(crate) fn require_id(id: Option<String>) -> Result<String, Rejected> {
         external_id: None,
         reason: "offer has no id".into(),
     })
+}
+
+/// One page as the platform's envelope delivered it: its rows not yet normalized, and the
+/// pagination state. Knowing the next cursor before normalizing lets the sync engine fetch the
+/// next page while it normalizes this one.
+#[derive(Debug, Clone)]
+pub struct RowsPage {
+    pub rows: Vec<Box<RawValue>>,
+    /// As [`Page::next`].
+    pub next: Option<Cursor>,
+    /// As [`Page::expected_pages`].
+    pub expected_pages: Option<u64>,
+}
+
+impl RowsPage {
+    /// Normalize every row: the offers, and the rows rejected (never silently dropped).
+    pub fn normalize<S: Source + ?Sized>(self, source: &S, cursor: &Cursor) -> Page {
+        let mut offers = Vec::with_capacity(self.rows.len());
+        let mut rejected = Vec::new();
+        for raw in self.rows {
+            match source.normalize_row(cursor, raw) {
+                Ok(o) => offers.push(o),
+                Err(r) => rejected.push(r),
+            }
+        }
+        Page {
+            offers,
+            rejected,
+            next: self.next,
+            expected_pages: self.expected_pages,
+        }
+    }
 }
 
 /// One parsed page.
@@ -104,9 +126,18 @@ pub trait Source: Send + Sync {
     /// The request for the page at `cursor`. Must not perform IO.
     fn request(&self, cursor: &Cursor) -> HttpRequest;
 
-    /// What the response means: a page, or a [`Failure`] saying whether retrying can help.
-    /// Must not perform IO or sleep.
-    fn parse(&self, cursor: &Cursor, response: &HttpResponse) -> Result<Page, Failure>;
+    /// What the response means: a page of raw rows, or a [`Failure`] saying whether retrying
+    /// can help. Must not perform IO or sleep. Rows are normalized by [`Source::normalize_row`].
+    fn parse_rows(&self, cursor: &Cursor, response: &HttpResponse) -> Result<RowsPage, Failure>;
+
+    /// One row of the page at `cursor` as a canonical offer (keeping `raw` as the stored
+    /// payload), or why it was rejected.
+    fn normalize_row(&self, cursor: &Cursor, raw: Box<RawValue>) -> Result<SourcedOffer, Rejected>;
+
+    /// [`Source::parse_rows`] and every row normalized.
+    fn parse(&self, cursor: &Cursor, response: &HttpResponse) -> Result<Page, Failure> {
+        Ok(self.parse_rows(cursor, response)?.normalize(self, cursor))
+    }
 }
 
 /// Construct the platform adapter for a configured source.

@@ -13,7 +13,7 @@
 //! with HTTP 200 or 429, as are the numeric codes listed in `rate_limit_codes`.
 
 use super::lenient::{opt_decimal, opt_string, opt_u64, string_list};
-use super::{Cursor, Page, Rejected, Source};
+use super::{Cursor, Rejected, RowsPage, Source};
 use crate::config::{OfferslookApi, OfferslookEndpoint, PlatformOptions, Secret, SourceConfig};
 use crate::http::{Failure, FailureClass, HttpRequest, HttpResponse};
 use crate::model::{unix_to_utc, Offer, OfferStatus, PayoutType, SourcedOffer};
@@ -264,7 +264,12 @@ impl Source for Offerslook {
         req
     }
 
-    fn parse(&self, cursor: &Cursor, resp: &HttpResponse) -> Result<Page, Failure> {
+    fn normalize_row(&self, cursor: &Cursor, raw: Box<RawValue>) -> Result<SourcedOffer, Rejected> {
+        let _ = cursor;
+        self.normalize(&raw)
+    }
+
+    fn parse_rows(&self, cursor: &Cursor, resp: &HttpResponse) -> Result<RowsPage, Failure> {
         let env: Envelope<'_> = resp.envelope("Offerslook")?;
         let code = text(&env.code);
         if !resp.status.is_success() || !(code == "0" || code.is_empty()) {
@@ -276,15 +281,14 @@ impl Source for Offerslook {
                 resp.body_excerpt()
             ))
         })?;
-        let (offers, rejected) = super::normalize_rows(&data.rowset, |raw| self.normalize(raw));
+        let rows = super::own_rows(&data.rowset);
         let expected_pages = data.total_pages.or_else(|| {
             data.total_rows
                 .map(|t| t.div_ceil(self.limit.max(1) as u64))
         });
         let end = data.rowset.is_empty() || expected_pages.is_some_and(|p| cursor.page >= p);
-        Ok(Page {
-            offers,
-            rejected,
+        Ok(RowsPage {
+            rows,
             next: (!end).then(|| cursor.next_page()),
             expected_pages,
         })

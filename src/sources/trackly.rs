@@ -10,7 +10,7 @@
 //! in `raw`.
 
 use super::lenient::{opt_decimal, opt_string, opt_u64, string_list};
-use super::{Cursor, Page, Rejected, Source};
+use super::{Cursor, Rejected, RowsPage, Source};
 use crate::config::{Secret, SourceConfig};
 use crate::http::{Failure, HttpRequest, HttpResponse};
 use crate::model::{Offer, OfferStatus, PayoutType, SourcedOffer};
@@ -184,7 +184,11 @@ impl Source for Trackly {
         HttpRequest::get(url).secret_header("x-api-key", &self.api_key)
     }
 
-    fn parse(&self, cursor: &Cursor, resp: &HttpResponse) -> Result<Page, Failure> {
+    fn normalize_row(&self, cursor: &Cursor, raw: Box<RawValue>) -> Result<SourcedOffer, Rejected> {
+        self.normalize(&raw, cursor.pass == ARCHIVED_PASS)
+    }
+
+    fn parse_rows(&self, cursor: &Cursor, resp: &HttpResponse) -> Result<RowsPage, Failure> {
         if !resp.status.is_success() {
             return Err(self.error_failure(resp));
         }
@@ -196,8 +200,7 @@ impl Source for Trackly {
             ))
         })?;
         let archived_pass = cursor.pass == ARCHIVED_PASS;
-        let (offers, rejected) =
-            super::normalize_rows(&env.offers, |raw| self.normalize(raw, archived_pass));
+        let rows = super::own_rows(&env.offers);
         let p = env.pagination.unwrap_or_default();
         let per_page = p.per_page.unwrap_or(self.per_page as u64).max(1);
         let expected_pages = p
@@ -220,9 +223,8 @@ impl Source for Trackly {
         } else {
             None
         };
-        Ok(Page {
-            offers,
-            rejected,
+        Ok(RowsPage {
+            rows,
             next,
             expected_pages,
         })

@@ -9,7 +9,7 @@
 //! budget of 50 requests per 10 minutes) is a rate limit, and so is HTTP 429 (newer docs).
 
 use super::lenient::{opt_decimal, opt_string, opt_u64, string_list};
-use super::{Cursor, Page, Rejected, Source};
+use super::{Cursor, Rejected, RowsPage, Source};
 use crate::config::{PlatformOptions, Secret, SourceConfig};
 use crate::http::{Failure, FailureClass, HttpRequest, HttpResponse};
 use crate::model::{Offer, PayoutType, SourcedOffer};
@@ -187,7 +187,12 @@ impl Source for Youmi {
         HttpRequest::get(url)
     }
 
-    fn parse(&self, cursor: &Cursor, resp: &HttpResponse) -> Result<Page, Failure> {
+    fn normalize_row(&self, cursor: &Cursor, raw: Box<RawValue>) -> Result<SourcedOffer, Rejected> {
+        let _ = cursor;
+        self.normalize(&raw)
+    }
+
+    fn parse_rows(&self, cursor: &Cursor, resp: &HttpResponse) -> Result<RowsPage, Failure> {
         let env: Envelope<'_> = resp.envelope("the S2S feed")?;
         let c = env.c.unwrap_or(0);
         if c != 0 || !resp.status.is_success() {
@@ -208,16 +213,15 @@ impl Source for Youmi {
             Some(d) => (d.data, d.tot),
             None => (env.offers.unwrap_or_default(), env.total),
         };
-        let (offers, rejected) = super::normalize_rows(&rows, |raw| self.normalize(raw));
+        let rows = super::own_rows(&rows);
         let expected_pages = total.map(|t| t.div_ceil(self.page_size.max(1) as u64));
         let end = rows.is_empty()
             || match expected_pages {
                 Some(p) => cursor.page >= p,
                 None => (rows.len() as u64) < self.page_size as u64,
             };
-        Ok(Page {
-            offers,
-            rejected,
+        Ok(RowsPage {
+            rows,
             next: (!end).then(|| cursor.next_page()),
             expected_pages,
         })

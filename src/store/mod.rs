@@ -1,6 +1,6 @@
 //! The SQLite mirror: the only module that contains SQL.
 //!
-//! One [`Store`] is one connection. Writers use one transaction per page (invariant 2); readers
+//! One [`Store`] is one connection. Writers store each page whole in one transaction (invariant 2); readers
 //! (`inspect`, `sqlite3`) work alongside thanks to WAL. The file is created with mode 0600.
 
 mod lease;
@@ -11,7 +11,7 @@ mod runs;
 mod schema;
 
 pub use lease::{LeaseHolder, LeaseOutcome};
-pub use offers::{ApproveOutcome, FinalizeOutcome, PageCounts, StoredOffer};
+pub use offers::{ApproveOutcome, FinalizeOutcome, PageBatch, PageCounts, StoredOffer};
 pub use push::{OutboxOp, Preview};
 pub use runs::{RunState, RunTotals};
 

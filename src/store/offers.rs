@@ -1,4 +1,4 @@
-//! Writes to the mirror: one transaction per page (upserts, change records, run counters, lease
+//! Writes to the mirror: each page whole in one transaction (upserts, change records, run counters, lease
 //! heartbeat), removal detection at the end of a complete run, and approval of held removals.
 
 use super::{Result, Store, StoreError};
@@ -167,33 +167,71 @@ fn record_change(
 }
 
 impl Store {
-    /// Write one page in one transaction: new offers are inserted (`added`), changed ones
-    /// rewritten with a field-level diff (`changed`, or `reappeared` after a removal), unchanged
-    /// ones only touch the narrow `offer_seen` row, and ids already seen in this run are counted
-    /// as duplicates and skipped. Fails with `LeaseLost` (and writes nothing) if another process
-    /// took the source's lease over.
-    #[allow(clippy::too_many_arguments)]
-    pub fn apply_page(
+    /// Write pages in one transaction (the writer batches the pages that queued up while it was
+    /// busy; each page is applied whole or not at all). In each page new offers are inserted
+    /// (`added`), changed ones rewritten with a field-level diff (`changed`, or `reappeared`
+    /// after a removal), unchanged ones only touch the narrow `offer_seen` row, and ids already
+    /// seen in this run are counted as duplicates and skipped. Fails with `LeaseLost` (and
+    /// writes nothing) if another process took the source's lease over.
+    pub fn apply_pages(
         &mut self,
         run_id: i64,
         source: &str,
         holder: &str,
-        offers: &[SourcedOffer],
-        rejected: u64,
+        pages: &[PageBatch],
         targets: &[TargetConfig],
         now: &str,
-    ) -> Result<PageCounts> {
+    ) -> Result<Vec<PageCounts>> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         heartbeat(&tx, source, holder, now)?;
-        let mut c = PageCounts::default();
-        for item in offers {
-            c.seen += 1;
-            apply_offer(&tx, run_id, source, item, targets, now, &mut c)?;
+        let mut counts = Vec::with_capacity(pages.len());
+        for page in pages {
+            counts.push(apply_page(&tx, run_id, source, page, targets, now)?);
         }
-        tx.prepare_cached(
-            "UPDATE sync_runs SET pages = pages + 1, offers_seen = offers_seen + ?2, added = added + ?3,
+        tx.commit()?;
+        Ok(counts)
+    }
+}
+
+/// One page for [`Store::apply_pages`]: its offers, and how many rows the source rejected.
+#[derive(Debug, Default)]
+pub struct PageBatch {
+    pub offers: Vec<SourcedOffer>,
+    pub rejected: u64,
+}
+
+/// One page inside the writer's transaction, with its run counters.
+fn apply_page(
+    tx: &Transaction<'_>,
+    run_id: i64,
+    source: &str,
+    page: &PageBatch,
+    targets: &[TargetConfig],
+    now: &str,
+) -> Result<PageCounts> {
+    let mut c = PageCounts::default();
+    // Unchanged offers come in long runs (a re-sync) or not at all (a first sync): try the
+    // one-statement unchanged path while the previous offer was unchanged.
+    let mut expect_unchanged = true;
+    for item in &page.offers {
+        c.seen += 1;
+        let before = c.unchanged;
+        apply_offer(
+            tx,
+            run_id,
+            source,
+            item,
+            targets,
+            now,
+            expect_unchanged,
+            &mut c,
+        )?;
+        expect_unchanged = c.unchanged > before;
+    }
+    tx.prepare_cached(
+        "UPDATE sync_runs SET pages = pages + 1, offers_seen = offers_seen + ?2, added = added + ?3,
                     changed = changed + ?4, unchanged = unchanged + ?5, duplicates = duplicates + ?6,
                     rejected = rejected + ?7
              WHERE id = ?1",
@@ -205,12 +243,12 @@ impl Store {
             (c.changed + c.reappeared) as i64,
             c.unchanged as i64,
             c.duplicates as i64,
-            rejected as i64
+            page.rejected as i64
         ])?;
-        tx.commit()?;
-        Ok(c)
-    }
+    Ok(c)
+}
 
+impl Store {
     /// Removal detection at the end of a complete run (invariants 3 and 7): every live offer of
     /// `source` not seen by `run_id` has its missed-run count raised; those missed for
     /// `grace` complete runs are marked removed, unless they are more than `max_fraction` of the
@@ -340,6 +378,7 @@ impl Store {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn apply_offer(
     tx: &Transaction<'_>,
     run_id: i64,
@@ -347,9 +386,30 @@ fn apply_offer(
     item: &SourcedOffer,
     targets: &[TargetConfig],
     now: &str,
+    expect_unchanged: bool,
     c: &mut PageCounts,
 ) -> Result<()> {
     let o = &item.offer;
+    if expect_unchanged {
+        // Live, same content, not yet seen by this run: mark it seen in one statement.
+        let n = tx
+            .prepare_cached(
+                "UPDATE offer_seen SET last_run_id = ?3, last_seen_at = ?4, missed_runs = 0
+                 WHERE offer_id = (SELECT id FROM offer_rows WHERE source = ?1 AND external_id = ?2)
+                   AND live_hash = ?5 AND last_run_id <> ?3",
+            )?
+            .execute(params![
+                source,
+                o.external_id,
+                run_id,
+                now,
+                item.content_hash
+            ])?;
+        if n == 1 {
+            c.unchanged += 1;
+            return Ok(());
+        }
+    }
     // Index-only on offer_rows (the rowid is in the unique key's index), then the narrow
     // offer_seen row: an unchanged offer never reads its wide row.
     let found = tx

@@ -1,17 +1,19 @@
-//! One run of one source: lease → pages (fetch, parse, store, one transaction each) → finalize.
+//! One run of one source: lease → pages (fetch, parse, store, each page whole in one
+//! transaction) → finalize.
 //!
 //! The fetch loop (async) and the writer (a blocking thread owning the SQLite connection) are
-//! joined by a channel of capacity 2, so memory is bounded by a few pages whatever the catalogue
-//! size (invariant 1) and fetching the next page overlaps with storing the previous one.
+//! joined by a channel of `QUEUED_PAGES`, so memory is bounded by a few pages whatever the
+//! catalogue size (invariant 1) and fetching the next page overlaps with storing the previous
+//! one. Pages that queued up while the writer was busy share its next transaction.
 //! Removal detection runs only when the source's own end signal was reached (invariant 3).
 
 use crate::config::{SourceConfig, TargetConfig};
 use crate::http::{CallError, Endpoint, FailureClass, Limiters};
 use crate::model::{format_timestamp, SourcedOffer};
-use crate::sources::{Rejected, Source};
+use crate::sources::{Cursor, Rejected, RowsPage, Source};
 use crate::store::{
-    ApproveOutcome, FinalizeOutcome, LeaseHolder, LeaseOutcome, RunState, RunTotals, Store,
-    StoreError,
+    ApproveOutcome, FinalizeOutcome, LeaseHolder, LeaseOutcome, PageBatch, RunState, RunTotals,
+    Store, StoreError,
 };
 use chrono::Utc;
 use std::path::PathBuf;
@@ -210,36 +212,47 @@ struct WriterDone {
     error: Option<StoreError>,
 }
 
-/// Writes pages as they arrive, one transaction each, until the channel closes or a write fails.
+/// Pages the fetch loop may run ahead of the writer.
+const QUEUED_PAGES: usize = 4;
+/// Most pages the writer stores in one transaction.
+const PAGES_PER_TRANSACTION: usize = 8;
+
+/// Writes pages as they arrive until the channel closes or a write fails. Pages that queued up
+/// while the writer was busy share one transaction (each page whole or not at all), which saves
+/// a commit, and a rewrite of the same narrow pages, per page when the database is the
+/// bottleneck; a lone page is stored at once.
 fn writer(
     mut store: Store,
-    mut rx: tokio::sync::mpsc::Receiver<(Vec<SourcedOffer>, u64)>,
+    mut rx: tokio::sync::mpsc::Receiver<PageBatch>,
     run_id: i64,
     source: String,
     holder: String,
     targets: Vec<TargetConfig>,
 ) -> WriterDone {
     let mut pages = 0;
-    while let Some((offers, rejected)) = rx.blocking_recv() {
-        match store.apply_page(
-            run_id,
-            &source,
-            &holder,
-            &offers,
-            rejected,
-            &targets,
-            &now(),
-        ) {
-            Ok(c) => {
-                pages += 1;
-                tracing::debug!(
-                    page = pages,
-                    added = c.added,
-                    changed = c.changed + c.reappeared,
-                    unchanged = c.unchanged,
-                    duplicates = c.duplicates,
-                    "page stored"
-                );
+    let mut batch = Vec::with_capacity(PAGES_PER_TRANSACTION);
+    while let Some(page) = rx.blocking_recv() {
+        batch.push(page);
+        while batch.len() < PAGES_PER_TRANSACTION {
+            match rx.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
+        }
+        match store.apply_pages(run_id, &source, &holder, &batch, &targets, &now()) {
+            Ok(counts) => {
+                for c in counts {
+                    pages += 1;
+                    tracing::debug!(
+                        page = pages,
+                        added = c.added,
+                        changed = c.changed + c.reappeared,
+                        unchanged = c.unchanged,
+                        duplicates = c.duplicates,
+                        "page stored"
+                    );
+                }
+                batch.clear();
             }
             Err(e) => {
                 return WriterDone {
@@ -340,7 +353,7 @@ async fn run_pages(
     tracing::info!("sync started");
     let started = std::time::Instant::now();
     let (req0, retry0, limited0) = endpoint.counters.snapshot();
-    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    let (tx, rx) = tokio::sync::mpsc::channel(QUEUED_PAGES);
     let writer_task = {
         let (name, holder) = (name.clone(), holder.clone());
         let span = tracing::Span::current();
@@ -349,6 +362,24 @@ async fn run_pages(
         })
     };
 
+    // One request in flight while the previous page is normalized: its cursor is known from
+    // the envelope, before normalization, so fetching overlaps with the CPU work.
+    let fetch = |cursor: Cursor| {
+        let (source, endpoint) = (source.clone(), endpoint.clone());
+        let span = tracing::Span::current();
+        tokio::spawn(
+            async move {
+                endpoint
+                    .call(
+                        || source.request(&cursor),
+                        |resp| source.parse_rows(&cursor, resp),
+                    )
+                    .await
+            }
+            .instrument(span),
+        )
+    };
+    let mut inflight: Option<tokio::task::JoinHandle<Result<RowsPage, CallError>>> = None;
     let mut cursor = source.first_cursor();
     // Fingerprint of the previous page's ids (invariant 6: a page repeating it means a loop).
     let mut prev_ids: Option<u64> = None;
@@ -372,47 +403,57 @@ async fn run_pages(
                 ),
             );
         }
-        let call = {
-            let c = cursor.clone();
-            let (source, endpoint) = (&source, &endpoint);
-            async move {
-                endpoint
-                    .call(|| source.request(&c), |resp| source.parse(&c, resp))
-                    .await
-            }
-        };
+        let mut call = inflight.take().unwrap_or_else(|| fetch(cursor.clone()));
         let budget = cfg
             .http
             .run_timeout
             .map(|b| b.saturating_sub(started.elapsed()));
         let bounded = async {
             match budget {
-                None => Ok(call.await),
-                Some(b) => tokio::time::timeout(b, call).await,
+                None => Ok((&mut call).await),
+                Some(b) => tokio::time::timeout(b, &mut call).await,
             }
         };
         let page = tokio::select! {
             r = bounded => match r {
                 Ok(r) => r,
                 Err(_) => {
+                    call.abort();
                     let secs = cfg.http.run_timeout.unwrap_or_default().as_secs();
                     break Ending::Guard("run_timeout", format!("stopped after run_timeout_seconds = {secs}"));
                 }
             },
             // A shutdown does not wait out a rate-limit pause or a retry.
             _ = shutdown.wait() => {
+                call.abort();
                 break Ending::Guard("shutdown", format!("stopped by shutdown after {pages} pages"));
             }
         };
-        let page = match page {
-            Ok(p) => p,
-            Err(error) => {
+        let rows = match page {
+            Ok(Ok(p)) => p,
+            Ok(Err(error)) => {
                 break Ending::Call {
                     page: pages + 1,
                     error,
                 }
             }
+            Err(join) => {
+                break Ending::Call {
+                    page: pages + 1,
+                    error: CallError {
+                        class: FailureClass::Permanent,
+                        message: format!("the page's fetch task failed: {join}"),
+                        attempts: 0,
+                    },
+                }
+            }
         };
+        if let Some(n) = &rows.next {
+            if pages + 1 < cfg.max_pages && !shutdown.is_set() {
+                inflight = Some(fetch(n.clone()));
+            }
+        }
+        let page = rows.normalize(&*source, &cursor);
         pages += 1;
         pass_pages += 1;
         let ids = ids_fingerprint(&page.offers);
@@ -447,11 +488,11 @@ async fn run_pages(
                 },
             );
         }
-        if tx
-            .send((page.offers, page.rejected.len() as u64))
-            .await
-            .is_err()
-        {
+        let batch = PageBatch {
+            offers: page.offers,
+            rejected: page.rejected.len() as u64,
+        };
+        if tx.send(batch).await.is_err() {
             break Ending::Writer;
         }
         if let Some(exp) = beyond_total {
@@ -472,6 +513,10 @@ async fn run_pages(
             }
         }
     };
+    if let Some(next) = inflight.take() {
+        // A guard stopped the run: the page fetched ahead is not wanted.
+        next.abort();
+    }
     drop(tx);
     let done = match writer_task.await {
         Ok(d) => d,
