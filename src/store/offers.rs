@@ -215,21 +215,33 @@ fn apply_page(
     // Unchanged offers come in long runs (a re-sync) or not at all (a first sync): try the
     // one-statement unchanged path while the previous offer was unchanged.
     let mut expect_unchanged = true;
+    // Prepared once per page (the statement cache hashes the SQL text on every lookup).
+    let mut seen_unchanged = tx.prepare_cached(
+        "UPDATE offer_seen SET last_run_id = ?3, last_seen_at = ?4, missed_runs = 0
+         WHERE offer_id = (SELECT id FROM offer_rows WHERE source = ?1 AND external_id = ?2)
+           AND live_hash = ?5 AND last_run_id <> ?3",
+    )?;
     for item in &page.offers {
         c.seen += 1;
+        if expect_unchanged {
+            // Live, same content, not yet seen by this run: mark it seen in one statement.
+            let n = seen_unchanged.execute(params![
+                source,
+                item.offer.external_id,
+                run_id,
+                now,
+                item.content_hash
+            ])?;
+            if n == 1 {
+                c.unchanged += 1;
+                continue;
+            }
+        }
         let before = c.unchanged;
-        apply_offer(
-            tx,
-            run_id,
-            source,
-            item,
-            targets,
-            now,
-            expect_unchanged,
-            &mut c,
-        )?;
+        apply_offer(tx, run_id, source, item, targets, now, &mut c)?;
         expect_unchanged = c.unchanged > before;
     }
+    drop(seen_unchanged);
     tx.prepare_cached(
         "UPDATE sync_runs SET pages = pages + 1, offers_seen = offers_seen + ?2, added = added + ?3,
                     changed = changed + ?4, unchanged = unchanged + ?5, duplicates = duplicates + ?6,
@@ -276,18 +288,30 @@ impl Store {
             [source],
             |r| r.get(0),
         )?;
-        tx.execute(
-            "UPDATE offer_seen SET missed_runs = missed_runs + 1
-             WHERE last_run_id <> ?2 AND live_hash IS NOT NULL
-               AND offer_id IN (SELECT id FROM offer_rows WHERE source = ?1)",
-            params![source, run_id],
-        )?;
-        let candidates: i64 = tx.query_row(
-            "SELECT count(*) FROM offer_rows o JOIN offer_seen s ON s.offer_id = o.id
-             WHERE o.source = ?1 AND s.live_hash IS NOT NULL AND s.missed_runs >= ?2",
-            params![source, grace],
+        // Every offer this run stored is live and was seen by it (added, changed or reappeared,
+        // unchanged; duplicates are not counted twice). When that is every live offer, nothing
+        // was missed: skip the two passes over the source's offers.
+        let seen_live: i64 = tx.query_row(
+            "SELECT added + changed + unchanged FROM sync_runs WHERE id = ?1",
+            [run_id],
             |r| r.get(0),
         )?;
+        let candidates: i64 = if seen_live >= live {
+            0
+        } else {
+            tx.execute(
+                "UPDATE offer_seen SET missed_runs = missed_runs + 1
+                 WHERE last_run_id <> ?2 AND live_hash IS NOT NULL
+                   AND offer_id IN (SELECT id FROM offer_rows WHERE source = ?1)",
+                params![source, run_id],
+            )?;
+            tx.query_row(
+                "SELECT count(*) FROM offer_rows o JOIN offer_seen s ON s.offer_id = o.id
+                 WHERE o.source = ?1 AND s.live_hash IS NOT NULL AND s.missed_runs >= ?2",
+                params![source, grace],
+                |r| r.get(0),
+            )?
+        };
         let outcome = if candidates > 0 && candidates as f64 > max_fraction * live as f64 {
             tx.execute(
                 "UPDATE sync_runs SET held_removals = ?2 WHERE id = ?1",
@@ -378,7 +402,6 @@ impl Store {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn apply_offer(
     tx: &Transaction<'_>,
     run_id: i64,
@@ -386,30 +409,9 @@ fn apply_offer(
     item: &SourcedOffer,
     targets: &[TargetConfig],
     now: &str,
-    expect_unchanged: bool,
     c: &mut PageCounts,
 ) -> Result<()> {
     let o = &item.offer;
-    if expect_unchanged {
-        // Live, same content, not yet seen by this run: mark it seen in one statement.
-        let n = tx
-            .prepare_cached(
-                "UPDATE offer_seen SET last_run_id = ?3, last_seen_at = ?4, missed_runs = 0
-                 WHERE offer_id = (SELECT id FROM offer_rows WHERE source = ?1 AND external_id = ?2)
-                   AND live_hash = ?5 AND last_run_id <> ?3",
-            )?
-            .execute(params![
-                source,
-                o.external_id,
-                run_id,
-                now,
-                item.content_hash
-            ])?;
-        if n == 1 {
-            c.unchanged += 1;
-            return Ok(());
-        }
-    }
     // Index-only on offer_rows (the rowid is in the unique key's index), then the narrow
     // offer_seen row: an unchanged offer never reads its wide row.
     let found = tx
