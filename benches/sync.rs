@@ -5,7 +5,8 @@
 //! database and an unchanged re-sync. Reports wall time, offers per second and the child's peak
 //! RSS (from `wait4`), so the sandbox's own memory is not counted.
 //!
-//! Sizes: `OFFERSYNC_BENCH_SIZES` (comma-separated offer counts, default `100000,1000000`).
+//! Cases: `OFFERSYNC_BENCH_CASES`, comma-separated `kind:offers` (default: every source kind at
+//! 100,000 offers, then Trackly at 1,000,000).
 //! Profiling: `OFFERSYNC_BENCH_WRAP` prefixes the child's command line (see `run_child`).
 
 use offersync::sandbox::{Sandbox, SandboxConfig};
@@ -95,10 +96,10 @@ fn write_private(path: &std::path::Path, text: &str) {
     f.write_all(text.as_bytes()).unwrap();
 }
 
-fn report(label: &str, n: usize, m: &Measured) {
+fn report(kind: &str, label: &str, n: usize, m: &Measured) {
     let secs = m.wall.as_secs_f64();
     println!(
-        "trackly {n:>9} offers  {label:<10} {:>8.2} s  {:>9.0} offers/s  CPU {:>5.2} s (sandbox {:>5.2} s)  peak RSS {:>6.1} MB{}",
+        "{kind:<10} {n:>9} offers  {label:<10} {:>7.2} s  {:>8.0} offers/s  CPU {:>5.2} s (sandbox {:>5.2} s)  peak RSS {:>5.1} MB{}",
         secs,
         n as f64 / secs,
         m.cpu.as_secs_f64(),
@@ -108,27 +109,94 @@ fn report(label: &str, n: usize, m: &Measured) {
     );
 }
 
+/// The `[[sources]]` block syncing `kind` from `sandbox` in pages of 100, unpaced.
+fn source_toml(kind: &str, sandbox: &Sandbox) -> String {
+    use offersync::sandbox as sb;
+    let common =
+        "page_size = 100\nrequests_per_second = 1000000\nburst = 1000\nmax_pages = 1000000\n";
+    let q = |s: &str| format!("{s:?}");
+    match kind {
+        "trackly" => format!(
+            "[[sources]]\nname = \"bench\"\nkind = \"trackly\"\nbase_url = {}\napi_key = {}\n{common}",
+            q(&sandbox.trackly_base_url()),
+            q(KEY)
+        ),
+        "offerslook" => format!(
+            "[[sources]]\nname = \"bench\"\nkind = \"offerslook\"\napi = \"network\"\nendpoint = \"batches\"\nusername = {}\nbase_url = {}\napi_key = {}\n{common}",
+            q(sb::offerslook::USERNAME),
+            q(&sandbox.offerslook_base_url()),
+            q(sb::OFFERSLOOK_KEY)
+        ),
+        "s2s" => format!(
+            "[[sources]]\nname = \"bench\"\nkind = \"s2s\"\nbase_url = {}\napi_key = {}\nos = \"android\"\ngaid = \"38400000-8cf0-11bd-b23e-10b96e40000d\"\nandid = \"9774d56d682e549c\"\n{common}",
+            q(&sandbox.s2s_base_url(false)),
+            q(sb::S2S_APP_ID)
+        ),
+        "affise" => format!(
+            "[[sources]]\nname = \"bench\"\nkind = \"affise\"\napi = \"admin\"\nbase_url = {}\napi_key = {}\n{common}",
+            q(&sandbox.affise_base_url()),
+            q(sb::AFFISE_KEY)
+        ),
+        "generic" => format!(
+            "[[sources]]\nname = \"bench\"\nkind = \"generic\"\nbase_url = {}\napi_key = {}\n{common}{GENERIC_TRACKLY}",
+            q(&format!("{}/v2/offers", sandbox.trackly_base_url())),
+            q(KEY)
+        ),
+        other => panic!("unknown source kind {other:?} in OFFERSYNC_BENCH_CASES"),
+    }
+}
+
+/// The generic source describing Trackly (as `config/examples/generic-trackly.toml`).
+const GENERIC_TRACKLY: &str = r#"
+[sources.generic]
+records_path = "offers"
+[sources.generic.auth]
+type = "header"
+name = "X-Api-Key"
+[sources.generic.pagination]
+type = "page"
+size_param = "per_page"
+total_pages_path = "pagination.total_pages"
+[sources.generic.fields]
+external_id = "id"
+name = "name"
+status = "status"
+payout = "payout|decimal"
+payout_type = "payout_type|upper"
+tracking_url = "tracking_url"
+advertiser = "advertiser_id"
+countries = "metadata.countries|split"
+categories = "metadata.category|split"
+"#;
+
 fn main() {
-    let sizes: Vec<usize> = std::env::var("OFFERSYNC_BENCH_SIZES")
-        .unwrap_or_else(|_| "100000,1000000".into())
+    // kind:offers pairs; the default covers every source kind at 100k and Trackly at 1M.
+    let cases: Vec<(String, usize)> = std::env::var("OFFERSYNC_BENCH_CASES")
+        .unwrap_or_else(|_| {
+            "trackly:100000,offerslook:100000,s2s:100000,affise:100000,generic:100000,trackly:1000000"
+                .into()
+        })
         .split(',')
-        .filter_map(|s| s.trim().parse().ok())
+        .filter_map(|c| {
+            let (kind, n) = c.trim().split_once(':')?;
+            Some((kind.to_string(), n.parse().ok()?))
+        })
         .collect();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .unwrap();
-    println!(
-        "end-to-end sync, Trackly pages of 100, sandbox in-process, offersync as a child process"
-    );
-    for n in sizes {
+    println!("end-to-end sync, pages of 100, sandbox in-process, offersync as a child process");
+    for (kind, n) in cases {
         let sandbox = rt
             .block_on(Sandbox::start(SandboxConfig {
                 seed: 1,
                 trackly_offers: n,
                 trackly_api_key: KEY.into(),
-                ..SandboxConfig::default()
+                offerslook_offers: n,
+                s2s_offers: n,
+                affise_offers: n,
             }))
             .expect("sandbox starts");
         let dir = tempfile::tempdir().unwrap();
@@ -136,19 +204,18 @@ fn main() {
         write_private(
             &config,
             &format!(
-                "[database]\npath = {:?}\n[[sources]]\nname = \"bench\"\nkind = \"trackly\"\nbase_url = {:?}\napi_key = {:?}\npage_size = 100\nrequests_per_second = 1000000\nburst = 1000\nmax_pages = 1000000\n",
+                "[database]\npath = {:?}\n{}",
                 dir.path().join("bench.db").to_string_lossy(),
-                sandbox.trackly_base_url(),
-                KEY
+                source_toml(&kind, &sandbox)
             ),
         );
-        report("first", n, &run_child(&config, "first"));
-        report("unchanged", n, &run_child(&config, "unchanged"));
+        report(&kind, "first", n, &run_child(&config, "first"));
+        report(&kind, "unchanged", n, &run_child(&config, "unchanged"));
         let db_size = std::fs::metadata(dir.path().join("bench.db"))
             .map(|m| m.len())
             .unwrap_or(0);
         println!(
-            "{:>17}  database {:.1} MB ({} bytes/offer)",
+            "{:>28}  database {:.1} MB ({} bytes/offer)",
             "",
             db_size as f64 / 1e6,
             db_size / n.max(1) as u64

@@ -40,6 +40,14 @@ fn mix(seed: u64, i: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+fn generate_status(index: usize) -> &'static str {
+    if index % 17 == 3 {
+        "paused"
+    } else {
+        "active"
+    }
+}
+
 /// The offer at `index` before any mutation.
 pub fn generate(seed: u64, index: usize) -> SimOffer {
     let h = mix(seed, index as u64);
@@ -61,7 +69,7 @@ pub fn generate(seed: u64, index: usize) -> SimOffer {
         } else {
             "cpa"
         },
-        status: if index % 17 == 3 { "paused" } else { "active" },
+        status: generate_status(index),
         tracking_url: format!("https://track.example/click?o={index}&aff_click_id={{click_id}}"),
         advertiser_id: format!("adv-{}", (h >> 32) % 40),
         countries,
@@ -80,6 +88,9 @@ pub struct Catalog {
     /// Live indices in feed order; rebuilt after mutations.
     order: Vec<u32>,
     dirty: bool,
+    /// Live indices passing a status filter (keyed by the filter), so that a filtered listing
+    /// does not rescan the catalogue for every page; cleared by every mutation.
+    filtered: Option<(usize, Vec<u32>)>,
 }
 
 impl Catalog {
@@ -91,6 +102,7 @@ impl Catalog {
             removed: BTreeSet::new(),
             order: Vec::new(),
             dirty: true,
+            filtered: None,
         }
     }
 
@@ -101,8 +113,17 @@ impl Catalog {
             .unwrap_or_else(|| generate(self.seed, index))
     }
 
+    /// An offer's status without rendering the offer.
+    fn status(&self, index: usize) -> &'static str {
+        match self.overrides.get(&index) {
+            Some(o) => o.status,
+            None => generate_status(index),
+        }
+    }
+
     fn live_order(&mut self) -> &[u32] {
         if self.dirty {
+            self.filtered = None;
             self.order = (0..self.total)
                 .filter(|i| !self.removed.contains(i))
                 .map(|i| i as u32)
@@ -137,7 +158,7 @@ impl Catalog {
         &mut self,
         page: u64,
         size: usize,
-        keep: Option<&dyn Fn(&str) -> bool>,
+        keep: Option<fn(&str) -> bool>,
     ) -> (Vec<SimOffer>, usize) {
         let skip = (page.saturating_sub(1) as usize).saturating_mul(size);
         match keep {
@@ -151,9 +172,24 @@ impl Catalog {
                 )
             }
             Some(keep) => {
-                let all = self.live(keep);
-                let total = all.len();
-                (all.into_iter().skip(skip).take(size).collect(), total)
+                let key = keep as usize;
+                self.live_order();
+                if self.filtered.as_ref().is_none_or(|(k, _)| *k != key) {
+                    let ids = self
+                        .order
+                        .iter()
+                        .copied()
+                        .filter(|i| keep(self.status(*i as usize)))
+                        .collect();
+                    self.filtered = Some((key, ids));
+                }
+                let ids = &self.filtered.as_ref().expect("just filled").1;
+                let total = ids.len();
+                let page: Vec<u32> = ids.iter().skip(skip).take(size).copied().collect();
+                (
+                    page.into_iter().map(|i| self.offer(i as usize)).collect(),
+                    total,
+                )
             }
         }
     }
@@ -171,6 +207,7 @@ impl Catalog {
         let mut o = self.offer(index);
         f(&mut o);
         self.overrides.insert(index, o);
+        self.filtered = None;
     }
 
     pub fn remove(&mut self, index: usize) {

@@ -213,10 +213,7 @@ fn answer<W: Wire>(
         }
         None => {
             // When every live offer passes the filter, skip the filtering scan (fast path).
-            let keep: Option<&dyn Fn(&str) -> bool> = match ask.keep.as_ref() {
-                Some(k) if !s.catalog.all_pass(*k) => Some(k),
-                _ => None,
-            };
+            let keep = ask.keep.filter(|k| !s.catalog.all_pass(*k));
             let (mut page, total) = s.catalog.page(ask.page, ask.per_page, keep);
             if duplicate_previous {
                 // An offset feed that shifted: the previous page's last offer shows up again.
