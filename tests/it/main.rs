@@ -3,6 +3,7 @@
 
 mod cli;
 mod config;
+mod crash;
 mod daemon;
 mod harness;
 mod parsing;

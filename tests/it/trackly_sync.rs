@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 
 /// The sandbox's live catalogue as served on the wire, keyed by offer id.
-fn served(app: &TestApp) -> BTreeMap<String, Value> {
+pub(crate) fn served(app: &TestApp) -> BTreeMap<String, Value> {
     app.sandbox.with_trackly(|t| {
         t.catalog
             .live(|_| true)
@@ -24,7 +24,7 @@ fn served(app: &TestApp) -> BTreeMap<String, Value> {
 }
 
 /// Check one stored offer against the JSON the platform served, field by field.
-fn assert_mirrors(stored: &StoredOffer, wire: &Value) {
+pub(crate) fn assert_mirrors(stored: &StoredOffer, wire: &Value) {
     let o = &stored.offer;
     let id = wire["id"].as_str().unwrap();
     assert_eq!(o.external_id, id);
