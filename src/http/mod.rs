@@ -236,10 +236,38 @@ impl Endpoint {
             };
             Failure::transient(format!("{what}: {shown}: {}", error_chain(&e)))
         };
-        let resp = rb.send().await.map_err(transport)?;
+        let mut resp = rb.send().await.map_err(transport)?;
         let status = resp.status();
         let headers = resp.headers().clone();
-        let body = resp.bytes().await.map_err(transport)?;
+        // Read at most MAX_RESPONSE_BYTES: a runaway body must not take the process's memory.
+        let too_big = || {
+            Failure::permanent(format!(
+                "response body larger than {} MiB: {shown}",
+                MAX_RESPONSE_BYTES >> 20
+            ))
+        };
+        if resp
+            .content_length()
+            .is_some_and(|n| n > MAX_RESPONSE_BYTES as u64)
+        {
+            return Err(too_big());
+        }
+        let mut buf = bytes::BytesMut::new();
+        while let Some(chunk) = resp.chunk().await.map_err(transport)? {
+            if buf.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                return Err(too_big());
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        let body = match std::str::from_utf8(&buf) {
+            Ok(_) => buf.freeze(),
+            // JSON must be UTF-8. Rather than lose the whole page to a few bad bytes, they become
+            // U+FFFD here and the offers containing them are rejected one by one.
+            Err(_) => {
+                tracing::warn!(url = %shown, "response body is not valid UTF-8; the offers with invalid bytes will be rejected");
+                bytes::Bytes::from(String::from_utf8_lossy(&buf).into_owned())
+            }
+        };
         Ok(HttpResponse {
             status,
             headers,
@@ -247,6 +275,9 @@ impl Endpoint {
         })
     }
 }
+
+/// The largest response body read (a page of offers is typically well under 1 MiB).
+pub const MAX_RESPONSE_BYTES: usize = 64 << 20;
 
 /// An error and its causes on one line, without the URL reqwest would add.
 fn error_chain(e: &reqwest::Error) -> String {

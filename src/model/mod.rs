@@ -3,10 +3,12 @@
 //! Everything here is pure (no IO, no clock): platform files build [`Offer`]s, the store persists
 //! them, and [`diff`] explains what changed between two versions.
 
+mod check;
 mod diff;
 mod hash;
 mod normalize;
 
+pub use check::{check, is_iso_currency, MAX_OFFER_JSON_BYTES, MAX_PAYOUT};
 pub use diff::{diff, Diff, FieldChange};
 pub use hash::content_hash;
 pub use normalize::{

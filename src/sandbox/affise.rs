@@ -6,7 +6,7 @@
 //! dates; errors `{status: 2, error}` with HTTP 4xx.
 
 use super::catalog::SimOffer;
-use super::twin::{json_body, json_error, query_get, PageAsk, QueryPairs, Wire};
+use super::twin::{json_error, query_get, PageAsk, QueryPairs, Wire};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{json, Value};
@@ -140,7 +140,7 @@ impl Wire for Affise {
         json_error(status, json!({"status": 2, "error": message}))
     }
 
-    fn page(&self, offers: &[SimOffer], ask: &PageAsk, total: usize) -> Response {
+    fn page(&self, offers: &[SimOffer], ask: &PageAsk, total: usize) -> Vec<u8> {
         let rows: Vec<Value> = offers.iter().map(|o| row(o, self.partner)).collect();
         let last = (ask.page as usize) * ask.per_page >= total;
         let mut pagination =
@@ -148,10 +148,7 @@ impl Wire for Affise {
         if !last {
             pagination["next_page"] = json!(ask.page + 1);
         }
-        json_body(
-            StatusCode::OK,
-            serde_json::to_vec(&json!({"status": 1, "offers": rows, "pagination": pagination}))
-                .unwrap_or_default(),
-        )
+        serde_json::to_vec(&json!({"status": 1, "offers": rows, "pagination": pagination}))
+            .unwrap_or_default()
     }
 }

@@ -50,6 +50,36 @@ pub enum Fault {
     Empty,
     /// Answer normally, after this delay.
     Delay(Duration),
+    /// Answer normally, with the body passed through this function first (tests corrupt rows).
+    Rewrite(Rewrite),
+    /// Send half of the body, then abort the connection.
+    ResetMidBody,
+}
+
+/// A body rewrite for [`Fault::Rewrite`].
+#[derive(Clone)]
+pub struct Rewrite(pub Arc<RewriteFn>);
+
+/// What a [`Rewrite`] does to a response body.
+pub type RewriteFn = dyn Fn(&mut Vec<u8>) + Send + Sync;
+
+impl Rewrite {
+    pub fn new(f: impl Fn(&mut Vec<u8>) + Send + Sync + 'static) -> Rewrite {
+        Rewrite(Arc::new(f))
+    }
+}
+
+/// Rewrites compare by identity.
+impl PartialEq for Rewrite {
+    fn eq(&self, other: &Rewrite) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl std::fmt::Debug for Rewrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Rewrite(..)")
+    }
 }
 
 /// When a fault applies: on one page (or any page), for a number of requests (or forever).

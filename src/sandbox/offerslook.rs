@@ -7,7 +7,7 @@
 //! `{code, message}`; "Too Many Request" in the body at HTTP 200 or 429.
 
 use super::catalog::SimOffer;
-use super::twin::{json_body, json_error, query_get, PageAsk, QueryPairs, Wire};
+use super::twin::{json_error, query_get, PageAsk, QueryPairs, Wire};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use base64::Engine;
@@ -179,7 +179,7 @@ impl Wire for Offerslook {
         ))
     }
 
-    fn page(&self, offers: &[SimOffer], ask: &PageAsk, total: usize) -> Response {
+    fn page(&self, offers: &[SimOffer], ask: &PageAsk, total: usize) -> Vec<u8> {
         let rows: Vec<Value> = offers
             .iter()
             .map(if self.batch { batch_row } else { flat_row })
@@ -195,9 +195,6 @@ impl Wire for Offerslook {
                 "limit": ask.per_page,
             }
         });
-        json_body(
-            StatusCode::OK,
-            serde_json::to_vec(&body).unwrap_or_default(),
-        )
+        serde_json::to_vec(&body).unwrap_or_default()
     }
 }

@@ -4,7 +4,7 @@
 //! without `Z`.
 
 use super::catalog::SimOffer;
-use super::twin::{json_body, json_error, query_get, PageAsk, QueryPairs, Wire};
+use super::twin::{json_error, query_get, PageAsk, QueryPairs, Wire};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Serialize;
@@ -138,7 +138,7 @@ impl Wire for Trackly {
         json_error(status, json!({"error": message, "code": code}))
     }
 
-    fn page(&self, offers: &[SimOffer], ask: &PageAsk, total: usize) -> Response {
+    fn page(&self, offers: &[SimOffer], ask: &PageAsk, total: usize) -> Vec<u8> {
         #[derive(Serialize)]
         struct Pagination {
             page: u64,
@@ -151,7 +151,7 @@ impl Wire for Trackly {
             offers: Vec<WireOffer<'a>>,
             pagination: Pagination,
         }
-        let body = serde_json::to_vec(&Envelope {
+        serde_json::to_vec(&Envelope {
             offers: offers.iter().map(wire).collect(),
             pagination: Pagination {
                 page: ask.page,
@@ -160,7 +160,6 @@ impl Wire for Trackly {
                 total_pages: total.div_ceil(ask.per_page),
             },
         })
-        .unwrap_or_default();
-        json_body(StatusCode::OK, body)
+        .unwrap_or_default()
     }
 }

@@ -84,7 +84,8 @@ pub trait Wire: Send + Sync + 'static {
         None
     }
     /// A page of offers (`total` offers in the listing).
-    fn page(&self, offers: &[SimOffer], ask: &PageAsk, total: usize) -> Response;
+    /// The JSON body of a page of `offers` (served with HTTP 200).
+    fn page(&self, offers: &[SimOffer], ask: &PageAsk, total: usize) -> Vec<u8>;
 }
 
 fn with_retry_after(mut r: Response, retry_after: Option<String>) -> Response {
@@ -162,6 +163,8 @@ fn answer<W: Wire>(
     };
     let mut extra_delay = Duration::ZERO;
     let mut duplicate_previous = false;
+    let mut rewrite: Option<super::Rewrite> = None;
+    let mut reset_mid_body = false;
     let mut offers: Option<Vec<SimOffer>> = None;
     let mut total_override = None;
     match take_fault(&mut s.faults, ask.page) {
@@ -204,6 +207,8 @@ fn answer<W: Wire>(
         }
         Some(Fault::DuplicatePrevious) => duplicate_previous = true,
         Some(Fault::Delay(d)) => extra_delay = d,
+        Some(Fault::Rewrite(f)) => rewrite = Some(f),
+        Some(Fault::ResetMidBody) => reset_mid_body = true,
         None => {}
     }
     let (offers, total) = match offers {
@@ -230,7 +235,15 @@ fn answer<W: Wire>(
             (page, total)
         }
     };
-    let mut r = wire.page(&offers, &ask, total);
+    let mut body = wire.page(&offers, &ask, total);
+    if let Some(rewrite) = &rewrite {
+        (rewrite.0)(&mut body);
+    }
+    let mut r = if reset_mid_body {
+        reset_after_half(body)
+    } else {
+        json_body(StatusCode::OK, body)
+    };
     add_headers(&mut r, &limit_headers);
     (r, extra_delay)
 }
@@ -238,6 +251,22 @@ fn answer<W: Wire>(
 /// `{"error": .., "code": .., "message": ..}` style JSON error.
 pub fn json_error(status: StatusCode, body: serde_json::Value) -> Response {
     (status, axum::Json(body)).into_response()
+}
+
+/// Half of `body`, then a broken stream: the server aborts the connection mid-body.
+fn reset_after_half(body: Vec<u8>) -> Response {
+    let half = bytes::Bytes::from(body[..body.len() / 2].to_vec());
+    let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = vec![
+        Ok(half),
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "sandbox: connection reset mid-body",
+        )),
+    ];
+    let mut r = axum::body::Body::from_stream(futures_util::stream::iter(chunks)).into_response();
+    r.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    r
 }
 
 /// A JSON body with the right content type.

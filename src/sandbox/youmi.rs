@@ -122,15 +122,19 @@ impl Wire for Youmi {
         ))
     }
 
-    fn page(&self, offers: &[SimOffer], ask: &PageAsk, total: usize) -> Response {
+    fn page(&self, offers: &[SimOffer], ask: &PageAsk, total: usize) -> Vec<u8> {
         if self.seed {
             let rows: Vec<Value> = offers.iter().map(seed_row).collect();
-            body(json!({"c": 0, "d": {"p": ask.page, "n": rows.len(), "tot": total, "data": rows}}))
+            serde_json::to_vec(
+                &json!({"c": 0, "d": {"p": ask.page, "n": rows.len(), "tot": total, "data": rows}}),
+            )
+            .unwrap_or_default()
         } else {
             let rows: Vec<Value> = offers.iter().map(v2_row).collect();
-            body(
-                json!({"c": 0, "total": total, "page": ask.page, "page_size": ask.per_page, "n": rows.len(), "offers": rows}),
+            serde_json::to_vec(
+                &json!({"c": 0, "total": total, "page": ask.page, "page_size": ask.per_page, "n": rows.len(), "offers": rows}),
             )
+            .unwrap_or_default()
         }
     }
 }

@@ -161,7 +161,7 @@ impl Affise {
 
     fn normalize(&self, raw: &RawValue) -> Result<SourcedOffer, Rejected> {
         let r: Row = serde_json::from_str(raw.get()).map_err(|e| Rejected {
-            external_id: None,
+            external_id: super::id_at(raw, "/id"),
             reason: format!("offer does not match Affise's offer shape: {e}"),
         })?;
         let id = super::require_id(r.id)?;
@@ -224,7 +224,7 @@ impl Affise {
         o.categories = r.categories.as_ref().map(string_list).unwrap_or_default();
         o.starts_at = r.start_at.as_deref().and_then(parse_timestamp);
         o.ends_at = r.stop_at.as_deref().and_then(parse_timestamp);
-        Ok(SourcedOffer::new(o, raw.get()))
+        super::accept(o, raw)
     }
 }
 

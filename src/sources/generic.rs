@@ -182,7 +182,7 @@ impl Generic {
         o.ends_at = self
             .text_field(&record, "ends_at")
             .and_then(|s| parse_timestamp(&s));
-        Ok(SourcedOffer::new(o, raw.get()))
+        super::accept(o, raw)
     }
 
     fn size_param(&self) -> Option<&String> {

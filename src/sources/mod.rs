@@ -65,6 +65,35 @@ pub(crate) fn own_rows(rows: &[&RawValue]) -> Vec<Box<RawValue>> {
     rows.iter().map(|r| (*r).to_owned()).collect()
 }
 
+/// The id at JSON `pointer` of a row that could not be read as the platform's offer (text or
+/// number), so that its rejection still names it.
+pub(crate) fn id_at(raw: &RawValue, pointer: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(raw.get()).ok()?;
+    match v.pointer(pointer)? {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// The offer a platform row normalizes to, unless it fails the plausibility checks
+/// (`model::check`): then the rejection, naming the offer.
+pub(crate) fn accept(offer: crate::model::Offer, raw: &RawValue) -> Result<SourcedOffer, Rejected> {
+    let checked = if raw.get().contains('\u{FFFD}') {
+        // The HTTP layer replaced bytes that were not UTF-8 (see `http::Endpoint`).
+        Err("the offer contains bytes that are not valid UTF-8".to_string())
+    } else {
+        crate::model::check(&offer, raw.get().len())
+    };
+    match checked {
+        Ok(()) => Ok(SourcedOffer::new(offer, raw.get())),
+        Err(reason) => Err(Rejected {
+            external_id: Some(offer.external_id.trim().to_string()),
+            reason,
+        }),
+    }
+}
+
 /// The row's id, or the rejection every platform gives a row without one.
 pub(crate) fn require_id(id: Option<String>) -> Result<String, Rejected> {
     id.filter(|s| !s.trim().is_empty()).ok_or_else(|| Rejected {

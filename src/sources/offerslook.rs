@@ -233,7 +233,7 @@ impl Offerslook {
                 .filter_map(|t| t.get("system").and_then(Value::as_str).map(String::from))
                 .collect();
         }
-        Ok(SourcedOffer::new(o, raw.get()))
+        super::accept(o, raw)
     }
 }
 

@@ -156,18 +156,13 @@ impl Trackly {
             o.description = s("description");
             o.preview_url = s("preview_url");
         }
-        Ok(SourcedOffer::new(o, raw.get()))
+        super::accept(o, raw)
     }
 }
 
 /// Best-effort id of an offer that failed to parse, for the rejection message.
 fn id_of(raw: &RawValue) -> Option<String> {
-    let v: Value = serde_json::from_str(raw.get()).ok()?;
-    match v.get("id")? {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
+    super::id_at(raw, "/id")
 }
 
 impl Source for Trackly {

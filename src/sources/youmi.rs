@@ -142,7 +142,7 @@ impl Youmi {
 
     fn normalize(&self, raw: &RawValue) -> Result<SourcedOffer, Rejected> {
         let r: Row = serde_json::from_str(raw.get()).map_err(|e| Rejected {
-            external_id: None,
+            external_id: super::id_at(raw, "/id"),
             reason: format!("offer does not match the feed's offer shape: {e}"),
         })?;
         let id = super::require_id(r.id)?;
@@ -168,7 +168,7 @@ impl Youmi {
             .map(string_list)
             .unwrap_or_default();
         o.categories = r.category.as_ref().map(string_list).unwrap_or_default();
-        Ok(SourcedOffer::new(o, raw.get()))
+        super::accept(o, raw)
     }
 }
 

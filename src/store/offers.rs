@@ -195,11 +195,15 @@ impl Store {
     }
 }
 
-/// One page for [`Store::apply_pages`]: its offers, and how many rows the source rejected.
+/// One page for [`Store::apply_pages`]: its offers, how many rows the source rejected, and the
+/// (offer id, reason) of those whose reasons are kept.
 #[derive(Debug, Default)]
 pub struct PageBatch {
     pub offers: Vec<SourcedOffer>,
     pub rejected: u64,
+    pub rejections: Vec<(Option<String>, String)>,
+    /// The ids of every rejected offer that has one (marked seen, so never removed for bad data).
+    pub rejected_ids: Vec<String>,
 }
 
 /// One page inside the writer's transaction, with its run counters.
@@ -242,6 +246,22 @@ fn apply_page(
         expect_unchanged = c.unchanged > before;
     }
     drop(seen_unchanged);
+    // A rejected offer is still at the source: it was seen, so it is not counted missed (its
+    // last good version stays in the mirror rather than being removed for bad data).
+    for external_id in &page.rejected_ids {
+        tx.prepare_cached(
+            "UPDATE offer_seen SET last_run_id = ?3, last_seen_at = ?4, missed_runs = 0
+             WHERE offer_id = (SELECT id FROM offer_rows WHERE source = ?1 AND external_id = ?2)
+               AND live_hash IS NOT NULL",
+        )?
+        .execute(params![source, external_id, run_id, now])?;
+    }
+    for (external_id, reason) in &page.rejections {
+        tx.prepare_cached(
+            "INSERT INTO offer_rejections (run_id, source, external_id, reason, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![run_id, source, external_id, reason, now])?;
+    }
     tx.prepare_cached(
         "UPDATE sync_runs SET pages = pages + 1, offers_seen = offers_seen + ?2, added = added + ?3,
                     changed = changed + ?4, unchanged = unchanged + ?5, duplicates = duplicates + ?6,

@@ -176,7 +176,10 @@ impl Store {
         w.eq("source", source);
         let sql = format!(
             "SELECT id, source, state, reason, started_at, finished_at, pages, offers_seen, added, changed,
-                    removed, duplicates, rejected, held_removals, requests, retries, rate_limited, error
+                    removed, duplicates, rejected, held_removals, requests, retries, rate_limited, error,
+                    (SELECT group_concat(coalesce(j.external_id, '(no id)') || ': ' || j.reason, '; ')
+                     FROM (SELECT external_id, reason FROM offer_rejections
+                           WHERE run_id = sync_runs.id ORDER BY id LIMIT 5) j) AS rejections
              FROM sync_runs {} ORDER BY id DESC LIMIT {limit}",
             w.sql()
         );

@@ -157,6 +157,18 @@ UPDATE offer_seen SET live_hash = (
     SELECT o.content_hash FROM offer_rows o WHERE o.id = offer_seen.offer_id AND o.status <> 'removed'
 );
 "#,
+    // 5: why offers were rejected (the first 1000 of each run; sync_runs.rejected counts all).
+    r#"
+CREATE TABLE offer_rejections (
+    id          INTEGER PRIMARY KEY,
+    run_id      INTEGER NOT NULL REFERENCES sync_runs (id),
+    source      TEXT NOT NULL,
+    external_id TEXT,
+    reason      TEXT NOT NULL,
+    at          TEXT NOT NULL
+);
+CREATE INDEX offer_rejections_by_run ON offer_rejections (run_id, id);
+"#,
 ];
 
 #[cfg(test)]

@@ -209,8 +209,13 @@ enum Ending {
 struct WriterDone {
     store: Store,
     pages: u64,
+    /// Rejected offers without an id (they could be any offer the run did not see).
+    unidentified: u64,
     error: Option<StoreError>,
 }
+
+/// Rejection reasons kept in `offer_rejections` per run (all are counted in `sync_runs`).
+const REJECTIONS_KEPT_PER_RUN: usize = 1000;
 
 /// Pages the fetch loop may run ahead of the writer.
 const QUEUED_PAGES: usize = 4;
@@ -230,6 +235,7 @@ fn writer(
     targets: Vec<TargetConfig>,
 ) -> WriterDone {
     let mut pages = 0;
+    let mut unidentified = 0;
     let mut batch = Vec::with_capacity(PAGES_PER_TRANSACTION);
     while let Some(page) = rx.blocking_recv() {
         batch.push(page);
@@ -252,12 +258,17 @@ fn writer(
                         "page stored"
                     );
                 }
+                unidentified += batch
+                    .iter()
+                    .map(|p| p.rejected - p.rejected_ids.len() as u64)
+                    .sum::<u64>();
                 batch.clear();
             }
             Err(e) => {
                 return WriterDone {
                     store,
                     pages,
+                    unidentified,
                     error: Some(e),
                 }
             }
@@ -266,6 +277,7 @@ fn writer(
     WriterDone {
         store,
         pages,
+        unidentified,
         error: None,
     }
 }
@@ -386,6 +398,7 @@ async fn run_pages(
     let mut pages = 0u64;
     let mut pass_pages = 0u64;
     let mut rejected_logged = 0usize;
+    let mut rejections_kept = 0usize;
     let mut offers_total = 0u64;
     let ending = loop {
         if shutdown.is_set() {
@@ -466,10 +479,19 @@ async fn run_pages(
                 ),
             );
         }
+        let mut rejections = Vec::new();
         for r in &page.rejected {
             if rejected_logged < 20 {
                 log_rejected(&name, r);
                 rejected_logged += 1;
+            }
+            if rejections_kept < REJECTIONS_KEPT_PER_RUN {
+                // Platform text: never let a credential it echoes reach the database.
+                rejections.push((
+                    r.external_id.as_deref().map(|id| endpoint.scrub(id)),
+                    endpoint.scrub(&r.reason),
+                ));
+                rejections_kept += 1;
             }
         }
         let next = page.next.clone();
@@ -491,6 +513,12 @@ async fn run_pages(
         let batch = PageBatch {
             offers: page.offers,
             rejected: page.rejected.len() as u64,
+            rejections,
+            rejected_ids: page
+                .rejected
+                .into_iter()
+                .filter_map(|r| r.external_id)
+                .collect(),
         };
         if tx.send(batch).await.is_err() {
             break Ending::Writer;
@@ -620,6 +648,7 @@ fn finish(
     let WriterDone {
         mut store,
         pages,
+        unidentified,
         error,
     } = done;
     let stopped = |reason: &str| {
@@ -654,6 +683,17 @@ fn finish(
                 class => stopped(class.as_str()),
             };
             (s, Some(r), Some(format!("page {page}: {}", error.message)))
+        }
+        (None, Ending::Complete) if unidentified > 0 => {
+            let msg = format!(
+                "{unidentified} rejected offers had no id, so any offer missing from this run may be one of them; removal detection was skipped for this run"
+            );
+            tracing::warn!(source = %cfg.name, unidentified, "removal detection skipped");
+            (
+                RunState::Complete,
+                Some("removals_skipped".into()),
+                Some(msg),
+            )
         }
         (None, Ending::Complete) => {
             match store.finalize_complete(
