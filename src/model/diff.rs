@@ -32,6 +32,76 @@ impl Diff {
     pub fn fields(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.0.iter().map(|c| c.field)
     }
+
+    /// `offer` with this diff's new values applied (the inverse of [`diff`]): replays history
+    /// from `offer_changes` rows. Fails on a value of the wrong shape.
+    pub fn apply(&self, offer: &Offer) -> Result<Offer, String> {
+        let mut o = offer.clone();
+        for c in &self.0 {
+            set_field(&mut o, c.field, &c.new).map_err(|e| format!("{}: {e}", c.field))?;
+        }
+        Ok(o)
+    }
+}
+
+fn set_field(o: &mut Offer, field: &str, v: &Value) -> Result<(), String> {
+    use std::str::FromStr;
+    let text = |v: &Value| -> Result<Option<String>, String> {
+        match v {
+            Value::Null => Ok(None),
+            Value::String(s) => Ok(Some(s.clone())),
+            other => Err(format!("expected text or null, got {other}")),
+        }
+    };
+    let dec = |v: &Value| -> Result<Option<rust_decimal::Decimal>, String> {
+        text(v)?
+            .map(|s| super::parse_decimal(&s).ok_or(format!("not a decimal: {s}")))
+            .transpose()
+    };
+    let list = |v: &Value| -> Result<Vec<String>, String> {
+        serde_json::from_value(v.clone()).map_err(|e| e.to_string())
+    };
+    let time = |v: &Value| -> Result<Option<chrono::DateTime<chrono::Utc>>, String> {
+        text(v)?
+            .map(|s| {
+                chrono::DateTime::parse_from_rfc3339(&s)
+                    .map(|t| t.with_timezone(&chrono::Utc))
+                    .map_err(|e| e.to_string())
+            })
+            .transpose()
+    };
+    match field {
+        "name" => o.name = text(v)?.unwrap_or_default(),
+        "status" => {
+            let s = text(v)?.unwrap_or_default();
+            o.status =
+                super::OfferStatus::from_str(&s).map_err(|_| format!("unknown status {s}"))?;
+        }
+        "payout" => o.payout = dec(v)?,
+        "currency" => o.currency = text(v)?,
+        "payout_type" => {
+            o.payout_type = text(v)?
+                .map(|p| {
+                    super::PayoutType::from_str(&p).map_err(|_| format!("unknown payout type {p}"))
+                })
+                .transpose()?
+        }
+        "revenue" => o.revenue = dec(v)?,
+        "countries" => o.countries = list(v)?,
+        "platforms" => o.platforms = list(v)?,
+        "categories" => o.categories = list(v)?,
+        "tracking_url" => o.tracking_url = text(v)?,
+        "preview_url" => o.preview_url = text(v)?,
+        "advertiser" => o.advertiser = text(v)?,
+        "description" => o.description = text(v)?,
+        "icon_url" => o.icon_url = text(v)?,
+        "app_package" => o.app_package = text(v)?,
+        "starts_at" => o.starts_at = time(v)?,
+        "ends_at" => o.ends_at = time(v)?,
+        "payouts" => o.payouts = serde_json::from_value(v.clone()).map_err(|e| e.to_string())?,
+        other => return Err(format!("unknown field {other}")),
+    }
+    Ok(())
 }
 
 fn opt_str(v: &Option<String>) -> Value {

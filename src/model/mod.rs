@@ -299,9 +299,142 @@ impl SourcedOffer {
 
 #[cfg(test)]
 mod tests {
-    use super::format_timestamp;
+    use super::*;
     use chrono::{SecondsFormat, TimeZone, Utc};
     use proptest::prelude::*;
+
+    fn pick(items: &'static [&'static str]) -> impl Strategy<Value = String> {
+        prop::sample::select(items).prop_map(String::from)
+    }
+
+    fn opt_text() -> impl Strategy<Value = Option<String>> {
+        prop::option::of("[ a-zA-Z0-9:/.?=&]{0,16}")
+    }
+
+    fn money() -> impl Strategy<Value = Option<Decimal>> {
+        prop::option::of((0i64..10_000_000, 0u32..6).prop_map(|(m, s)| Decimal::new(m, s)))
+    }
+
+    fn tier() -> impl Strategy<Value = PayoutTier> {
+        (
+            prop::option::of(pick(&["1.50", "1.5", " 2 ", "0.100", "x"])),
+            prop::option::of(pick(&["3", "3.0", "10.25"])),
+            prop::option::of(pick(&["usd", "USD", " eur", "x"])),
+            prop::collection::vec(pick(&["us", "GB", "uk", "de", "ZZ"]), 0..4),
+            prop::option::of(pick(&["fixed", "percent"])),
+        )
+            .prop_map(|(payout, revenue, currency, countries, kind)| PayoutTier {
+                payout,
+                revenue,
+                currency,
+                countries,
+                kind,
+                goal: None,
+                title: None,
+            })
+    }
+
+    /// Offers as platforms send them: sloppy case and spacing, duplicates, junk codes, any order.
+    fn offer() -> impl Strategy<Value = Offer> {
+        let lists = (
+            prop::collection::vec(
+                pick(&["us", "US", " gb", "UK", "de", "XX", "fr ", "JP", ""]),
+                0..6,
+            ),
+            prop::collection::vec(
+                pick(&["Android", "iOS", "iphone", "web", "PC", " android "]),
+                0..4,
+            ),
+            prop::collection::vec(pick(&["Games", " Finance", "Games ", "Dating", ""]), 0..4),
+            prop::collection::vec(tier(), 0..3),
+        );
+        let scalars = (
+            "[ a-zA-Z0-9]{0,12}",
+            prop::sample::select(&OfferStatus::ALL[..]),
+            money(),
+            prop::option::of(pick(&["usd", "USD", " eur ", "JPY", "dollars"])),
+            prop::option::of(prop::sample::select(&PayoutType::ALL[..])),
+            money(),
+        );
+        let texts = (
+            opt_text(),
+            opt_text(),
+            opt_text(),
+            opt_text(),
+            prop::option::of(0i64..4_000_000_000),
+            prop::option::of(0i64..4_000_000_000),
+        );
+        (scalars, lists, texts).prop_map(
+            |(
+                (name, status, payout, currency, payout_type, revenue),
+                (countries, platforms, categories, payouts),
+                (tracking_url, preview_url, description, app_package, starts, ends),
+            )| {
+                let mut o = Offer::new("id-1", name);
+                o.status = status;
+                o.payout = payout;
+                o.currency = currency;
+                o.payout_type = payout_type;
+                o.revenue = revenue;
+                o.countries = countries;
+                o.platforms = platforms;
+                o.categories = categories;
+                o.payouts = payouts;
+                o.tracking_url = tracking_url;
+                o.preview_url = preview_url;
+                o.description = description;
+                o.app_package = app_package;
+                o.starts_at = starts.and_then(|s| Utc.timestamp_opt(s, 0).single());
+                o.ends_at = ends.and_then(|s| Utc.timestamp_opt(s, 0).single());
+                o
+            },
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn normalization_is_idempotent(o in offer()) {
+            let once = o.normalized();
+            prop_assert_eq!(once.clone().normalized(), once);
+        }
+
+        /// Reordering any list the platform sends changes neither the canonical offer nor its hash.
+        #[test]
+        fn the_hash_ignores_list_order(o in offer(), k in 0usize..7) {
+            let mut shuffled = o.clone();
+            for l in [&mut shuffled.countries, &mut shuffled.platforms, &mut shuffled.categories] {
+                l.reverse();
+                let n = l.len().max(1);
+                l.rotate_left(k % n);
+            }
+            shuffled.payouts.reverse();
+            for t in &mut shuffled.payouts {
+                t.countries.reverse();
+            }
+            let (a, b) = (o.normalized(), shuffled.normalized());
+            prop_assert_eq!(content_hash(&a), content_hash(&b));
+            prop_assert_eq!(a, b);
+        }
+
+        /// Applying diff(a, b) to a yields b, also after the diff went through its JSON column.
+        #[test]
+        fn a_diff_applied_yields_the_new_version(a in offer(), b in offer()) {
+            let (a, b) = (a.normalized(), b.normalized());
+            let d = diff(&a, &b);
+            prop_assert_eq!(d.apply(&a).unwrap(), b.clone());
+            let stored: std::collections::BTreeMap<String, serde_json::Value> =
+                serde_json::from_value(d.to_json()).unwrap();
+            let replayed = Diff(
+                a.field_values()
+                    .into_iter()
+                    .filter_map(|(field, old)| {
+                        stored.get(field).map(|c| FieldChange { field, old, new: c["new"].clone() })
+                    })
+                    .collect(),
+            );
+            prop_assert_eq!(replayed.apply(&a).unwrap(), b);
+        }
+    }
 
     proptest! {
         /// The hand-rolled formatter writes exactly what chrono's RFC 3339 formatter writes.

@@ -460,4 +460,91 @@ mod tests {
             "once and never fields are not kept in step"
         );
     }
+
+    mod properties {
+        use super::*;
+        use crate::model::OfferStatus;
+        use proptest::prelude::*;
+
+        /// One version of the offer as a sync may see it.
+        fn version() -> impl Strategy<Value = Offer> {
+            (
+                prop::sample::select(&OfferStatus::ALL[..]),
+                prop::option::of(0i64..100_000),
+                prop::bool::ANY,
+                prop::sample::subsequence(vec!["US", "GB", "DE"], 0..3),
+                prop::option::of("[a-z]{1,6}"),
+            )
+                .prop_map(|(status, cents, has_url, countries, name)| {
+                    let mut o = offer();
+                    o.status = status;
+                    o.payout = cents.map(|c| Decimal::new(c, 2));
+                    if !has_url {
+                        o.tracking_url = None;
+                    }
+                    o.countries = countries.into_iter().map(String::from).collect();
+                    if let Some(n) = name {
+                        o.name = n;
+                    }
+                    o
+                })
+        }
+
+        fn mapping() -> impl Strategy<Value = Mapping> {
+            (prop::bool::ANY, version()).prop_map(|(active, o)| Mapping {
+                target_offer_id: "77".into(),
+                active,
+                pushed: render(&target(TargetKind::Offerit), "s", &o),
+            })
+        }
+
+        fn any_target() -> impl Strategy<Value = TargetConfig> {
+            (
+                prop::sample::select(vec![TargetKind::Offerit, TargetKind::Affise]),
+                prop::bool::ANY,
+            )
+                .prop_map(|(kind, us_only)| {
+                    let mut t = target(kind);
+                    if us_only {
+                        t.filters.countries = Some(vec!["us".into()]);
+                    }
+                    t
+                })
+        }
+
+        proptest! {
+            #[test]
+            fn a_mapped_offer_is_never_created(t in any_target(), o in version(), m in mapping()) {
+                let op = plan(&t, "s", &o, Some(&m));
+                prop_assert!(op.is_none_or(|op| op.kind != OpKind::Create));
+            }
+
+            /// Whatever sequence of versions a target is planned through (each operation
+            /// delivered before the next sync), it receives at most one create, and one as soon
+            /// as a version is wanted.
+            #[test]
+            fn never_two_creates_for_one_offer(t in any_target(), versions in prop::collection::vec(version(), 1..12)) {
+                let mut held: Option<Mapping> = None;
+                let mut creates = 0;
+                for o in &versions {
+                    let Some(op) = plan(&t, "s", o, held.as_ref()) else { continue };
+                    match op.kind {
+                        OpKind::Create => {
+                            creates += 1;
+                            held = Some(Mapping { target_offer_id: "1".into(), active: true, pushed: op.fields });
+                        }
+                        OpKind::Update | OpKind::Activate => {
+                            let m = held.as_mut().expect("update of a held offer");
+                            m.pushed = merged(std::mem::take(&mut m.pushed), &op.fields);
+                            m.active = true;
+                        }
+                        OpKind::Pause => held.as_mut().expect("pause of a held offer").active = false,
+                    }
+                }
+                prop_assert!(creates <= 1, "{creates} creates");
+                let ever_wanted = versions.iter().any(|o| wanted(&t, o));
+                prop_assert_eq!(creates == 1, ever_wanted);
+            }
+        }
+    }
 }
