@@ -197,6 +197,7 @@ fn main() {
                 offerslook_offers: n,
                 s2s_offers: n,
                 affise_offers: n,
+                ..SandboxConfig::default()
             }))
             .expect("sandbox starts");
         let dir = tempfile::tempdir().unwrap();

@@ -155,6 +155,12 @@ pub struct SandboxConfig {
     pub offerslook_offers: usize,
     pub s2s_offers: usize,
     pub affise_offers: usize,
+    /// The credentials the twins accept (tests set unique markers to grep for leaks).
+    pub offerslook_key: String,
+    pub s2s_app_id: String,
+    pub affise_key: String,
+    pub offerit_key: String,
+    pub affise_target_key: String,
 }
 
 impl Default for SandboxConfig {
@@ -166,6 +172,11 @@ impl Default for SandboxConfig {
             offerslook_offers: 120,
             s2s_offers: 90,
             affise_offers: 150,
+            offerslook_key: OFFERSLOOK_KEY.into(),
+            s2s_app_id: S2S_APP_ID.into(),
+            affise_key: AFFISE_KEY.into(),
+            offerit_key: OFFERIT_KEY.into(),
+            affise_target_key: AFFISE_TARGET_KEY.into(),
         }
     }
 }
@@ -201,18 +212,21 @@ impl Sandbox {
             Arc::new(Mutex::new(TwinState::new(cfg.seed + seed_offset, n, key)))
         };
         let trackly = state(0, cfg.trackly_offers, &cfg.trackly_api_key);
-        let offerslook = state(1, cfg.offerslook_offers, OFFERSLOOK_KEY);
-        let s2s = state(2, cfg.s2s_offers, S2S_APP_ID);
-        let affise = state(3, cfg.affise_offers, AFFISE_KEY);
+        let offerslook = state(1, cfg.offerslook_offers, &cfg.offerslook_key);
+        let s2s = state(2, cfg.s2s_offers, &cfg.s2s_app_id);
+        let affise = state(3, cfg.affise_offers, &cfg.affise_key);
         use axum::body::Bytes;
         use axum::extract::{Path, RawQuery};
         use axum::http::{HeaderMap, Method};
         use offerslook::Offerslook;
         let offerit_target = Arc::new(Mutex::new(targets::TargetTwin::new(
-            OFFERIT_KEY,
+            &cfg.offerit_key,
             OFFERIT_USERNAME,
         )));
-        let affise_target = Arc::new(Mutex::new(targets::TargetTwin::new(AFFISE_TARGET_KEY, "")));
+        let affise_target = Arc::new(Mutex::new(targets::TargetTwin::new(
+            &cfg.affise_target_key,
+            "",
+        )));
         let (oi, af1, af2, af3) = (
             offerit_target.clone(),
             affise_target.clone(),

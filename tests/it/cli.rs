@@ -402,6 +402,14 @@ async fn demo_runs_to_completion() {
     assert!(
         stdout.contains("changes recorded by run") && stdout.contains("offersync inspect --db")
     );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let path = entry.unwrap().path();
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "demo file {} is private", path.display());
+        }
+    }
     let store =
         offersync::store::Store::open_existing(&dir.path().join("demo.db"), Duration::from_secs(5))
             .unwrap();

@@ -11,4 +11,5 @@ mod parsing;
 mod platforms;
 mod push;
 mod rate_limits;
+mod security;
 mod trackly_sync;

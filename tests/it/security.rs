@@ -1,0 +1,374 @@
+//! Secrets: every source's and target's credential is a unique marker; the real binary runs
+//! every command (sync with retries, rate limits, server errors and rejected credentials whose
+//! answers echo the key, push, dry run, plan, check, every inspect view in both formats, and
+//! the daemon with /metrics and /healthz) at `RUST_LOG=trace`, and no marker may appear in
+//! any output, log line, error, database file or HTTP answer. Also: files are private, and a
+//! config readable by others is warned about.
+
+use crate::harness::text;
+use offersync::sandbox::{self, Fault, FaultRule, Sandbox, SandboxConfig};
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const TRACKLY: &str = "zq7TRACKLYsecretMARK01";
+const OFFERSLOOK: &str = "zq7OFFERSLOOKsecretMARK02";
+const S2S: &str = "zq7S2SsecretMARK03";
+const AFFISE: &str = "zq7AFFISEsecretMARK04";
+const OFFERIT: &str = "zq7OFFERITsecretMARK05";
+const AFFISE_TARGET: &str = "zq7AFFISETARGETsecretMARK06";
+/// Wrong keys: the platforms' "invalid key" answers echo them back.
+const WRONG_S2S: &str = "zq7WRONGS2SsecretMARK07";
+const WRONG_TRACKLY: &str = "zq7WRONGTRACKLYsecretMARK08";
+
+fn markers() -> Vec<String> {
+    use base64::Engine;
+    let plain = [
+        TRACKLY,
+        OFFERSLOOK,
+        S2S,
+        AFFISE,
+        OFFERIT,
+        AFFISE_TARGET,
+        WRONG_S2S,
+        WRONG_TRACKLY,
+    ];
+    let mut all: Vec<String> = plain.iter().map(|s| s.to_string()).collect();
+    // Offerslook's Basic auth carries the key base64-encoded.
+    all.push(
+        base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{OFFERSLOOK}", sandbox::offerslook::USERNAME)),
+    );
+    all
+}
+
+fn config(sandbox: &Sandbox, db: &std::path::Path, port: u16) -> String {
+    let common = "page_size = 20\nrequests_per_second = 1000\nmax_attempts = 3\nretry_initial_interval_ms = 10\nretry_max_interval_seconds = 1\nschedule = \"* * * * * *\"\n";
+    let generic = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/examples/generic-trackly.toml"
+    ))
+    .unwrap();
+    let generic = generic[generic.find("[[sources]]").unwrap()..]
+        .replace(
+            "https://app.tracklysms.com/api/v2/offers",
+            &format!("{}/v2/offers", sandbox.trackly_base_url()),
+        )
+        .replace(
+            "api_key_env = \"TRACKLY_API_KEY\"",
+            &format!("api_key = {TRACKLY:?}\nschedule = \"* * * * * *\""),
+        );
+    format!(
+        r#"
+[database]
+path = {db:?}
+
+[daemon]
+metrics_listen = "127.0.0.1:{port}"
+run_on_start = true
+shutdown_timeout_seconds = 3
+
+[[sources]]
+name = "trk"
+kind = "trackly"
+base_url = {trackly:?}
+api_key = {TRACKLY:?}
+{common}
+[[sources]]
+name = "trk-bad"
+kind = "trackly"
+base_url = {trackly:?}
+api_key = {WRONG_TRACKLY:?}
+{common}
+[[sources]]
+name = "ol"
+kind = "offerslook"
+api = "network"
+endpoint = "batches"
+username = {ol_user:?}
+base_url = {ol:?}
+api_key = {OFFERSLOOK:?}
+{common}
+[[sources]]
+name = "ym"
+kind = "s2s"
+base_url = {ym:?}
+api_key = {S2S:?}
+os = "android"
+gaid = "38400000-8cf0-11bd-b23e-10b96e40000d"
+andid = "9774d56d682e549c"
+{common}
+[[sources]]
+name = "ym-bad"
+kind = "s2s"
+base_url = {ym:?}
+api_key = {WRONG_S2S:?}
+os = "ios"
+{common}
+[[sources]]
+name = "af"
+kind = "affise"
+api = "admin"
+base_url = {af:?}
+api_key = {AFFISE:?}
+{common}
+{generic}
+
+[[targets]]
+name = "oi"
+kind = "offerit"
+base_url = {oi:?}
+api_username = "ops"
+api_key = {OFFERIT:?}
+sources = ["trk", "ol", "ym", "af"]
+requests_per_second = 1000
+max_attempts = 2
+retry_initial_interval_ms = 10
+
+[[targets]]
+name = "aft"
+kind = "affise"
+base_url = {aft:?}
+api_key = {AFFISE_TARGET:?}
+advertiser_id = "5bc9d7c16d73e41c008b4567"
+sources = ["trk", "af"]
+requests_per_second = 1000
+max_attempts = 2
+retry_initial_interval_ms = 10
+"#,
+        db = db.to_string_lossy(),
+        trackly = sandbox.trackly_base_url(),
+        ol_user = sandbox::offerslook::USERNAME,
+        ol = sandbox.offerslook_base_url(),
+        ym = sandbox.s2s_base_url(false),
+        af = sandbox.affise_base_url(),
+        oi = sandbox.offerit_target_url(),
+        aft = sandbox.affise_target_url(),
+    )
+}
+
+fn write_private(path: &std::path::Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// Run the binary (in a blocking task so the in-process sandbox keeps serving) at trace level.
+async fn run(config: &std::path::Path, args: &[&str], format: &str) -> Vec<u8> {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_offersync"));
+    cmd.arg("--config")
+        .arg(config)
+        .args(args)
+        .env("RUST_LOG", "trace")
+        .env("OFFERSYNC_LOG_FORMAT", format);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let mut all = out.stdout;
+    all.extend_from_slice(&out.stderr);
+    all
+}
+
+fn find(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_credential_reaches_a_log_an_error_the_database_or_inspect() {
+    let sandbox = Sandbox::start(SandboxConfig {
+        seed: 11,
+        trackly_offers: 60,
+        trackly_api_key: TRACKLY.into(),
+        offerslook_offers: 50,
+        s2s_offers: 50,
+        affise_offers: 50,
+        offerslook_key: OFFERSLOOK.into(),
+        s2s_app_id: S2S.into(),
+        affise_key: AFFISE.into(),
+        offerit_key: OFFERIT.into(),
+        affise_target_key: AFFISE_TARGET.into(),
+    })
+    .await
+    .unwrap();
+    // Retries, rate limits and server errors on the way, and a target that fails once.
+    Sandbox::with(&sandbox.trackly, |t| {
+        t.faults.push(FaultRule {
+            page: Some(2),
+            remaining: Some(1),
+            fault: Fault::RateLimited {
+                retry_after: Some("0".into()),
+            },
+        })
+    });
+    Sandbox::with(&sandbox.offerslook, |t| {
+        t.faults.push(FaultRule {
+            page: Some(1),
+            remaining: Some(1),
+            fault: Fault::InBodyRateLimited { status: 200 },
+        })
+    });
+    Sandbox::with(&sandbox.affise, |t| {
+        t.faults.push(FaultRule {
+            page: Some(2),
+            remaining: Some(2),
+            fault: Fault::ServerError,
+        })
+    });
+    Sandbox::with_target(&sandbox.offerit_target, |t| {
+        t.faults.push(FaultRule {
+            page: None,
+            remaining: Some(1),
+            fault: Fault::ServerError,
+        })
+    });
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("offersync.db");
+    let config_path = dir.path().join("offersync.toml");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    write_private(&config_path, &config(&sandbox, &db, port));
+
+    let mut outputs: Vec<(String, Vec<u8>)> = Vec::new();
+    let steps: &[&[&str]] = &[
+        &["check"],
+        &["--once"],
+        &["--once", "--dry-run"],
+        &["push", "--plan"],
+        &["push", "--retry-dead"],
+        &["--once"],
+    ];
+    for (i, args) in steps.iter().enumerate() {
+        let format = if i % 2 == 0 { "json" } else { "human" };
+        outputs.push((args.join(" "), run(&config_path, args, format).await));
+    }
+    for view in ["offers", "changes", "runs", "pushes", "stats"] {
+        for format in ["json", "table", "csv"] {
+            let args = ["inspect", view, "--format", format];
+            outputs.push((args.join(" "), run(&config_path, &args, "json").await));
+        }
+    }
+    // The runs did happen (so the paths above were exercised), including the failing ones.
+    let runs = String::from_utf8_lossy(&outputs[outputs.len() - 7].1).into_owned();
+    for source in [
+        "trk",
+        "trk-bad",
+        "ol",
+        "ym",
+        "ym-bad",
+        "af",
+        "trackly-generic",
+    ] {
+        assert!(runs.contains(source), "no run of {source}: {runs}");
+    }
+    let logs = String::from_utf8_lossy(&outputs[1].1).into_owned();
+    assert!(
+        logs.contains("TRACE") || logs.contains("\"level\":\"TRACE\""),
+        "trace logs are on"
+    );
+    assert!(logs.contains("retry"), "a retry was logged: {logs}");
+
+    // The daemon, with its HTTP endpoints.
+    let log_path = dir.path().join("daemon.log");
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_offersync"))
+        .arg("--config")
+        .arg(&config_path)
+        .env("RUST_LOG", "trace")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let t0 = Instant::now();
+    let mut answers = Vec::new();
+    while t0.elapsed() < Duration::from_secs(15) {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let m = client
+            .get(format!("http://127.0.0.1:{port}/metrics"))
+            .send()
+            .await;
+        if let Ok(m) = m {
+            answers.push(m.bytes().await.unwrap().to_vec());
+            if let Ok(h) = client
+                .get(format!("http://127.0.0.1:{port}/healthz"))
+                .send()
+                .await
+            {
+                answers.push(h.bytes().await.unwrap().to_vec());
+            }
+            if t0.elapsed() > Duration::from_secs(2) {
+                break;
+            }
+        }
+    }
+    assert!(!answers.is_empty(), "the daemon served /metrics");
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
+    daemon.wait().unwrap();
+    outputs.push(("daemon log".into(), std::fs::read(&log_path).unwrap()));
+    for (i, a) in answers.into_iter().enumerate() {
+        outputs.push((format!("daemon HTTP answer {i}"), a));
+    }
+
+    // Every file the runs left: the database and its WAL/SHM, and anything else.
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path == config_path {
+            continue;
+        }
+        outputs.push((path.display().to_string(), std::fs::read(&path).unwrap()));
+        if path.to_string_lossy().contains("offersync.db") {
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{} is private", path.display());
+        }
+    }
+    let total: usize = outputs.iter().map(|(_, o)| o.len()).sum();
+    assert!(
+        total > 100_000,
+        "a real amount of output was searched: {total} bytes"
+    );
+    for marker in markers() {
+        for (what, out) in &outputs {
+            assert!(
+                !find(out, &marker),
+                "{marker} leaked into {what}:\n{}",
+                text(out)
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_readable_by_others_is_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("offersync.toml");
+    let text_of = |key_line: &str| {
+        format!(
+            "[database]\npath = {:?}\n[[sources]]\nname = \"s\"\nkind = \"trackly\"\nbase_url = \"http://127.0.0.1:9/api\"\n{key_line}\n",
+            dir.path().join("x.db").to_string_lossy()
+        )
+    };
+    let check = |path: &std::path::Path| {
+        let out = Command::new(env!("CARGO_BIN_EXE_offersync"))
+            .arg("--config")
+            .arg(path)
+            .args(["check", "--config-only"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        text(&out.stderr)
+    };
+    std::fs::write(&config_path, text_of(&format!("api_key = {TRACKLY:?}"))).unwrap();
+    std::fs::set_permissions(&config_path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let warned = check(&config_path);
+    assert!(warned.contains("readable by every user"), "{warned}");
+    assert!(!warned.contains(TRACKLY), "{warned}");
+    std::fs::set_permissions(&config_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(!check(&config_path).contains("readable by every user"));
+    // A key from the environment is not in the file: nothing to warn about.
+    std::fs::write(&config_path, text_of("api_key_env = \"SOME_KEY\"")).unwrap();
+    std::fs::set_permissions(&config_path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert!(!check(&config_path).contains("readable by every user"));
+}
