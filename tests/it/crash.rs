@@ -7,7 +7,7 @@
 //! `OFFERSYNC_CRASH_KILLS` (default 30) sets the number of kills, `OFFERSYNC_CRASH_SEED` the
 //! seed (printed, so a failure can be replayed).
 
-use crate::harness::{SourceOpts, TestApp, SOURCE};
+use crate::harness::{free_port, SourceOpts, TestApp, SOURCE};
 use crate::trackly_sync::{assert_mirrors, served};
 use offersync::sandbox::{self, Sandbox};
 use std::collections::{BTreeMap, BTreeSet};
@@ -118,14 +118,6 @@ async fn kill_after(mut child: Child, after: Duration) -> Result<(), Duration> {
     child.kill().unwrap();
     child.wait().unwrap();
     Ok(())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn sql_i64(conn: &rusqlite::Connection, sql: &str) -> i64 {

@@ -1,21 +1,13 @@
 //! Daemon mode through the real binary: scheduled runs, no overlap, /metrics and /healthz,
 //! sd_notify messages, SIGTERM during a run, SIGHUP with a broken config.
 
-use crate::harness::{TestApp, SOURCE};
+use crate::harness::{free_port, TestApp, SOURCE};
 use offersync::sandbox::{Fault, FaultRule};
 use offersync::store::RunState;
 use std::io::Read;
 use std::os::unix::net::UnixDatagram;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 struct Daemon {
     child: Child,

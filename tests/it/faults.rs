@@ -7,7 +7,7 @@
 //! `partial` without removing anything. Data faults corrupt the first row of page 2 as the
 //! platform's wire shape has it. Loops and a 90% shrink run after a clean first sync.
 
-use crate::harness::{text, TestApp};
+use crate::harness::{generic_trackly_example, text, TestApp};
 use offersync::config::Config;
 use offersync::http::Limiters;
 use offersync::sandbox::twin::Shared;
@@ -98,24 +98,12 @@ fn source_toml(app: &TestApp, kind: &str) -> String {
             app.sandbox.trackly_base_url(),
             app.api_key
         ),
-        "generic" => {
-            let example = std::fs::read_to_string(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/config/examples/generic-trackly.toml"
-            ))
-            .unwrap();
-            example[example.find("[[sources]]").unwrap()..]
-                .replace("name = \"trackly-generic\"", "name = \"src\"")
-                .replace(
-                    "https://app.tracklysms.com/api/v2/offers",
-                    &format!("{}/v2/offers", app.sandbox.trackly_base_url()),
-                )
-                .replace("page_size = 100\n", "")
-                .replace(
-                    "api_key_env = \"TRACKLY_API_KEY\"",
-                    &format!("api_key = {:?}\n{common}", app.api_key),
-                )
-        }
+        "generic" => generic_trackly_example(
+            &app.sandbox.trackly_base_url(),
+            &format!("api_key = {:?}\n{common}", app.api_key),
+        )
+        .replace("name = \"trackly-generic\"", "name = \"src\"")
+        .replace("page_size = 100\n", ""),
         "offerslook" => format!(
             "[[sources]]\nname = \"src\"\nkind = \"offerslook\"\napi = \"network\"\nendpoint = \"batches\"\nusername = {:?}\nbase_url = {:?}\napi_key = {:?}\n{common}",
             offersync::sandbox::offerslook::USERNAME,

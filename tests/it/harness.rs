@@ -147,6 +147,32 @@ pub async fn run_bin(args: &[&str], env: &[(&str, &str)]) -> Output {
         .unwrap()
 }
 
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The `[[sources]]` table of `config/examples/generic-trackly.toml`, pointed at the simulated
+/// Trackly at `trackly_base_url`, with `key_lines` (the credential and any other keys) in place
+/// of its `api_key_env` line.
+pub fn generic_trackly_example(trackly_base_url: &str, key_lines: &str) -> String {
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/examples/generic-trackly.toml"
+    ))
+    .unwrap();
+    example[example.find("[[sources]]").unwrap()..]
+        .replace(
+            "https://app.tracklysms.com/api/v2/offers",
+            &format!("{trackly_base_url}/v2/offers"),
+        )
+        .replace("api_key_env = \"TRACKLY_API_KEY\"", key_lines)
+}
+
 pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }

@@ -486,20 +486,10 @@ async fn affise_partner_reads_links_and_errors_keep_the_platforms_words() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_generic_trackly_example_yields_the_same_mirror_as_the_native_adapter() {
     let app = TestApp::new(230).await;
-    let example = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/config/examples/generic-trackly.toml"
-    ))
-    .unwrap();
-    let generic = example[example.find("[[sources]]").unwrap()..]
-        .replace(
-            "https://app.tracklysms.com/api/v2/offers",
-            &format!("{}/v2/offers", app.sandbox.trackly_base_url()),
-        )
-        .replace(
-            "api_key_env = \"TRACKLY_API_KEY\"",
-            &format!("api_key = {:?}\nrequests_per_second = 1000", app.api_key),
-        );
+    let generic = crate::harness::generic_trackly_example(
+        &app.sandbox.trackly_base_url(),
+        &format!("api_key = {:?}\nrequests_per_second = 1000", app.api_key),
+    );
     let native = format!(
         "[[sources]]\nname = \"trackly-native\"\nkind = \"trackly\"\nbase_url = {:?}\napi_key = {:?}\nrequests_per_second = 1000\n",
         app.sandbox.trackly_base_url(),

@@ -5,7 +5,7 @@
 //! any output, log line, error, database file or HTTP answer. Also: files are private, and a
 //! config readable by others is warned about.
 
-use crate::harness::text;
+use crate::harness::{free_port, generic_trackly_example, text};
 use offersync::sandbox::{self, Fault, FaultRule, Sandbox, SandboxConfig};
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
@@ -44,20 +44,10 @@ fn markers() -> Vec<String> {
 
 fn config(sandbox: &Sandbox, db: &std::path::Path, port: u16) -> String {
     let common = "page_size = 20\nrequests_per_second = 1000\nmax_attempts = 3\nretry_initial_interval_ms = 10\nretry_max_interval_seconds = 1\nschedule = \"* * * * * *\"\n";
-    let generic = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/config/examples/generic-trackly.toml"
-    ))
-    .unwrap();
-    let generic = generic[generic.find("[[sources]]").unwrap()..]
-        .replace(
-            "https://app.tracklysms.com/api/v2/offers",
-            &format!("{}/v2/offers", sandbox.trackly_base_url()),
-        )
-        .replace(
-            "api_key_env = \"TRACKLY_API_KEY\"",
-            &format!("api_key = {TRACKLY:?}\nschedule = \"* * * * * *\""),
-        );
+    let generic = generic_trackly_example(
+        &sandbox.trackly_base_url(),
+        &format!("api_key = {TRACKLY:?}\nschedule = \"* * * * * *\""),
+    );
     format!(
         r#"
 [database]
@@ -224,11 +214,7 @@ async fn no_credential_reaches_a_log_an_error_the_database_or_inspect() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("offersync.db");
     let config_path = dir.path().join("offersync.toml");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     write_private(&config_path, &config(&sandbox, &db, port));
 
     let mut outputs: Vec<(String, Vec<u8>)> = Vec::new();
