@@ -137,37 +137,24 @@ fn source_toml(kind: &str, sandbox: &Sandbox) -> String {
             q(&sandbox.affise_base_url()),
             q(sb::AFFISE_KEY)
         ),
-        "generic" => format!(
-            "[[sources]]\nname = \"bench\"\nkind = \"generic\"\nbase_url = {}\napi_key = {}\n{common}{GENERIC_TRACKLY}",
-            q(&format!("{}/v2/offers", sandbox.trackly_base_url())),
-            q(KEY)
-        ),
+        "generic" => {
+            // The shipped example that describes Trackly, pointed at the sandbox.
+            let example = include_str!("../config/examples/generic-trackly.toml");
+            example[example.find("[[sources]]").expect("a [[sources]] table")..]
+                .replace("name = \"trackly-generic\"", "name = \"bench\"")
+                .replace(
+                    "https://app.tracklysms.com/api/v2/offers",
+                    &format!("{}/v2/offers", sandbox.trackly_base_url()),
+                )
+                .replace("page_size = 100\n", "")
+                .replace(
+                    "api_key_env = \"TRACKLY_API_KEY\"",
+                    &format!("api_key = {}\n{common}", q(KEY)),
+                )
+        }
         other => panic!("unknown source kind {other:?} in OFFERSYNC_BENCH_CASES"),
     }
 }
-
-/// The generic source describing Trackly (as `config/examples/generic-trackly.toml`).
-const GENERIC_TRACKLY: &str = r#"
-[sources.generic]
-records_path = "offers"
-[sources.generic.auth]
-type = "header"
-name = "X-Api-Key"
-[sources.generic.pagination]
-type = "page"
-size_param = "per_page"
-total_pages_path = "pagination.total_pages"
-[sources.generic.fields]
-external_id = "id"
-name = "name"
-status = "status"
-payout = "payout|decimal"
-payout_type = "payout_type|upper"
-tracking_url = "tracking_url"
-advertiser = "advertiser_id"
-countries = "metadata.countries|split"
-categories = "metadata.category|split"
-"#;
 
 fn main() {
     // kind:offers pairs; the default covers every source kind at 100k and Trackly at 1M.
