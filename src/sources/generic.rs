@@ -144,6 +144,7 @@ impl Generic {
         })?;
         let id = self
             .text_field(&record, "external_id")
+            .filter(|id| !id.trim().is_empty())
             .ok_or_else(|| Rejected {
                 external_id: None,
                 reason: "record has no value at fields.external_id".into(),

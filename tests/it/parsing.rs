@@ -321,3 +321,34 @@ fn generic_cursor_next_url_offset_basic_and_error_path() {
         .unwrap();
     assert_eq!((p.expected_pages, p.next.is_none()), (Some(3), true));
 }
+
+/// Found by the `parse_generic` fuzz target: a blank id became an offer with an empty
+/// external_id. Every platform now rejects a blank id the same way.
+#[test]
+fn a_blank_id_is_rejected_by_every_platform() {
+    let generic = source("kind = \"generic\"\nbase_url = \"https://api.example/offers\"\n[sources.generic]\nrecords_path = \"results\"\n[sources.generic.pagination]\ntype = \"page\"\n[sources.generic.fields]\nexternal_id = \"id\"\nname = \"name\"");
+    let p = generic
+        .parse(
+            &page_at(1),
+            &resp(
+                200,
+                r#"{"results": [{"id": " "}, {"id": "7", "name": "ok"}]}"#,
+            ),
+        )
+        .unwrap();
+    assert_eq!(p.offers.len(), 1);
+    assert_eq!(p.offers[0].offer.external_id, "7");
+    assert_eq!(p.rejected.len(), 1);
+    assert!(!p.rejected[0].reason.is_empty());
+    let trackly = source("kind = \"trackly\"\nbase_url = \"https://t.example/api\"");
+    let p = trackly
+        .parse(
+            &page_at(1),
+            &resp(
+                200,
+                r#"{"offers": [{"id": "  ", "name": "x"}], "pagination": {"total_pages": 1}}"#,
+            ),
+        )
+        .unwrap();
+    assert_eq!((p.offers.len(), p.rejected.len()), (0, 1));
+}
