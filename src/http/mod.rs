@@ -252,15 +252,21 @@ impl Endpoint {
         {
             return Err(too_big());
         }
-        let mut buf = bytes::BytesMut::new();
-        while let Some(chunk) = resp.chunk().await.map_err(transport)? {
-            if buf.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                return Err(too_big());
+        let buf = if resp.content_length().is_some() {
+            // Framed by a length within the limit: read it whole (no copy for a single chunk).
+            resp.bytes().await.map_err(transport)?
+        } else {
+            let mut buf = bytes::BytesMut::with_capacity(64 << 10);
+            while let Some(chunk) = resp.chunk().await.map_err(transport)? {
+                if buf.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                    return Err(too_big());
+                }
+                buf.extend_from_slice(&chunk);
             }
-            buf.extend_from_slice(&chunk);
-        }
+            buf.freeze()
+        };
         let body = match std::str::from_utf8(&buf) {
-            Ok(_) => buf.freeze(),
+            Ok(_) => buf,
             // JSON must be UTF-8. Rather than lose the whole page to a few bad bytes, they become
             // U+FFFD here and the offers containing them are rejected one by one.
             Err(_) => {

@@ -15,7 +15,7 @@ use super::lenient::{opt_decimal, opt_string, opt_u64, string_list};
 use super::{Cursor, Rejected, RowsPage, Source};
 use crate::config::{AffiseApi, PlatformOptions, Secret, SourceConfig};
 use crate::http::{Failure, FailureClass, HttpRequest, HttpResponse};
-use crate::model::{parse_timestamp, Offer, OfferStatus, PayoutTier, PayoutType, SourcedOffer};
+use crate::model::{parse_timestamp, Offer, OfferStatus, PayoutTier, PayoutType};
 use reqwest::Url;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -159,7 +159,7 @@ impl Affise {
         })
     }
 
-    fn normalize(&self, raw: &RawValue) -> Result<SourcedOffer, Rejected> {
+    fn normalize(&self, raw: &RawValue) -> Result<Offer, Rejected> {
         let r: Row = serde_json::from_str(raw.get()).map_err(|e| Rejected {
             external_id: super::id_at(raw, "/id"),
             reason: format!("offer does not match Affise's offer shape: {e}"),
@@ -224,7 +224,7 @@ impl Affise {
         o.categories = r.categories.as_ref().map(string_list).unwrap_or_default();
         o.starts_at = r.start_at.as_deref().and_then(parse_timestamp);
         o.ends_at = r.stop_at.as_deref().and_then(parse_timestamp);
-        super::accept(o, raw)
+        Ok(o)
     }
 }
 
@@ -244,9 +244,8 @@ impl Source for Affise {
         HttpRequest::get(url).secret_header("api-key", &self.api_key)
     }
 
-    fn normalize_row(&self, cursor: &Cursor, raw: Box<RawValue>) -> Result<SourcedOffer, Rejected> {
-        let _ = cursor;
-        self.normalize(&raw)
+    fn normalize_row(&self, _: &Cursor, raw: &RawValue) -> Result<Offer, Rejected> {
+        self.normalize(raw)
     }
 
     fn parse_rows(&self, cursor: &Cursor, resp: &HttpResponse) -> Result<RowsPage, Failure> {

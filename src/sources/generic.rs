@@ -21,7 +21,6 @@ use crate::config::{
 use crate::http::{Failure, FailureClass, HttpRequest, HttpResponse};
 use crate::model::{
     format_timestamp, parse_decimal, parse_timestamp, unix_to_utc, Offer, OfferStatus, PayoutType,
-    SourcedOffer,
 };
 use reqwest::header::{HeaderName, HeaderValue};
 use reqwest::Url;
@@ -137,7 +136,7 @@ impl Generic {
         as_text(&self.field(record, name)).filter(|s| !s.is_empty())
     }
 
-    fn normalize(&self, raw: &RawValue) -> Result<SourcedOffer, Rejected> {
+    fn normalize(&self, raw: &RawValue) -> Result<Offer, Rejected> {
         let record: Value = serde_json::from_str(raw.get()).map_err(|e| Rejected {
             external_id: None,
             reason: format!("record is not JSON: {e}"),
@@ -183,7 +182,7 @@ impl Generic {
         o.ends_at = self
             .text_field(&record, "ends_at")
             .and_then(|s| parse_timestamp(&s));
-        super::accept(o, raw)
+        Ok(o)
     }
 
     fn size_param(&self) -> Option<&String> {
@@ -262,9 +261,8 @@ impl Source for Generic {
         req
     }
 
-    fn normalize_row(&self, cursor: &Cursor, raw: Box<RawValue>) -> Result<SourcedOffer, Rejected> {
-        let _ = cursor;
-        self.normalize(&raw)
+    fn normalize_row(&self, _: &Cursor, raw: &RawValue) -> Result<Offer, Rejected> {
+        self.normalize(raw)
     }
 
     fn parse_rows(&self, cursor: &Cursor, resp: &HttpResponse) -> Result<RowsPage, Failure> {

@@ -77,8 +77,9 @@ pub(crate) fn id_at(raw: &RawValue, pointer: &str) -> Option<String> {
 }
 
 /// The offer a platform row normalizes to, unless it fails the plausibility checks
-/// (`model::check`): then the rejection, naming the offer.
-pub(crate) fn accept(offer: crate::model::Offer, raw: &RawValue) -> Result<SourcedOffer, Rejected> {
+/// (`model::check`): then the rejection, naming the offer. The row's JSON becomes the stored
+/// payload without a copy.
+fn accept(offer: crate::model::Offer, raw: Box<RawValue>) -> Result<SourcedOffer, Rejected> {
     let checked = if raw.get().contains('\u{FFFD}') {
         // The HTTP layer replaced bytes that were not UTF-8 (see `http::Endpoint`).
         Err("the offer contains bytes that are not valid UTF-8".to_string())
@@ -86,7 +87,10 @@ pub(crate) fn accept(offer: crate::model::Offer, raw: &RawValue) -> Result<Sourc
         crate::model::check(&offer, raw.get().len())
     };
     match checked {
-        Ok(()) => Ok(SourcedOffer::new(offer, raw.get())),
+        Ok(()) => Ok(SourcedOffer::new(
+            offer,
+            String::from(Box::<str>::from(raw)),
+        )),
         Err(reason) => Err(Rejected {
             external_id: Some(offer.external_id.trim().to_string()),
             reason,
@@ -120,7 +124,10 @@ impl RowsPage {
         let mut offers = Vec::with_capacity(self.rows.len());
         let mut rejected = Vec::new();
         for raw in self.rows {
-            match source.normalize_row(cursor, raw) {
+            match source
+                .normalize_row(cursor, &raw)
+                .and_then(|o| accept(o, raw))
+            {
                 Ok(o) => offers.push(o),
                 Err(r) => rejected.push(r),
             }
@@ -159,9 +166,13 @@ pub trait Source: Send + Sync {
     /// can help. Must not perform IO or sleep. Rows are normalized by [`Source::normalize_row`].
     fn parse_rows(&self, cursor: &Cursor, response: &HttpResponse) -> Result<RowsPage, Failure>;
 
-    /// One row of the page at `cursor` as a canonical offer (keeping `raw` as the stored
-    /// payload), or why it was rejected.
-    fn normalize_row(&self, cursor: &Cursor, raw: Box<RawValue>) -> Result<SourcedOffer, Rejected>;
+    /// One row of the page at `cursor` as a canonical offer (not yet normalized: the engine
+    /// checks it, normalizes it and keeps `raw` as the stored payload), or why it was rejected.
+    fn normalize_row(
+        &self,
+        cursor: &Cursor,
+        raw: &RawValue,
+    ) -> Result<crate::model::Offer, Rejected>;
 
     /// [`Source::parse_rows`] and every row normalized.
     fn parse(&self, cursor: &Cursor, response: &HttpResponse) -> Result<Page, Failure> {

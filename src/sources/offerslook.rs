@@ -16,7 +16,7 @@ use super::lenient::{opt_decimal, opt_string, opt_u64, string_list};
 use super::{Cursor, Rejected, RowsPage, Source};
 use crate::config::{OfferslookApi, OfferslookEndpoint, PlatformOptions, Secret, SourceConfig};
 use crate::http::{Failure, FailureClass, HttpRequest, HttpResponse};
-use crate::model::{unix_to_utc, Offer, OfferStatus, PayoutType, SourcedOffer};
+use crate::model::{unix_to_utc, Offer, OfferStatus, PayoutType};
 use reqwest::Url;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -170,7 +170,7 @@ impl Offerslook {
         Failure::in_body(resp, class, FailureClass::Transient, msg)
     }
 
-    fn normalize(&self, raw: &RawValue) -> Result<SourcedOffer, Rejected> {
+    fn normalize(&self, raw: &RawValue) -> Result<Offer, Rejected> {
         let reject = |reason: String| Rejected {
             external_id: id_of(raw, self.batch),
             reason,
@@ -233,7 +233,7 @@ impl Offerslook {
                 .filter_map(|t| t.get("system").and_then(Value::as_str).map(String::from))
                 .collect();
         }
-        super::accept(o, raw)
+        Ok(o)
     }
 }
 
@@ -264,9 +264,8 @@ impl Source for Offerslook {
         req
     }
 
-    fn normalize_row(&self, cursor: &Cursor, raw: Box<RawValue>) -> Result<SourcedOffer, Rejected> {
-        let _ = cursor;
-        self.normalize(&raw)
+    fn normalize_row(&self, _: &Cursor, raw: &RawValue) -> Result<Offer, Rejected> {
+        self.normalize(raw)
     }
 
     fn parse_rows(&self, cursor: &Cursor, resp: &HttpResponse) -> Result<RowsPage, Failure> {

@@ -13,7 +13,7 @@ use super::lenient::{opt_decimal, opt_string, opt_u64, string_list};
 use super::{Cursor, Rejected, RowsPage, Source};
 use crate::config::{Secret, SourceConfig};
 use crate::http::{Failure, HttpRequest, HttpResponse};
-use crate::model::{Offer, OfferStatus, PayoutType, SourcedOffer};
+use crate::model::{Offer, OfferStatus, PayoutType};
 use reqwest::Url;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -125,7 +125,7 @@ impl Trackly {
         )
     }
 
-    fn normalize(&self, raw: &RawValue, archived_pass: bool) -> Result<SourcedOffer, Rejected> {
+    fn normalize(&self, raw: &RawValue, archived_pass: bool) -> Result<Offer, Rejected> {
         let t: TracklyOffer = serde_json::from_str(raw.get()).map_err(|e| Rejected {
             external_id: id_of(raw),
             reason: format!("offer does not match Trackly's offer shape: {e}"),
@@ -156,7 +156,7 @@ impl Trackly {
             o.description = s("description");
             o.preview_url = s("preview_url");
         }
-        super::accept(o, raw)
+        Ok(o)
     }
 }
 
@@ -179,8 +179,8 @@ impl Source for Trackly {
         HttpRequest::get(url).secret_header("x-api-key", &self.api_key)
     }
 
-    fn normalize_row(&self, cursor: &Cursor, raw: Box<RawValue>) -> Result<SourcedOffer, Rejected> {
-        self.normalize(&raw, cursor.pass == ARCHIVED_PASS)
+    fn normalize_row(&self, cursor: &Cursor, raw: &RawValue) -> Result<Offer, Rejected> {
+        self.normalize(raw, cursor.pass == ARCHIVED_PASS)
     }
 
     fn parse_rows(&self, cursor: &Cursor, resp: &HttpResponse) -> Result<RowsPage, Failure> {

@@ -12,7 +12,7 @@ use super::lenient::{opt_decimal, opt_string, opt_u64, string_list};
 use super::{Cursor, Rejected, RowsPage, Source};
 use crate::config::{PlatformOptions, Secret, SourceConfig};
 use crate::http::{Failure, FailureClass, HttpRequest, HttpResponse};
-use crate::model::{Offer, PayoutType, SourcedOffer};
+use crate::model::{Offer, PayoutType};
 use reqwest::Url;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -140,7 +140,7 @@ impl Youmi {
         })
     }
 
-    fn normalize(&self, raw: &RawValue) -> Result<SourcedOffer, Rejected> {
+    fn normalize(&self, raw: &RawValue) -> Result<Offer, Rejected> {
         let r: Row = serde_json::from_str(raw.get()).map_err(|e| Rejected {
             external_id: super::id_at(raw, "/id"),
             reason: format!("offer does not match the feed's offer shape: {e}"),
@@ -168,7 +168,7 @@ impl Youmi {
             .map(string_list)
             .unwrap_or_default();
         o.categories = r.category.as_ref().map(string_list).unwrap_or_default();
-        super::accept(o, raw)
+        Ok(o)
     }
 }
 
@@ -187,9 +187,8 @@ impl Source for Youmi {
         HttpRequest::get(url)
     }
 
-    fn normalize_row(&self, cursor: &Cursor, raw: Box<RawValue>) -> Result<SourcedOffer, Rejected> {
-        let _ = cursor;
-        self.normalize(&raw)
+    fn normalize_row(&self, _: &Cursor, raw: &RawValue) -> Result<Offer, Rejected> {
+        self.normalize(raw)
     }
 
     fn parse_rows(&self, cursor: &Cursor, resp: &HttpResponse) -> Result<RowsPage, Failure> {
