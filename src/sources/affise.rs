@@ -283,7 +283,7 @@ impl Source for Affise {
             rows,
             next: (!end).then(|| Cursor {
                 pass: cursor.pass,
-                page: next_page.unwrap_or(cursor.page + 1),
+                page: next_page.unwrap_or(cursor.page.saturating_add(1)),
                 token: None,
             }),
             expected_pages,

@@ -356,17 +356,31 @@ impl Source for Generic {
                 GenericPaging::Cursor { cursor_path, .. } => {
                     token_at(cursor_path).map(|t| Cursor {
                         pass: 0,
-                        page: cursor.page + 1,
+                        page: cursor.page.saturating_add(1),
                         token: Some(t),
                     })
                 }
-                GenericPaging::NextUrl { next_url_path, .. } => {
-                    token_at(next_url_path).map(|t| Cursor {
-                        pass: 0,
-                        page: cursor.page + 1,
-                        token: Some(t),
-                    })
-                }
+                GenericPaging::NextUrl { next_url_path, .. } => match token_at(next_url_path) {
+                    None => None,
+                    Some(t) => {
+                        // The credential goes with every request: never to another origin.
+                        let same_origin = self
+                            .url
+                            .join(&t)
+                            .is_ok_and(|u| u.origin() == self.url.origin());
+                        if !same_origin {
+                            return Err(Failure::permanent(format!(
+                                "the platform's next URL does not resolve to base_url's origin ({}); offersync does not send the credential elsewhere",
+                                self.url.origin().ascii_serialization()
+                            )));
+                        }
+                        Some(Cursor {
+                            pass: 0,
+                            page: cursor.page.saturating_add(1),
+                            token: Some(t),
+                        })
+                    }
+                },
                 GenericPaging::Page { .. } | GenericPaging::Offset { .. } => {
                     let more = match (has_more, expected_pages) {
                         (Some(true), _) => true,

@@ -43,11 +43,12 @@ impl Default for Cursor {
 }
 
 impl Cursor {
-    /// The next page of the same pass.
+    /// The next page of the same pass (a platform naming page `u64::MAX` meets `max_pages`
+    /// long before this saturates).
     pub fn next_page(&self) -> Cursor {
         Cursor {
             pass: self.pass,
-            page: self.page + 1,
+            page: self.page.saturating_add(1),
             token: None,
         }
     }

@@ -187,10 +187,7 @@ impl Offerslook {
                 .map_err(|e| reject(format!("row does not match Offerslook's offer shape: {e}")))?;
             (row, None, None)
         };
-        let id = row
-            .id
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| reject("offer has no id".into()))?;
+        let id = super::require_id(row.id)?;
         let mut o = Offer::new(id, row.name.unwrap_or_default());
         o.status = match row.status.as_deref() {
             Some("active") | None => OfferStatus::Active,

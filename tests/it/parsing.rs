@@ -351,4 +351,74 @@ fn a_blank_id_is_rejected_by_every_platform() {
         )
         .unwrap();
     assert_eq!((p.offers.len(), p.rejected.len()), (0, 1));
+    // Found by hand beside the fuzzer (fuzz/regressions/parse_offerslook/blank-id.json).
+    let offerslook = source("kind = \"offerslook\"\napi = \"network\"\nendpoint = \"offers\"\nusername = \"u\"\nbase_url = \"https://n.example\"");
+    let p = offerslook
+        .parse(
+            &page_at(1),
+            &resp(
+                200,
+                r#"{"code": 0, "data": {"rowset": [{"id": " "}, {"id": 5, "name": "ok"}]}}"#,
+            ),
+        )
+        .unwrap();
+    assert_eq!(
+        (p.offers.len(), p.rejected.len()),
+        (1, 1),
+        "{:?}",
+        p.rejected
+    );
+}
+
+/// fuzz/regressions/parse_affise/next-page-u64-max-overflow.bin: a platform naming the largest
+/// page number overflowed `page + 1` (a panic with overflow checks, page 0 without).
+#[test]
+fn a_page_number_at_the_top_of_u64_does_not_overflow() {
+    let s = source("kind = \"affise\"\nbase_url = \"https://api-x.affise.com\"\npage_size = 1");
+    let p = s
+        .parse(
+            &page_at(1),
+            &resp(200, r#"{"status": 1, "offers": [{"id": 1, "title": "A"}], "pagination": {"per_page": 1, "next_page": 18446744073709551615}}"#),
+        )
+        .unwrap();
+    let next = p.next.unwrap();
+    assert_eq!(next.page, u64::MAX);
+    let last = s
+        .parse(
+            &next,
+            &resp(200, r#"{"status": 1, "offers": [{"id": 2, "title": "B"}], "pagination": {"per_page": 1}}"#),
+        )
+        .unwrap();
+    assert!(last.next.is_none_or(|c| c.page == u64::MAX));
+}
+
+/// fuzz/regressions/parse_generic/next-url-foreign-*.json: the credential goes with every
+/// request, so a next URL on another scheme or host ends the run instead of being followed.
+#[test]
+fn a_next_url_to_another_origin_is_refused() {
+    let s = source("kind = \"generic\"\nbase_url = \"https://api.example/v1/offers\"\n[sources.generic]\nrecords_path = \"data\"\n[sources.generic.auth]\ntype = \"query\"\nname = \"api_key\"\n[sources.generic.pagination]\ntype = \"next_url\"\nnext_url_path = \"next\"\n[sources.generic.fields]\nexternal_id = \"id\"\nname = \"n\"");
+    let body = |next: &str| format!(r#"{{"data": [{{"id": "1", "n": "A"}}], "next": "{next}"}}"#);
+    for foreign in [
+        "https://collector.attacker.example/v1/offers?page=2",
+        "http://api.example/v1/offers?page=2",
+        "http3://api.example/v1/offers?page=2",
+        "//evil.example/x",
+    ] {
+        let e = s
+            .parse(&page_at(1), &resp(200, &body(foreign)))
+            .unwrap_err();
+        assert_eq!(e.class, FailureClass::Permanent, "{foreign}");
+        assert!(
+            e.message.contains("origin") && !e.message.contains("secret_key_1"),
+            "{}",
+            e.message
+        );
+    }
+    for same in [
+        "/v1/offers?page=2",
+        "https://api.example/v2/offers?cursor=x",
+    ] {
+        let p = s.parse(&page_at(1), &resp(200, &body(same))).unwrap();
+        assert!(p.next.is_some(), "{same}");
+    }
 }
