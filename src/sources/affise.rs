@@ -279,13 +279,23 @@ impl Source for Affise {
                 (None, Some(pages)) => cursor.page >= pages,
                 (None, None) => (rows.len() as u64) < per_page,
             };
-        Ok(RowsPage {
-            rows,
-            next: (!end).then(|| Cursor {
+        let next = match (end, next_page.or(cursor.page.checked_add(1))) {
+            (true, _) => None,
+            (false, Some(page)) => Some(Cursor {
                 pass: cursor.pass,
-                page: next_page.unwrap_or(cursor.page.saturating_add(1)),
+                page,
                 token: None,
             }),
+            (false, None) => {
+                return Err(Failure::permanent(format!(
+                    "Affise's pagination runs past page {}; stopping",
+                    cursor.page
+                )))
+            }
+        };
+        Ok(RowsPage {
+            rows,
+            next,
             expected_pages,
         })
     }
