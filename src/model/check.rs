@@ -27,8 +27,9 @@ UGX USD UYU UZS VED VES VND VUV WST XAF XCD XCG XOF XPF YER ZAR ZMW ZWG ZWL";
 
 /// Whether `raw` (any case, surrounding space allowed) is a current ISO 4217 code.
 pub fn is_iso_currency(raw: &str) -> bool {
-    let c = raw.trim().to_ascii_uppercase();
-    c.len() == 3 && ISO_CURRENCIES.split(' ').any(|k| k == c)
+    // On the per-offer path: no allocation, a scan of ~160 three-letter codes.
+    let c = raw.trim();
+    c.len() == 3 && ISO_CURRENCIES.split(' ').any(|k| k.eq_ignore_ascii_case(c))
 }
 
 fn money(what: &str, d: Decimal) -> Result<(), String> {
