@@ -12,7 +12,6 @@
 use crate::cli::UsageError;
 use crate::config::{Config, SourceConfig};
 use crate::http::Limiters;
-use crate::store::Store;
 use crate::sync::{self, RunReport, Shutdown, SyncContext};
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
@@ -153,7 +152,8 @@ async fn delivery_worker(d: Arc<Daemon>, target: String) {
                 tracing::error!(target = %target, errors = %errors.join("; "), "target cannot run")
             }
         }
-        crate::metrics::outbox_depth(&config);
+        let c = config.clone();
+        let _ = tokio::task::spawn_blocking(move || crate::metrics::outbox_depth(&c)).await;
     }
 }
 
@@ -201,10 +201,7 @@ fn reload(d: &Daemon) -> bool {
 /// Run the daemon until SIGTERM or SIGINT.
 pub async fn run(path: PathBuf) -> Result<ExitCode, UsageError> {
     let config = Config::load(&path)?;
-    if let Err(e) = Store::open(&config.database.path, config.database.busy_timeout) {
-        eprintln!("offersync: {e}");
-        return Ok(ExitCode::from(1));
-    }
+    drop(crate::cli::open_db(&config)?);
     let (shutdown_tx, shutdown) = Shutdown::new();
     let d = Arc::new(Daemon {
         path,
@@ -287,6 +284,7 @@ pub async fn run(path: PathBuf) -> Result<ExitCode, UsageError> {
     if let Some(w) = watchdog {
         w.abort();
     }
+    crate::notify::flush(Duration::from_secs(1));
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }

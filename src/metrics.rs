@@ -26,6 +26,12 @@ pub fn retry(endpoint: &str, rate_limited: bool) {
     }
 }
 
+/// A spent `X-RateLimit` budget held an endpoint's requests until the reset.
+pub fn rate_limit_hold(endpoint: &str) {
+    metrics::counter!("offersync_rate_limited_total", "endpoint" => endpoint.to_string())
+        .increment(1);
+}
+
 /// A run ended: offers, state and timestamps per source.
 pub fn run_finished(report: &RunReport) {
     let RunReport::Finished(t) = report else {

@@ -3,7 +3,6 @@
 use super::output::{self, Format};
 use super::UsageError;
 use crate::store::query::{ChangeFilter, OfferFilter, Table};
-use crate::store::Store;
 use chrono::{DateTime, Duration as ChronoDuration, NaiveDate, Utc};
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
@@ -128,9 +127,9 @@ pub(crate) fn run(
             (c.database.path, c.database.busy_timeout)
         }
     };
-    let store = Store::open_existing(&path, busy).map_err(|e| UsageError::Other(e.to_string()))?;
+    let store = super::open_existing_db(&path, busy)?;
     let format = Format::resolve(args.format);
-    let db_err = |e: crate::store::StoreError| UsageError::Other(e.to_string());
+    let db_err = super::db_error(&path);
     match args.what {
         What::Offers {
             source,
@@ -152,21 +151,23 @@ pub(crate) fn run(
                     search,
                     limit,
                 })
-                .map_err(db_err)?;
+                .map_err(&db_err)?;
             output::print(&t, format);
         }
         What::Offer {
             source,
             external_id,
         } => {
-            let Some(o) = store.offer(&source, &external_id).map_err(db_err)? else {
+            let Some(o) = store.offer(&source, &external_id).map_err(&db_err)? else {
                 eprintln!(
                     "offersync: no offer {external_id:?} from source {source:?} in {}",
                     path.display()
                 );
                 return Ok(ExitCode::from(1));
             };
-            let history = store.query_history(&source, &external_id).map_err(db_err)?;
+            let history = store
+                .query_history(&source, &external_id)
+                .map_err(&db_err)?;
             print_offer(&o, &history, format);
         }
         What::Changes {
@@ -193,11 +194,11 @@ pub(crate) fn run(
                     run_id: run,
                     limit,
                 })
-                .map_err(db_err)?;
+                .map_err(&db_err)?;
             output::print(&t, format);
         }
         What::Runs { source, limit } => output::print(
-            &store.query_runs(source.as_ref(), limit).map_err(db_err)?,
+            &store.query_runs(source.as_ref(), limit).map_err(&db_err)?,
             format,
         ),
         What::Pushes {
@@ -213,12 +214,12 @@ pub(crate) fn run(
             output::print(
                 &store
                     .query_pushes(target.as_ref(), state.as_ref(), limit)
-                    .map_err(db_err)?,
+                    .map_err(&db_err)?,
                 format,
             );
         }
         What::Stats => {
-            let (sources, targets) = store.query_stats().map_err(db_err)?;
+            let (sources, targets) = store.query_stats().map_err(&db_err)?;
             match format {
                 Format::Json => println!(
                     "{}",

@@ -71,13 +71,49 @@ enum Command {
     Push(once::PushArgs),
 }
 
-/// An error that ends the command with exit code 2 (usage or config).
+/// An error that ends the command with exit code 2 (usage, config, or a database that cannot
+/// be used).
 #[derive(Debug, thiserror::Error)]
 pub enum UsageError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error("{0}")]
     Other(String),
+    #[error("{0}")]
+    Database(String),
+}
+
+/// The error for a database at `path` that cannot be used, with what to do about it.
+pub(crate) fn db_error(
+    path: &std::path::Path,
+) -> impl Fn(crate::store::StoreError) -> UsageError + '_ {
+    move |e| {
+        let text = e.to_string();
+        let shown = path.display().to_string();
+        let mut msg = if text.contains(&shown) {
+            text
+        } else {
+            format!("database {shown}: {text}")
+        };
+        if let Some(h) = e.hint() {
+            msg.push_str(&format!(" (hint: {h})"));
+        }
+        UsageError::Database(msg)
+    }
+}
+
+/// Open (creating and migrating) the database the config names, or fail with exit 2.
+pub(crate) fn open_db(config: &Config) -> Result<crate::store::Store, UsageError> {
+    crate::store::Store::open(&config.database.path, config.database.busy_timeout)
+        .map_err(db_error(&config.database.path))
+}
+
+/// Open an existing database without creating it, or fail with exit 2.
+pub(crate) fn open_existing_db(
+    path: &std::path::Path,
+    busy: std::time::Duration,
+) -> Result<crate::store::Store, UsageError> {
+    crate::store::Store::open_existing(path, busy).map_err(db_error(path))
 }
 
 fn config_path(cli_path: &Option<PathBuf>) -> PathBuf {

@@ -100,21 +100,51 @@ pub(crate) async fn push(config: &Config, args: PushArgs) -> Result<ExitCode, Us
     if args.plan {
         return dry_run(config, args.target.as_deref(), args.limit);
     }
+    let mut store = super::open_db(config)?;
     if args.retry_dead {
-        let mut store = Store::open_existing(&config.database.path, config.database.busy_timeout)
-            .map_err(|e| UsageError::Other(e.to_string()))?;
-        let n = store
-            .retry_dead(args.target.as_deref())
-            .map_err(|e| UsageError::Other(e.to_string()))?;
-        println!("{n} dead operation(s) back in the queue");
+        let mut n = 0;
+        for t in &selected {
+            n += push::deliver::requeue_dead(&mut store, t)
+                .map_err(super::db_error(&config.database.path))?;
+        }
+        eprintln!("{n} dead operation(s) back in the queue");
     }
+    drop(store);
     let prepared = prepare_targets(&selected, config)?;
     let ok = deliver_all(config, prepared, None).await;
-    Ok(if ok {
+    let none_dead = no_dead(config, &selected);
+    Ok(if ok && none_dead {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Whether none of `targets` has dead operations (they are reported, and the exit code is 1
+/// until they are requeued or dropped).
+fn no_dead(config: &Config, targets: &[&TargetConfig]) -> bool {
+    let Ok(store) = Store::open_existing(&config.database.path, config.database.busy_timeout)
+    else {
+        return false;
+    };
+    let mut none = true;
+    for t in targets {
+        match store.dead_count(Some(&t.name)) {
+            Ok(0) => {}
+            Ok(n) => {
+                none = false;
+                eprintln!(
+                    "offersync: target {}: {n} dead operation(s); see `offersync inspect pushes --target {} --state dead`, then `offersync push --retry-dead --target {}`",
+                    t.name, t.name, t.name
+                );
+            }
+            Err(e) => {
+                none = false;
+                eprintln!("offersync: target {}: {e}", t.name);
+            }
+        }
+    }
+    none
 }
 
 /// What each target would be sent, planned from the mirror as it is. Reads only.
@@ -123,13 +153,12 @@ pub(crate) fn dry_run(
     only: Option<&str>,
     limit: usize,
 ) -> Result<ExitCode, UsageError> {
-    let store = Store::open_existing(&config.database.path, config.database.busy_timeout)
-        .map_err(|e| UsageError::Other(e.to_string()))?;
+    let store = super::open_existing_db(&config.database.path, config.database.busy_timeout)?;
     let mut rows = Vec::new();
     for t in selected_targets(config, only)? {
         let crate::store::Preview { shown, counts } = store
             .preview_target(t, limit)
-            .map_err(|e| UsageError::Other(e.to_string()))?;
+            .map_err(super::db_error(&config.database.path))?;
         let total: u64 = counts.values().sum();
         let by_kind: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
         eprintln!(
@@ -213,11 +242,14 @@ pub(crate) async fn run(
     }
     let prepared = prepare(&selected, config)?;
     // Credentials of the targets are checked before anything runs, like the sources'.
-    let targets = if push {
-        prepare_targets(&selected_targets(config, None)?, config)?
+    let push_to = if push {
+        selected_targets(config, None)?
     } else {
         Vec::new()
     };
+    let targets = prepare_targets(&push_to, config)?;
+    // A database that cannot be used stops everything before anything is fetched.
+    drop(super::open_db(config)?);
     let mut ctx = context(config);
     if std::io::stderr().is_terminal() {
         ctx = ctx.with_progress(std::sync::Arc::new(super::progress::Bars::new()));
@@ -225,6 +257,8 @@ pub(crate) async fn run(
     let reports = sync::run_all(&ctx, prepared, config.daemon.max_concurrent_sources).await;
     output::print_run_summary(&reports, None);
     let pushed_ok = targets.is_empty() || deliver_all(config, targets, None).await;
+    let none_dead = no_dead(config, &push_to);
+    let pushed_ok = pushed_ok && none_dead;
     Ok(if reports.iter().all(RunReport::ok) && pushed_ok {
         ExitCode::SUCCESS
     } else {
@@ -300,6 +334,7 @@ pub(crate) fn approve(config: &Config, name: &str) -> Result<ExitCode, UsageErro
             );
             Ok(ExitCode::from(1))
         }
+        Err(e) if e.is_unusable() => Err(super::db_error(&config.database.path)(e)),
         Err(e) => {
             eprintln!("offersync: {name}: {e}");
             Ok(ExitCode::from(1))

@@ -132,6 +132,13 @@ pub fn run_summary(reports: &[RunReport]) -> Table {
 
 /// Print the summary (`format`: `None` for a table on a terminal and JSON otherwise).
 pub fn print_run_summary(reports: &[RunReport], format: Option<Format>) {
+    for r in reports {
+        if let RunReport::Error { source, error } = r {
+            eprintln!(
+                "offersync: source {source}: the run could not start or record its end: {error}"
+            );
+        }
+    }
     let table = run_summary(reports);
     let format = Format::resolve(format);
     print(&table, format);
@@ -158,13 +165,16 @@ pub fn print_delivery_summary(
         "done",
         "failed",
         "dead",
+        "ambiguous",
         "reconciled",
         "possible_duplicates",
+        "paused_until",
         "error",
         "skipped",
     ]
     .map(String::from)
     .to_vec();
+    let opt = |v: &Option<String>| v.clone().map_or(Value::Null, Value::String);
     let rows = reports
         .iter()
         .map(|r| {
@@ -173,10 +183,12 @@ pub fn print_delivery_summary(
                 r.done.into(),
                 r.failed.into(),
                 r.dead.into(),
+                r.ambiguous.into(),
                 r.reconciled.into(),
                 r.possible_duplicates.into(),
-                r.error.clone().map_or(Value::Null, Value::String),
-                r.skipped.clone().map_or(Value::Null, Value::String),
+                opt(&r.paused_until),
+                opt(&r.error),
+                opt(&r.skipped),
             ]
         })
         .collect();

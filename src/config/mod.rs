@@ -189,6 +189,12 @@ pub struct TargetConfig {
     pub max_attempts: u32,
     pub timeout: Duration,
     pub retry_initial_interval: Duration,
+    /// How long a failed operation waits before a later delivery tries it again (doubling per
+    /// failure, at most an hour); also the first pause of the target's breaker.
+    pub redelivery_interval: Duration,
+    /// An operation that keeps failing is dead only after `max_attempts` *and* this long since
+    /// its first failure (an outage of a few hours kills nothing).
+    pub dead_after: Duration,
 }
 
 impl TargetConfig {
@@ -668,6 +674,17 @@ fn validate_target(key: &str, t: RawTarget, errs: &mut Errors) -> Option<TargetC
         }
         d
     });
+    let rps = t.requests_per_second.unwrap_or(5.0);
+    if !(rps.is_finite() && rps > 0.0) {
+        errs.push(
+            format!("{key}.requests_per_second"),
+            "must be a positive number",
+        );
+    }
+    let max_attempts = t.max_attempts.unwrap_or(5);
+    if max_attempts == 0 {
+        errs.push(format!("{key}.max_attempts"), "must be at least 1");
+    }
     if errs.0.len() > before {
         return None;
     }
@@ -692,10 +709,14 @@ fn validate_target(key: &str, t: RawTarget, errs: &mut Errors) -> Option<TargetC
             payout_types,
             categories: f.categories,
         },
-        requests_per_second: t.requests_per_second.unwrap_or(5.0),
-        max_attempts: t.max_attempts.unwrap_or(5),
+        requests_per_second: rps,
+        max_attempts,
         timeout: Duration::from_secs(t.timeout_seconds.unwrap_or(30).max(1)),
         retry_initial_interval: Duration::from_millis(t.retry_initial_interval_ms.unwrap_or(500)),
+        redelivery_interval: Duration::from_secs(
+            t.redelivery_interval_seconds.unwrap_or(60).max(1),
+        ),
+        dead_after: Duration::from_secs(t.dead_after_seconds.unwrap_or(86_400)),
     })
 }
 

@@ -160,6 +160,8 @@ pub struct RawTarget {
     pub max_attempts: Option<u32>,
     pub timeout_seconds: Option<u64>,
     pub retry_initial_interval_ms: Option<u64>,
+    pub redelivery_interval_seconds: Option<u64>,
+    pub dead_after_seconds: Option<u64>,
     #[serde(default)]
     pub fields: BTreeMap<String, String>,
     #[serde(default)]

@@ -14,6 +14,10 @@ pub enum FailureClass {
     Transient,
     /// Retrying cannot help: bad credentials, forbidden, not found, bad request, conflict.
     Permanent,
+    /// A request that changes the platform (a create) may or may not have taken effect: the
+    /// connection broke after it was sent, it timed out, the answer was a 5xx or a success
+    /// without the new id. Never retried blindly; the caller reconciles (see `push::deliver`).
+    Ambiguous,
 }
 
 impl FailureClass {
@@ -22,6 +26,7 @@ impl FailureClass {
             FailureClass::RateLimited => "rate_limited",
             FailureClass::Transient => "transient",
             FailureClass::Permanent => "permanent",
+            FailureClass::Ambiguous => "ambiguous",
         }
     }
 
@@ -83,6 +88,12 @@ pub struct Failure {
     pub retry_after: Option<Duration>,
     /// The HTTP status, when there was a response.
     pub status: Option<u16>,
+    /// The request never reached the platform (a connect error): safe to send again even when
+    /// it is not idempotent.
+    pub before_send: bool,
+    /// Why a run that stops on this failure stops, when it is more specific than the class
+    /// (`incomplete` for a page missing before the platform's own total).
+    pub reason: Option<&'static str>,
 }
 
 impl Failure {
@@ -92,7 +103,26 @@ impl Failure {
             message: message.into(),
             retry_after: None,
             status: None,
+            before_send: false,
+            reason: None,
         }
+    }
+
+    /// The outcome of a request that changes the platform is unknown (see [`FailureClass::Ambiguous`]).
+    pub fn ambiguous(message: impl Into<String>) -> Failure {
+        Failure::new(FailureClass::Ambiguous, message)
+    }
+
+    /// The same failure, with a more specific stop reason for the run.
+    pub fn with_reason(mut self, reason: &'static str) -> Failure {
+        self.reason = Some(reason);
+        self
+    }
+
+    /// Whether the platform surely did not act on the request: it refused it for the rate
+    /// limit, or it never received it.
+    pub fn not_applied(&self) -> bool {
+        self.before_send || self.class == FailureClass::RateLimited
     }
 
     pub fn transient(message: impl Into<String>) -> Failure {
@@ -111,6 +141,8 @@ impl Failure {
             message: message.into(),
             retry_after,
             status: Some(resp.status.as_u16()),
+            before_send: false,
+            reason: None,
         }
     }
 
@@ -134,6 +166,8 @@ impl Failure {
             message,
             retry_after: resp.retry_after(),
             status: Some(resp.status.as_u16()),
+            before_send: false,
+            reason: None,
         }
     }
 }

@@ -10,7 +10,7 @@ mod retry;
 mod retry_after;
 
 pub use classify::{Failure, FailureClass};
-pub use pace::{Limiters, PaceSnapshot, RateLimitHeaders, RateLimiter};
+pub use pace::{Hold, Limiters, PaceSnapshot, RateLimitHeaders, RateLimiter};
 pub use redact::{redact_path, redact_url};
 pub use retry_after::parse_retry_after;
 
@@ -31,6 +31,10 @@ pub struct HttpRequest {
     pub headers: HeaderMap,
     pub basic_auth: Option<(String, Secret)>,
     pub form: Option<Vec<(String, String)>>,
+    /// Sending it twice does no harm (reads, updates, pauses). A request that is not (a
+    /// create) is retried only when the platform surely did not act on it; any other failure
+    /// ends the call as [`FailureClass::Ambiguous`].
+    pub idempotent: bool,
 }
 
 impl HttpRequest {
@@ -41,7 +45,14 @@ impl HttpRequest {
             headers: HeaderMap::new(),
             basic_auth: None,
             form: None,
+            idempotent: true,
         }
+    }
+
+    /// The same request, marked as one that must not be sent twice blindly.
+    pub fn not_idempotent(mut self) -> HttpRequest {
+        self.idempotent = false;
+        self
     }
 
     /// Add a header whose value is a credential: marked sensitive so it never shows in Debug output.
@@ -109,6 +120,10 @@ pub struct CallError {
     pub class: FailureClass,
     pub message: String,
     pub attempts: u32,
+    /// The HTTP status of the last answer, if there was one.
+    pub status: Option<u16>,
+    /// A stop reason more specific than the class (see [`Failure::reason`]).
+    pub reason: Option<&'static str>,
 }
 
 /// Request accounting of one endpoint, read into `sync_runs` at the end of a run.
@@ -139,6 +154,47 @@ pub struct Endpoint {
     pub counters: Arc<Counters>,
 }
 
+/// Most redirects followed for one request.
+pub const MAX_REDIRECTS: usize = 5;
+
+/// A redirect offersync refused to follow.
+#[derive(Debug, thiserror::Error)]
+enum RedirectRefused {
+    #[error("redirect from {from} to {to} leaves the origin (scheme, host and port) the credential was configured for; not followed")]
+    CrossOrigin { from: String, to: String },
+    #[error("redirect loop: {to} was already visited (from {from})")]
+    Loop { from: String, to: String },
+    #[error("more than {MAX_REDIRECTS} redirects (last from {from} to {to})")]
+    TooMany { from: String, to: String },
+}
+
+/// Follow only redirects that stay on the origin of the first URL (scheme, host, port), at most
+/// [`MAX_REDIRECTS`], never in a loop: a credential travels in headers, the query or Basic auth,
+/// and reqwest's default policy strips only `Authorization` when the host changes.
+fn redirect_policy() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let first = attempt.previous().first().cloned();
+        let from = attempt
+            .previous()
+            .last()
+            .map(redact_url)
+            .unwrap_or_default();
+        let to = redact_url(attempt.url());
+        let Some(first) = first else {
+            return attempt.follow();
+        };
+        if attempt.url().origin() != first.origin() {
+            attempt.error(RedirectRefused::CrossOrigin { from, to })
+        } else if attempt.previous().iter().any(|u| u == attempt.url()) {
+            attempt.error(RedirectRefused::Loop { from, to })
+        } else if attempt.previous().len() > MAX_REDIRECTS {
+            attempt.error(RedirectRefused::TooMany { from, to })
+        } else {
+            attempt.follow()
+        }
+    })
+}
+
 /// One reqwest client per connect timeout, shared by every endpoint of the process (connection
 /// pools, TLS roots and DNS caches are built once).
 fn shared_client(connect_timeout: Duration) -> Result<reqwest::Client, String> {
@@ -150,6 +206,7 @@ fn shared_client(connect_timeout: Duration) -> Result<reqwest::Client, String> {
     let client = reqwest::Client::builder()
         .connect_timeout(connect_timeout)
         .user_agent(concat!("offersync/", env!("CARGO_PKG_VERSION")))
+        .redirect(redirect_policy())
         .build()
         .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
     map.insert(connect_timeout, client.clone());
@@ -202,10 +259,25 @@ impl Endpoint {
             counters: &self.counters,
             scrub: &scrub,
         };
-        let (build, interpret) = (&build, &interpret);
-        retry(&ctx, move || async move {
+        let (build, interpret, shown_path) = (&build, &interpret, path.as_str());
+        let idempotent = build().idempotent;
+        retry(&ctx, idempotent, move || async move {
             let resp = self.send(build()).await?;
-            self.limiter.on_headers(&resp.headers);
+            if let Some(hold) = self
+                .limiter
+                .on_headers(&resp.headers, self.policy.max_retry_after)
+            {
+                self.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::rate_limit_hold(&self.name);
+                tracing::warn!(
+                    endpoint = %self.name,
+                    path = shown_path,
+                    wait_s = hold.waited.as_secs_f64(),
+                    reset_s = hold.reset.as_secs_f64(),
+                    capped = hold.waited < hold.reset,
+                    "rate-limit budget spent (X-RateLimit-Remaining: 0); holding requests until the reset"
+                );
+            }
             interpret(&resp)
         })
         .await
@@ -225,16 +297,22 @@ impl Endpoint {
             rb = rb.form(form);
         }
         let transport = |e: reqwest::Error| {
-            let what = if e.is_timeout() {
-                "timed out"
-            } else if e.is_connect() {
+            if e.is_redirect() {
+                return Failure::permanent(format!("{shown}: {}", error_chain(&e)));
+            }
+            let what = if e.is_connect() {
                 "could not connect"
+            } else if e.is_timeout() {
+                "timed out"
             } else if e.is_body() || e.is_decode() {
                 "response body cut short"
             } else {
                 "request failed"
             };
-            Failure::transient(format!("{what}: {shown}: {}", error_chain(&e)))
+            let mut f = Failure::transient(format!("{what}: {shown}: {}", error_chain(&e)));
+            // A connect error (refused, unreachable, DNS, connect timeout): nothing was sent.
+            f.before_send = e.is_connect();
+            f
         };
         let mut resp = rb.send().await.map_err(transport)?;
         let status = resp.status();

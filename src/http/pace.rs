@@ -153,33 +153,52 @@ impl RateLimiter {
         );
     }
 
-    /// Respect `X-RateLimit-Remaining` / `X-RateLimit-Reset` before they turn into a 429.
-    pub fn on_headers(&self, headers: &HeaderMap) {
-        let Some(hint) = RateLimitHeaders::parse(headers, chrono::Utc::now()) else {
-            return;
-        };
+    /// How much longer every request of this limiter is held (a Retry-After of the group, a
+    /// spent `X-RateLimit` budget), if it is.
+    pub fn held_for(&self) -> Option<Duration> {
+        let s = self.state.lock().unwrap();
+        let now = Instant::now();
+        s.hold_until.filter(|h| *h > now).map(|h| h - now)
+    }
+
+    /// Respect `X-RateLimit-Remaining` / `X-RateLimit-Reset` before they turn into a 429. A
+    /// spent budget holds every request until the reset, but never longer than `max_hold`;
+    /// the hold set, if any, is returned so that the caller logs and counts it.
+    pub fn on_headers(&self, headers: &HeaderMap, max_hold: Duration) -> Option<Hold> {
+        let hint = RateLimitHeaders::parse(headers, chrono::Utc::now())?;
         let now = Instant::now();
         let mut s = self.state.lock().unwrap();
         match (hint.remaining, hint.reset) {
             (0, Some(reset)) => {
-                let until = now + reset;
+                let waited = reset.min(max_hold);
+                let until = now + waited;
                 s.hold_until = Some(s.hold_until.map_or(until, |h| h.max(until)));
+                return Some(Hold { waited, reset });
             }
             (0, None) => s.rate = (s.rate * 0.5).max(FLOOR.min(s.ceiling)),
             (remaining, Some(reset)) => {
                 // Spread what is left of the budget evenly until the reset.
-                let spacing = reset / (remaining as u32).max(1);
+                let spacing = reset / u32::try_from(remaining).unwrap_or(u32::MAX).max(1);
                 s.next = s.next.max(now + spacing.min(Duration::from_secs(3600)));
             }
             (remaining, None) => {
                 if let Some(limit) = hint.limit.filter(|l| *l > 0) {
-                    if remaining * 10 < limit {
+                    if remaining.saturating_mul(10) < limit {
                         s.rate = (s.rate * 0.9).max(FLOOR.min(s.ceiling));
                     }
                 }
             }
         }
+        None
     }
+}
+
+/// A hold set by a spent `X-RateLimit` budget: how long requests wait, and how far away the
+/// platform said the reset was (longer when the wait was capped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hold {
+    pub waited: Duration,
+    pub reset: Duration,
 }
 
 /// The `X-RateLimit-*` headers of a response.
@@ -214,7 +233,7 @@ impl RateLimitHeaders {
             } else {
                 v
             };
-            (secs > 0.0).then(|| Duration::from_secs_f64(secs.min(86_400.0)))
+            (secs > 0.0).then(|| Duration::from_secs_f64(secs.min(86_400.0 * 366.0)))
         });
         Some(RateLimitHeaders {
             limit: num("x-ratelimit-limit").map(|v| v as u64),
@@ -325,7 +344,7 @@ mod tests {
         h.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
         h.insert("x-ratelimit-reset", HeaderValue::from_static("5"));
         let t0 = Instant::now();
-        l.on_headers(&h);
+        l.on_headers(&h, Duration::from_secs(300));
         l.acquire().await;
         assert_eq!(
             t0.elapsed(),
@@ -334,13 +353,40 @@ mod tests {
         );
         h.insert("x-ratelimit-remaining", HeaderValue::from_static("4"));
         h.insert("x-ratelimit-reset", HeaderValue::from_static("2"));
-        l.on_headers(&h);
+        l.on_headers(&h, Duration::from_secs(300));
         let t1 = Instant::now();
         l.acquire().await;
         assert_eq!(
             t1.elapsed(),
             Duration::from_millis(500),
             "4 left for 2 s: one every 0.5 s"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_far_reset_holds_no_longer_than_the_cap() {
+        let l = RateLimiter::new(1000.0, 1);
+        let mut h = HeaderMap::new();
+        h.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
+        let in_a_year = (chrono::Utc::now().timestamp() + 365 * 86_400).to_string();
+        h.insert(
+            "x-ratelimit-reset",
+            HeaderValue::from_str(&in_a_year).unwrap(),
+        );
+        let hold = l.on_headers(&h, Duration::from_secs(7)).unwrap();
+        assert_eq!(hold.waited, Duration::from_secs(7));
+        assert!(hold.reset > Duration::from_secs(364 * 86_400), "{hold:?}");
+        let t0 = Instant::now();
+        l.acquire().await;
+        assert_eq!(t0.elapsed(), Duration::from_secs(7));
+        h.insert(
+            "x-ratelimit-remaining",
+            HeaderValue::from_static("18446744073709551615"),
+        );
+        assert_eq!(
+            l.on_headers(&h, Duration::from_secs(7)),
+            None,
+            "no overflow"
         );
     }
 

@@ -49,8 +49,14 @@ pub struct RetryCtx<'a> {
     pub scrub: &'a (dyn Fn(&str) -> String + Sync),
 }
 
-/// Run `attempt` until it succeeds, fails permanently, or the budget is spent.
-pub async fn retry<T, F, Fut>(ctx: &RetryCtx<'_>, mut attempt: F) -> Result<T, CallError>
+/// Run `attempt` until it succeeds, fails permanently, or the budget is spent. When the request
+/// is not `idempotent` (a create), only failures the platform surely did not act on (a rate
+/// limit, a connect error) are retried; any other ends the call as ambiguous.
+pub async fn retry<T, F, Fut>(
+    ctx: &RetryCtx<'_>,
+    idempotent: bool,
+    mut attempt: F,
+) -> Result<T, CallError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, Failure>>,
@@ -60,6 +66,24 @@ where
     let mut n = 0u32;
     loop {
         n += 1;
+        // A hold (Retry-After of the group, a spent X-RateLimit budget) that outlasts what is
+        // left of the budget is not waited out: the call ends rate limited now.
+        if let Some(held) = ctx.limiter.held_for() {
+            let left = ctx.policy.max_elapsed.saturating_sub(started.elapsed());
+            if held > left {
+                return Err(CallError {
+                    class: FailureClass::RateLimited,
+                    message: format!(
+                        "the platform's rate limit holds requests for {}s more, beyond the retry budget (retry_max_elapsed_seconds = {}); not waited",
+                        held.as_secs(),
+                        ctx.policy.max_elapsed.as_secs()
+                    ),
+                    attempts: n - 1,
+                    status: None,
+                    reason: None,
+                });
+            }
+        }
         ctx.limiter.acquire().await;
         ctx.counters.requests.fetch_add(1, Ordering::Relaxed);
         crate::metrics::request(ctx.endpoint);
@@ -80,9 +104,25 @@ where
             class: failure.class,
             message: format!("{message} ({why})"),
             attempts: n,
+            status: failure.status,
+            reason: failure.reason,
         };
-        if failure.class == FailureClass::Permanent {
+        if matches!(
+            failure.class,
+            FailureClass::Permanent | FailureClass::Ambiguous
+        ) {
             return Err(give_up("not retried".into()));
+        }
+        if !idempotent && !failure.not_applied() {
+            return Err(CallError {
+                class: FailureClass::Ambiguous,
+                message: format!(
+                    "{message} (the request may have taken effect; not sent again blindly)"
+                ),
+                attempts: n,
+                status: failure.status,
+                reason: failure.reason,
+            });
         }
         if n >= ctx.policy.max_attempts {
             return Err(give_up(format!("gave up after {n} attempts")));
@@ -162,6 +202,8 @@ mod tests {
             message: "nope".into(),
             retry_after: retry_after.map(Duration::from_secs),
             status: Some(429),
+            before_send: false,
+            reason: None,
         }
     }
 
@@ -169,6 +211,14 @@ mod tests {
     async fn run(
         policy: HttpPolicy,
         script: Vec<Failure>,
+    ) -> (Result<u32, CallError>, Vec<Duration>, Counters) {
+        run_as(policy, script, true).await
+    }
+
+    async fn run_as(
+        policy: HttpPolicy,
+        script: Vec<Failure>,
+        idempotent: bool,
     ) -> (Result<u32, CallError>, Vec<Duration>, Counters) {
         let limiter = RateLimiter::new(policy.requests_per_second, policy.burst);
         let counters = Counters::default();
@@ -184,7 +234,7 @@ mod tests {
             counters: &counters,
             scrub: &scrub,
         };
-        let result = retry(&ctx, || {
+        let result = retry(&ctx, idempotent, || {
             times.lock().unwrap().push(t0.elapsed());
             let next = script.lock().unwrap().next();
             async move {
@@ -234,6 +284,65 @@ mod tests {
         )
         .await;
         assert_eq!(times[1] - times[0], Duration::from_secs(120));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_create_is_retried_only_when_the_platform_surely_did_not_act() {
+        // A 5xx or a timeout after sending: the create may have gone through.
+        let (r, times, _) = run_as(
+            policy(),
+            vec![failure(FailureClass::Transient, None)],
+            false,
+        )
+        .await;
+        let e = r.unwrap_err();
+        assert_eq!((e.class, times.len()), (FailureClass::Ambiguous, 1));
+        assert!(
+            e.message.contains("not sent again blindly"),
+            "{}",
+            e.message
+        );
+        // A 429 and a connect error: nothing was carried out, so it is sent again.
+        let mut refused = failure(FailureClass::Transient, None);
+        refused.before_send = true;
+        let script = vec![failure(FailureClass::RateLimited, Some(1)), refused];
+        let (r, times, _) = run_as(policy(), script, false).await;
+        assert_eq!((r.unwrap(), times.len()), (7, 3));
+        // An ambiguous answer (a success without an id) is never retried, idempotent or not.
+        let (r, times, _) = run(policy(), vec![failure(FailureClass::Ambiguous, None)]).await;
+        assert_eq!(
+            (r.unwrap_err().class, times.len()),
+            (FailureClass::Ambiguous, 1)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hold_beyond_the_budget_ends_the_call_at_once() {
+        let mut p = policy();
+        p.max_elapsed = Duration::from_secs(10);
+        let limiter = RateLimiter::new(p.requests_per_second, p.burst);
+        limiter.hold(Instant::now() + Duration::from_secs(60));
+        let counters = Counters::default();
+        let scrub = |s: &str| s.to_string();
+        let ctx = RetryCtx {
+            endpoint: "test",
+            path: "/x",
+            policy: &p,
+            limiter: &limiter,
+            counters: &counters,
+            scrub: &scrub,
+        };
+        let t0 = Instant::now();
+        let r = retry(&ctx, true, || async { Ok::<_, Failure>(1) }).await;
+        let e = r.unwrap_err();
+        assert_eq!(e.class, FailureClass::RateLimited);
+        assert!(
+            e.message.contains("beyond the retry budget"),
+            "{}",
+            e.message
+        );
+        assert_eq!(t0.elapsed(), Duration::ZERO, "not waited");
+        assert_eq!(counters.snapshot().0, 0, "nothing sent");
     }
 
     #[tokio::test(start_paused = true)]

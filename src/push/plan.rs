@@ -45,10 +45,29 @@ impl OpKind {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Mapping {
     pub target_offer_id: String,
-    /// `true` while the target offer is live (not paused by us).
+    /// `true` while the target offer is live (not paused by us, not hidden).
     pub active: bool,
+    /// Created hidden from affiliates by a staged create and not revealed yet (planned like a
+    /// paused offer: an activate reveals it).
+    pub hidden: bool,
+    /// Not on the target yet: a create of the offer is in flight or its outcome is unknown,
+    /// and this is what it will leave. Changes are planned against it and delivered after it.
+    pub pending: bool,
     /// The fields as last pushed.
     pub pushed: PushFields,
+}
+
+impl Mapping {
+    /// A live offer on the target with `pushed` as its fields.
+    pub fn live(target_offer_id: impl Into<String>, pushed: PushFields) -> Mapping {
+        Mapping {
+            target_offer_id: target_offer_id.into(),
+            active: true,
+            hidden: false,
+            pending: false,
+            pushed,
+        }
+    }
 }
 
 /// One planned operation: for a create every pushed field, for an update or activate only the
@@ -313,6 +332,8 @@ mod tests {
             max_attempts: 3,
             timeout: std::time::Duration::from_secs(30),
             retry_initial_interval: std::time::Duration::from_millis(500),
+            redelivery_interval: std::time::Duration::from_secs(60),
+            dead_after: std::time::Duration::from_secs(86_400),
         }
     }
 
@@ -380,11 +401,7 @@ mod tests {
         let o = offer();
         let create = plan(&t, "s", &o, None).unwrap();
         assert_eq!(create.kind, OpKind::Create);
-        let mapping = Mapping {
-            target_offer_id: "400".into(),
-            active: true,
-            pushed: create.fields.clone(),
-        };
+        let mapping = Mapping::live("400", create.fields.clone());
         assert_eq!(
             plan(&t, "s", &o, Some(&mapping)),
             None,
@@ -447,11 +464,7 @@ mod tests {
         o.description = Some("secret sauce".into());
         let create = plan(&t, "s", &o, None).unwrap();
         assert!(create.fields.contains_key("name") && !create.fields.contains_key("description"));
-        let mapping = Mapping {
-            target_offer_id: "1".into(),
-            active: true,
-            pushed: create.fields,
-        };
+        let mapping = Mapping::live("1", create.fields);
         o.name = "Renamed".into();
         o.description = Some("new sauce".into());
         assert_eq!(
@@ -492,9 +505,8 @@ mod tests {
 
         fn mapping() -> impl Strategy<Value = Mapping> {
             (prop::bool::ANY, version()).prop_map(|(active, o)| Mapping {
-                target_offer_id: "77".into(),
                 active,
-                pushed: render(&target(TargetKind::Offerit), "s", &o),
+                ..Mapping::live("77", render(&target(TargetKind::Offerit), "s", &o))
             })
         }
 
@@ -531,7 +543,7 @@ mod tests {
                     match op.kind {
                         OpKind::Create => {
                             creates += 1;
-                            held = Some(Mapping { target_offer_id: "1".into(), active: true, pushed: op.fields });
+                            held = Some(Mapping::live("1", op.fields));
                         }
                         OpKind::Update | OpKind::Activate => {
                             let m = held.as_mut().expect("update of a held offer");

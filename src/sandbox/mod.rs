@@ -54,6 +54,22 @@ pub enum Fault {
     Rewrite(Rewrite),
     /// Send half of the body, then abort the connection.
     ResetMidBody,
+    /// A page without rows while the totals still say there are more (a feed losing a page).
+    EmptyPage,
+    /// Answer normally, with these extra headers (`X-RateLimit-*`, say).
+    ExtraHeaders(Vec<(String, String)>),
+    /// Target twins: refuse the call with HTTP 400 (a validation error).
+    BadRequest,
+    /// Target twins: carry out the call, then answer HTTP 500 (the answer to a create that
+    /// went through is lost).
+    ServerErrorAfterAction,
+    /// Target twins: carry out the call, then answer HTTP 200 with an HTML page.
+    HtmlAfterAction,
+    /// Target twins: carry out the call, then answer success without the new offer's id.
+    NoIdAfterAction,
+    /// Target twins: carry out the call, then answer after this delay (later than the
+    /// client's timeout, say).
+    SlowAfterAction(Duration),
 }
 
 /// A body rewrite for [`Fault::Rewrite`].

@@ -21,6 +21,13 @@ pub struct HeldOffer {
     pub history: Vec<String>,
 }
 
+impl HeldOffer {
+    /// Active and visible to affiliates (Offerit `hidden=1` offers are not).
+    pub fn is_live(&self) -> bool {
+        self.status == "active" && self.fields.get("hidden").map(String::as_str) != Some("1")
+    }
+}
+
 pub struct TargetTwin {
     pub api_key: String,
     /// Offerit's `api-username`.
@@ -44,6 +51,15 @@ impl TargetTwin {
             faults: Vec::new(),
             delay: Duration::ZERO,
         }
+    }
+
+    /// Offers affiliates can see and run: active, and not hidden (Offerit's `hidden=1`).
+    pub fn live(&self) -> Vec<(u64, &HeldOffer)> {
+        self.offers
+            .iter()
+            .filter(|(_, o)| o.is_live())
+            .map(|(id, o)| (*id, o))
+            .collect()
     }
 
     /// Offers whose field `name` equals `value`.
@@ -72,10 +88,13 @@ fn params(query: &str, body: &[u8]) -> BTreeMap<String, String> {
     out
 }
 
-/// What a fault does to one call: answer instead, or answer normally after a delay.
+/// What a fault does to one call: answer instead, answer normally after a delay, or carry the
+/// call out and then lose its answer (a 500, HTML, a success without id, a late answer).
 enum Injected {
     Respond(Response),
     Delay(Duration),
+    ActThen(Response),
+    ActThenStripId,
 }
 
 fn fault(t: &mut TargetTwin) -> Option<Injected> {
@@ -90,7 +109,25 @@ fn fault(t: &mut TargetTwin) -> Option<Injected> {
         Fault::ServerError => Some(Injected::Respond(
             (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error").into_response(),
         )),
-        Fault::Delay(d) => Some(Injected::Delay(d)),
+        Fault::Delay(d) | Fault::SlowAfterAction(d) => Some(Injected::Delay(d)),
+        Fault::ServerErrorAfterAction => Some(Injected::ActThen(
+            (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error").into_response(),
+        )),
+        Fault::HtmlAfterAction => Some(Injected::ActThen(
+            (
+                StatusCode::OK,
+                "<html><body>502 Bad Gateway (nginx)</body></html>",
+            )
+                .into_response(),
+        )),
+        Fault::NoIdAfterAction => Some(Injected::ActThenStripId),
+        Fault::BadRequest => Some(Injected::Respond(
+            (
+                StatusCode::BAD_REQUEST,
+                axum::Json(json!({"status": 2, "result": "error", "error": "Bad Request: payments[0][revenue] is invalid"})),
+            )
+                .into_response(),
+        )),
         _ => None,
     }
 }
@@ -104,6 +141,21 @@ fn answer(
     match fault(t) {
         Some(Injected::Respond(r)) => (r, delay),
         Some(Injected::Delay(d)) => (act(t), delay + d),
+        Some(Injected::ActThen(r)) => {
+            let _ = act(t);
+            (r, delay)
+        }
+        Some(Injected::ActThenStripId) => {
+            let _ = act(t);
+            (
+                (
+                    StatusCode::OK,
+                    axum::Json(json!({"status": 1, "result": "Success", "message": {}})),
+                )
+                    .into_response(),
+                delay,
+            )
+        }
         None => (act(t), delay),
     }
 }

@@ -167,6 +167,7 @@ fn answer<W: Wire>(
     let mut reset_mid_body = false;
     let mut offers: Option<Vec<SimOffer>> = None;
     let mut total_override = None;
+    let mut extra_headers: Vec<(String, String)> = Vec::new();
     match take_fault(&mut s.faults, ask.page) {
         Some(Fault::RateLimited { retry_after }) => {
             let r = wire.error(StatusCode::TOO_MANY_REQUESTS, "Rate limit exceeded");
@@ -209,7 +210,17 @@ fn answer<W: Wire>(
         Some(Fault::Delay(d)) => extra_delay = d,
         Some(Fault::Rewrite(f)) => rewrite = Some(f),
         Some(Fault::ResetMidBody) => reset_mid_body = true,
-        None => {}
+        Some(Fault::EmptyPage) => offers = Some(Vec::new()),
+        Some(Fault::ExtraHeaders(h)) => extra_headers = h,
+        // Faults of target twins: a listing has nothing to carry out first.
+        Some(
+            Fault::BadRequest
+            | Fault::ServerErrorAfterAction
+            | Fault::HtmlAfterAction
+            | Fault::NoIdAfterAction
+            | Fault::SlowAfterAction(_),
+        )
+        | None => {}
     }
     let (offers, total) = match offers {
         Some(o) => {
@@ -245,6 +256,14 @@ fn answer<W: Wire>(
         json_body(StatusCode::OK, body)
     };
     add_headers(&mut r, &limit_headers);
+    for (name, value) in &extra_headers {
+        if let (Ok(n), Ok(v)) = (
+            axum::http::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            r.headers_mut().insert(n, v);
+        }
+    }
     (r, extra_delay)
 }
 

@@ -129,12 +129,18 @@ impl Store {
         Ok(())
     }
 
-    /// Refresh the heartbeat of a lease we hold (long deliveries).
+    /// Refresh the heartbeat of a lease we hold (long deliveries). Fails with `LeaseLost` when
+    /// another process has taken it over: the caller must stop.
     pub fn heartbeat_lease(&mut self, source: &str, holder: &str, now: &str) -> Result<()> {
-        self.conn.execute(
+        let n = self.conn.execute(
             "UPDATE source_leases SET heartbeat_at = ?3 WHERE source = ?1 AND holder = ?2",
             params![source, holder, now],
         )?;
+        if n == 0 {
+            return Err(super::StoreError::LeaseLost {
+                source_name: source.to_string(),
+            });
+        }
         Ok(())
     }
 

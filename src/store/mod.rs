@@ -12,7 +12,7 @@ mod schema;
 
 pub use lease::{LeaseHolder, LeaseOutcome};
 pub use offers::{ApproveOutcome, FinalizeOutcome, PageBatch, PageCounts, StoredOffer};
-pub use push::{OutboxOp, Preview};
+pub use push::{OutboxOp, OutboxTx, Preview, TargetHealth};
 pub use runs::{RunState, RunTotals};
 
 use rusqlite::{Connection, OpenFlags};
@@ -38,8 +38,60 @@ pub enum StoreError {
     },
     #[error("database error: {0}")]
     Sql(#[from] rusqlite::Error),
-    #[error("the lease on source {source_name} was taken over by another process; this run stops")]
+    #[error("the lease on {source_name} was taken over by another process; this process stops working on it")]
     LeaseLost { source_name: String },
+}
+
+impl StoreError {
+    /// What to do about this error, for the message an operator reads.
+    pub fn hint(&self) -> Option<&'static str> {
+        use rusqlite::ErrorCode as C;
+        match self {
+            StoreError::Open { .. } => Some(
+                "check that the directory exists and that the user offersync runs as may write there",
+            ),
+            StoreError::Sql(e) => match e.sqlite_error_code()? {
+                C::ReadOnly | C::CannotOpen | C::PermissionDenied => Some(
+                    "the database file, its -wal/-shm files or their directory are not writable by the user offersync runs as (check `ls -l` and database.path)",
+                ),
+                C::NotADatabase => Some(
+                    "the file is not an SQLite database; check database.path (offersync never overwrites a file it does not recognise)",
+                ),
+                C::DiskFull => Some("the disk is full; free space, then run again (nothing was half-written)"),
+                C::DatabaseCorrupt => Some(
+                    "the file is damaged; `sqlite3 FILE 'PRAGMA integrity_check'` says where; restore a backup",
+                ),
+                C::DatabaseBusy | C::DatabaseLocked => Some(
+                    "another process held the write lock longer than database.busy_timeout_seconds",
+                ),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// Whether the database itself is unusable (cannot be opened, is not a mirror, has a newer
+    /// schema), as opposed to one operation failing: commands exit 2 for these.
+    pub fn is_unusable(&self) -> bool {
+        use rusqlite::ErrorCode as C;
+        match self {
+            StoreError::Open { .. } | StoreError::Missing { .. } | StoreError::TooNew { .. } => {
+                true
+            }
+            StoreError::Sql(e) => matches!(
+                e.sqlite_error_code(),
+                Some(
+                    C::ReadOnly
+                        | C::CannotOpen
+                        | C::PermissionDenied
+                        | C::NotADatabase
+                        | C::DatabaseCorrupt
+                        | C::DiskFull
+                )
+            ),
+            StoreError::LeaseLost { .. } => false,
+        }
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -1,7 +1,11 @@
-//! `push_outbox` and `target_offers`: planned operations written in the page transaction, one
-//! pending operation per offer and target (a newer plan replaces it, which coalesces changes
-//! that happen before delivery), claimed in order per offer, and the mapping written in the
-//! transaction that marks an operation done.
+//! `push_outbox`, `target_offers` and `target_state`: planned operations written in the page
+//! transaction, one waiting operation per offer and target (a newer plan replaces it, which
+//! coalesces changes that happen before delivery), claimed in order per offer, and the
+//! mapping written in the transaction that marks an operation done.
+//!
+//! A create that is in flight, or whose outcome is unknown (`ambiguous`), counts as a *pending
+//! mapping*: changes that arrive meanwhile (a pause for a removal, an update) are planned
+//! against it and delivered after it, in order, instead of being lost.
 
 use super::{Result, Store};
 use crate::config::TargetConfig;
@@ -18,7 +22,14 @@ pub struct OutboxOp {
     pub external_id: String,
     pub kind: OpKind,
     pub fields: PushFields,
+    /// Delivery passes that tried it (each pass counts once, whatever the HTTP retries).
     pub attempts: i64,
+    /// The state it was claimed from: `pending`, `failed` or `ambiguous`.
+    pub was: String,
+    pub possible_duplicate: bool,
+    /// When it first failed (an operation dies only after a minimum age).
+    pub first_failed_at: Option<String>,
+    /// What the target holds of the offer (never a pending mapping).
     pub mapping: Option<Mapping>,
 }
 
@@ -30,6 +41,15 @@ pub struct Preview {
     pub counts: std::collections::BTreeMap<&'static str, u64>,
 }
 
+/// The delivery breaker of a target: consecutive failed operations, and until when delivery is
+/// paused after too many.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TargetHealth {
+    pub failures: i64,
+    pub open_until: Option<String>,
+    pub last_error: Option<String>,
+}
+
 impl OutboxOp {
     /// `source:external_id`, how targets that can store it know the offer.
     pub fn external_ref(&self) -> String {
@@ -37,7 +57,8 @@ impl OutboxOp {
     }
 }
 
-fn mapping(
+/// What the target holds of the offer, from `target_offers`.
+fn real_mapping(
     tx: &rusqlite::Connection,
     target: &str,
     source: &str,
@@ -49,16 +70,46 @@ fn mapping(
              WHERE target = ?1 AND source = ?2 AND external_id = ?3",
         )?
         .query_row(params![target, source, external_id], |r| {
+            let state: String = r.get(1)?;
             Ok(Mapping {
                 target_offer_id: r.get(0)?,
-                active: r.get::<_, String>(1)? == "active",
+                active: state == "active",
+                hidden: state == "hidden",
+                pending: false,
                 pushed: serde_json::from_str(&r.get::<_, String>(2)?).unwrap_or_default(),
             })
         })
         .optional()?)
 }
 
-/// Plan `offer` for every target and write (or replace, or drop) its pending operation.
+/// The mapping to plan against: what the target holds, or, while a create of the offer is in
+/// flight or unresolved, the offer that create will leave (a pending mapping).
+fn effective_mapping(
+    tx: &rusqlite::Connection,
+    target: &str,
+    source: &str,
+    external_id: &str,
+) -> Result<Option<Mapping>> {
+    if let Some(m) = real_mapping(tx, target, source, external_id)? {
+        return Ok(Some(m));
+    }
+    let pending: Option<String> = tx
+        .prepare_cached(
+            "SELECT payload FROM push_outbox WHERE target = ?1 AND source = ?2 AND external_id = ?3
+             AND op = 'create' AND state IN ('in_flight', 'ambiguous') ORDER BY id DESC LIMIT 1",
+        )?
+        .query_row(params![target, source, external_id], |r| r.get(0))
+        .optional()?;
+    Ok(pending.map(|payload| Mapping {
+        target_offer_id: String::new(),
+        active: true,
+        hidden: false,
+        pending: true,
+        pushed: serde_json::from_str(&payload).unwrap_or_default(),
+    }))
+}
+
+/// Plan `offer` for every target and write (or replace, or drop) its waiting operation.
 pub(super) fn plan_offer(
     tx: &Transaction<'_>,
     targets: &[TargetConfig],
@@ -67,21 +118,31 @@ pub(super) fn plan_offer(
     now: &str,
 ) -> Result<()> {
     for t in targets {
-        let m = mapping(tx, &t.name, source, &offer.external_id)?;
+        let m = effective_mapping(tx, &t.name, source, &offer.external_id)?;
         let op = plan(t, source, offer, m.as_ref());
-        enqueue(tx, &t.name, source, &offer.external_id, op.as_ref(), now)?;
+        enqueue(
+            tx,
+            &t.name,
+            source,
+            &offer.external_id,
+            op.as_ref(),
+            false,
+            now,
+        )?;
     }
     Ok(())
 }
 
-/// Replace the offer's pending (or failed) operation for `target` with `op`, or drop it when
-/// nothing is to be done any more. Operations in flight or dead are left alone.
+/// Replace the offer's waiting (pending or failed) operation for `target` with `op`, or drop it
+/// when nothing is to be done any more. Operations in flight, unresolved, done or dead are left
+/// alone (a new one is queued behind them).
 fn enqueue(
     tx: &rusqlite::Connection,
     target: &str,
     source: &str,
     external_id: &str,
     op: Option<&PlannedOp>,
+    possible_duplicate: bool,
     now: &str,
 ) -> Result<()> {
     let waiting: Option<i64> = tx
@@ -91,6 +152,7 @@ fn enqueue(
         )?
         .query_row(params![target, source, external_id], |r| r.get(0))
         .optional()?;
+    let payload = |op: &PlannedOp| serde_json::to_string(&op.fields).unwrap_or_default();
     match (op, waiting) {
         (None, None) => {}
         (None, Some(id)) => {
@@ -100,22 +162,24 @@ fn enqueue(
         (Some(op), Some(id)) => {
             tx.prepare_cached(
                 "UPDATE push_outbox SET op = ?2, payload = ?3, state = 'pending', next_attempt_at = NULL,
-                        last_error = NULL WHERE id = ?1",
+                        last_error = NULL, possible_duplicate = possible_duplicate OR ?4 WHERE id = ?1",
             )?
-            .execute(params![id, op.kind.as_str(), serde_json::to_string(&op.fields).unwrap_or_default()])?;
+            .execute(params![id, op.kind.as_str(), payload(op), possible_duplicate])?;
         }
         (Some(op), None) => {
             tx.prepare_cached(
-                "INSERT INTO push_outbox (target, source, external_id, op, payload, state, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6)",
+                "INSERT INTO push_outbox (target, source, external_id, op, payload, state, created_at,
+                                          possible_duplicate)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7)",
             )?
             .execute(params![
                 target,
                 source,
                 external_id,
                 op.kind.as_str(),
-                serde_json::to_string(&op.fields).unwrap_or_default(),
-                now
+                payload(op),
+                now,
+                possible_duplicate
             ])?;
         }
     }
@@ -123,8 +187,9 @@ fn enqueue(
 }
 
 /// Before offers matching `missing_sql` are marked removed: drop their waiting operations and
-/// pause what each target holds live. `missing_sql` is a `FROM ... WHERE` over `offer_rows o`
-/// with the parameters `?2` (source) and `?3` (grace).
+/// pause what each target holds live, or will hold once a create in flight or unresolved
+/// lands (the pause is delivered after it). `missing_sql` is a `FROM ... WHERE` over
+/// `offer_rows o` with the parameters `?2` (source) and `?3` (grace).
 pub(super) fn pause_removed(
     tx: &Transaction<'_>,
     targets: &[String],
@@ -145,8 +210,13 @@ pub(super) fn pause_removed(
             &format!(
                 "INSERT INTO push_outbox (target, source, external_id, op, payload, state, created_at)
                  SELECT ?1, o.source, o.external_id, 'pause', '{{}}', 'pending', ?4 {missing_sql}
-                   AND EXISTS (SELECT 1 FROM target_offers m WHERE m.target = ?1 AND m.source = o.source
-                               AND m.external_id = o.external_id AND m.state = 'active')"
+                   AND (EXISTS (SELECT 1 FROM target_offers m WHERE m.target = ?1 AND m.source = o.source
+                                AND m.external_id = o.external_id AND m.state = 'active')
+                        OR (NOT EXISTS (SELECT 1 FROM target_offers m WHERE m.target = ?1
+                                        AND m.source = o.source AND m.external_id = o.external_id)
+                            AND EXISTS (SELECT 1 FROM push_outbox q WHERE q.target = ?1
+                                        AND q.source = o.source AND q.external_id = o.external_id
+                                        AND q.op = 'create' AND q.state IN ('in_flight', 'ambiguous'))))"
             ),
             params![t, source, grace, now],
         )?;
@@ -154,7 +224,153 @@ pub(super) fn pause_removed(
     Ok(())
 }
 
+/// The outbox inside one transaction, for the push layer: read the offer and its mapping, plan
+/// with them, write the result, all or nothing.
+pub struct OutboxTx<'a> {
+    tx: &'a Transaction<'a>,
+}
+
+impl OutboxTx<'_> {
+    /// The canonical offer as stored (removed ones included).
+    pub fn offer(&self, source: &str, external_id: &str) -> Result<Option<Offer>> {
+        super::offers::offer_in(self.tx, source, external_id)
+    }
+
+    /// The mapping to plan against (a pending one while a create is in flight or unresolved).
+    pub fn mapping(
+        &self,
+        target: &str,
+        source: &str,
+        external_id: &str,
+    ) -> Result<Option<Mapping>> {
+        effective_mapping(self.tx, target, source, external_id)
+    }
+
+    /// Write (or replace, or drop) the offer's waiting operation; see [`Store`]'s planning.
+    pub fn enqueue(
+        &self,
+        target: &str,
+        source: &str,
+        external_id: &str,
+        op: Option<&PlannedOp>,
+        possible_duplicate: bool,
+        now: &str,
+    ) -> Result<()> {
+        enqueue(
+            self.tx,
+            target,
+            source,
+            external_id,
+            op,
+            possible_duplicate,
+            now,
+        )
+    }
+
+    /// Drop an operation (it was re-planned).
+    pub fn delete_op(&self, id: i64) -> Result<()> {
+        self.tx
+            .execute("DELETE FROM push_outbox WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    /// The operation succeeded: mark it done and record what the target now holds, together.
+    /// `target_offer_id` is the new id after a create; `hidden` that the create left the offer
+    /// invisible to affiliates (Offerit's staged create).
+    pub fn finish_op(
+        &self,
+        op: &OutboxOp,
+        target_offer_id: Option<&str>,
+        hidden: bool,
+        now: &str,
+    ) -> Result<()> {
+        self.tx.execute(
+            "UPDATE push_outbox SET state = 'done', done_at = ?2, attempts = attempts + 1, last_error = NULL
+             WHERE id = ?1",
+            params![op.id, now],
+        )?;
+        let pushed = op
+            .mapping
+            .as_ref()
+            .map(|m| m.pushed.clone())
+            .unwrap_or_default();
+        let (state, payload) = match op.kind {
+            OpKind::Pause => ("paused", pushed),
+            OpKind::Create if hidden => ("hidden", merged(pushed, &op.fields)),
+            OpKind::Create | OpKind::Update | OpKind::Activate => {
+                ("active", merged(pushed, &op.fields))
+            }
+        };
+        let id = target_offer_id
+            .map(String::from)
+            .or_else(|| op.mapping.as_ref().map(|m| m.target_offer_id.clone()))
+            .unwrap_or_default();
+        self.tx.execute(
+            "INSERT INTO target_offers (target, source, external_id, target_offer_id, pushed_hash, pushed_at, state, pushed_payload)
+             VALUES (?1, ?2, ?3, ?4, NULL, ?5, ?6, ?7)
+             ON CONFLICT (target, source, external_id) DO UPDATE SET
+                 target_offer_id = excluded.target_offer_id, pushed_at = excluded.pushed_at,
+                 state = excluded.state, pushed_payload = excluded.pushed_payload",
+            params![op.target, op.source, op.external_id, id, now, state, serde_json::to_string(&payload).unwrap_or_default()],
+        )?;
+        Ok(())
+    }
+}
+
+fn outbox_op(conn: &rusqlite::Connection, id: i64, was: Option<&str>) -> Result<Option<OutboxOp>> {
+    let row = conn
+        .query_row(
+            "SELECT target, source, external_id, op, payload, attempts, state, possible_duplicate,
+                    first_failed_at
+             FROM push_outbox WHERE id = ?1",
+            [id],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, i64>(5)?,
+                    r.get::<_, String>(6)?,
+                    r.get::<_, bool>(7)?,
+                    r.get::<_, Option<String>>(8)?,
+                ))
+            },
+        )
+        .optional()?;
+    let Some((target, source, external_id, op, payload, attempts, state, dup, first_failed_at)) =
+        row
+    else {
+        return Ok(None);
+    };
+    let m = real_mapping(conn, &target, &source, &external_id)?;
+    Ok(Some(OutboxOp {
+        id,
+        kind: OpKind::parse(&op).unwrap_or(OpKind::Update),
+        fields: serde_json::from_str(&payload).unwrap_or_default(),
+        target,
+        source,
+        external_id,
+        attempts,
+        was: was.map(String::from).unwrap_or(state),
+        possible_duplicate: dup,
+        first_failed_at,
+        mapping: m,
+    }))
+}
+
 impl Store {
+    /// Run `f` on the outbox in one write transaction.
+    pub fn outbox_tx<T>(&mut self, f: impl FnOnce(&OutboxTx<'_>) -> Result<T>) -> Result<T> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = f(&OutboxTx { tx: &tx })?;
+        tx.commit()?;
+        Ok(out)
+    }
+
     /// The hash of the target config the target was last planned with.
     pub fn target_plan_hash(&self, target: &str) -> Result<Option<String>> {
         Ok(self
@@ -222,7 +438,7 @@ impl Store {
     }
 
     /// What delivering `target` would do now: every offer of its sources planned against what
-    /// the target holds. Reads only.
+    /// the target holds (or will hold once a create in flight lands). Reads only.
     /// Walks the mirror in chunks (memory stays bounded); keeps the first `limit` operations and
     /// counts all of them by kind.
     pub fn preview_target(&self, target: &TargetConfig, limit: usize) -> Result<Preview> {
@@ -247,7 +463,7 @@ impl Store {
                 else {
                     continue;
                 };
-                let m = mapping(&self.conn, &target.name, &source, &external_id)?;
+                let m = effective_mapping(&self.conn, &target.name, &source, &external_id)?;
                 if let Some(op) = plan(target, &source, &offer, m.as_ref()) {
                     *counts.entry(op.kind.as_str()).or_insert(0) += 1;
                     if shown.len() < limit {
@@ -259,159 +475,157 @@ impl Store {
         Ok(Preview { shown, counts })
     }
 
-    /// Operations left `in_flight` by a process that died mid-call.
-    pub fn in_flight_ops(&self, target: &str) -> Result<Vec<OutboxOp>> {
-        let ids: Vec<i64> = self
+    /// Operations a process left `in_flight` when it died mid-call (one deliverer per target
+    /// holds the lease, so none belongs to a live process): a create without a mapping may or
+    /// may not have reached the target and becomes `ambiguous`; everything else is idempotent
+    /// and goes back to `pending`. Returns (ambiguous, requeued).
+    pub fn settle_in_flight(&mut self, target: &str, now: &str) -> Result<(u64, u64)> {
+        let tx = self
             .conn
-            .prepare(
-                "SELECT id FROM push_outbox WHERE target = ?1 AND state = 'in_flight' ORDER BY id",
-            )?
-            .query_map([target], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        ids.into_iter()
-            .filter_map(|id| self.outbox_op(id).transpose())
-            .collect()
-    }
-
-    fn outbox_op(&self, id: i64) -> Result<Option<OutboxOp>> {
-        let row = self
-            .conn
-            .query_row(
-                "SELECT target, source, external_id, op, payload, attempts FROM push_outbox WHERE id = ?1",
-                [id],
-                |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, String>(3)?,
-                        r.get::<_, String>(4)?,
-                        r.get::<_, i64>(5)?,
-                    ))
-                },
-            )
-            .optional()?;
-        let Some((target, source, external_id, op, payload, attempts)) = row else {
-            return Ok(None);
-        };
-        let m = mapping(&self.conn, &target, &source, &external_id)?;
-        Ok(Some(OutboxOp {
-            id,
-            kind: OpKind::parse(&op).unwrap_or(OpKind::Update),
-            fields: serde_json::from_str(&payload).unwrap_or_default(),
-            target,
-            source,
-            external_id,
-            attempts,
-            mapping: m,
-        }))
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let ambiguous = tx.execute(
+            "UPDATE push_outbox SET state = 'ambiguous', next_attempt_at = ?2,
+                    last_error = 'interrupted: the process died while the create was being sent'
+             WHERE target = ?1 AND state = 'in_flight' AND op = 'create'
+               AND NOT EXISTS (SELECT 1 FROM target_offers m WHERE m.target = push_outbox.target
+                               AND m.source = push_outbox.source AND m.external_id = push_outbox.external_id)",
+            params![target, now],
+        )?;
+        let requeued = tx.execute(
+            "UPDATE push_outbox SET state = 'pending' WHERE target = ?1 AND state = 'in_flight'",
+            [target],
+        )?;
+        tx.commit()?;
+        Ok((ambiguous as u64, requeued as u64))
     }
 
     /// Claim the next due operation of `target` (the oldest one of an offer with nothing earlier
-    /// waiting or in flight) and mark it in flight.
+    /// waiting, unresolved or in flight) and mark it in flight.
     pub fn claim_next(&mut self, target: &str, now: &str) -> Result<Option<OutboxOp>> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let id: Option<i64> = tx
+        let claimed: Option<(i64, String)> = tx
             .query_row(
-                "SELECT p.id FROM push_outbox p
-                 WHERE p.target = ?1 AND p.state IN ('pending', 'failed')
+                "SELECT p.id, p.state FROM push_outbox p
+                 WHERE p.target = ?1 AND p.state IN ('pending', 'failed', 'ambiguous')
                    AND (p.next_attempt_at IS NULL OR p.next_attempt_at <= ?2)
                    AND NOT EXISTS (SELECT 1 FROM push_outbox q WHERE q.target = p.target AND q.source = p.source
                                    AND q.external_id = p.external_id AND q.id < p.id
-                                   AND q.state IN ('pending', 'failed', 'in_flight'))
+                                   AND q.state IN ('pending', 'failed', 'in_flight', 'ambiguous'))
                  ORDER BY p.id LIMIT 1",
                 params![target, now],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
-        let Some(id) = id else {
+        let Some((id, was)) = claimed else {
             return Ok(None);
         };
         tx.execute(
             "UPDATE push_outbox SET state = 'in_flight' WHERE id = ?1",
             [id],
         )?;
+        let op = outbox_op(&tx, id, Some(&was))?;
         tx.commit()?;
-        self.outbox_op(id)
+        Ok(op)
     }
 
-    /// The operation succeeded: mark it done and record what the target now holds, together.
-    pub fn complete_op(
-        &mut self,
-        op: &OutboxOp,
-        target_offer_id: Option<&str>,
-        attempts: u32,
-        now: &str,
-    ) -> Result<()> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute(
-            "UPDATE push_outbox SET state = 'done', done_at = ?2, attempts = attempts + ?3, last_error = NULL WHERE id = ?1",
-            params![op.id, now, attempts],
-        )?;
-        let pushed = op
-            .mapping
-            .as_ref()
-            .map(|m| m.pushed.clone())
-            .unwrap_or_default();
-        let (state, payload) = match op.kind {
-            OpKind::Pause => ("paused", pushed),
-            OpKind::Create | OpKind::Update | OpKind::Activate => {
-                ("active", merged(pushed, &op.fields))
-            }
-        };
-        let id = target_offer_id
-            .map(String::from)
-            .or_else(|| op.mapping.as_ref().map(|m| m.target_offer_id.clone()))
-            .unwrap_or_default();
-        tx.execute(
-            "INSERT INTO target_offers (target, source, external_id, target_offer_id, pushed_hash, pushed_at, state, pushed_payload)
-             VALUES (?1, ?2, ?3, ?4, NULL, ?5, ?6, ?7)
-             ON CONFLICT (target, source, external_id) DO UPDATE SET
-                 target_offer_id = excluded.target_offer_id, pushed_at = excluded.pushed_at,
-                 state = excluded.state, pushed_payload = excluded.pushed_payload",
-            params![op.target, op.source, op.external_id, id, now, state, serde_json::to_string(&payload).unwrap_or_default()],
-        )?;
-        tx.commit()?;
-        Ok(())
+    /// When the next unresolved create of `target` is due, if one waits.
+    pub fn next_ambiguous_due(&self, target: &str) -> Result<Option<String>> {
+        Ok(self.conn.query_row(
+            "SELECT min(coalesce(next_attempt_at, '')) FROM push_outbox WHERE target = ?1 AND state = 'ambiguous'",
+            [target],
+            |r| r.get(0),
+        )?)
     }
 
-    /// The operation failed: back to `failed` (retried from `next_attempt_at`) or `dead`.
+    /// The operation failed this pass: `failed` (retried from `next_attempt_at`) or `dead`. The
+    /// pass counts as one attempt.
     pub fn fail_op(
         &mut self,
         op_id: i64,
         error: &str,
-        attempts: u32,
         dead: bool,
         next_attempt_at: &str,
+        now: &str,
     ) -> Result<()> {
         self.conn.execute(
-            "UPDATE push_outbox SET state = ?2, last_error = ?3, attempts = attempts + ?4, next_attempt_at = ?5 WHERE id = ?1",
-            params![op_id, if dead { "dead" } else { "failed" }, error, attempts, next_attempt_at],
+            "UPDATE push_outbox SET state = ?2, last_error = ?3, attempts = attempts + 1, next_attempt_at = ?4,
+                    first_failed_at = coalesce(first_failed_at, ?5)
+             WHERE id = ?1",
+            params![op_id, if dead { "dead" } else { "failed" }, error, next_attempt_at, now],
         )?;
         Ok(())
     }
 
-    /// An operation found in flight after a crash goes back to the queue (flagged when the
-    /// target may now hold a duplicate).
-    pub fn requeue_op(&mut self, op_id: i64, possible_duplicate: bool) -> Result<()> {
+    /// The create's outcome is unknown: `ambiguous` until it is looked up (or re-planned) at
+    /// `next_attempt_at`. Counts as one attempt.
+    pub fn mark_ambiguous(
+        &mut self,
+        op_id: i64,
+        error: &str,
+        next_attempt_at: &str,
+        now: &str,
+    ) -> Result<()> {
         self.conn.execute(
-            "UPDATE push_outbox SET state = 'pending', possible_duplicate = possible_duplicate OR ?2 WHERE id = ?1",
-            params![op_id, possible_duplicate],
+            "UPDATE push_outbox SET state = 'ambiguous', last_error = ?2, attempts = attempts + 1,
+                    next_attempt_at = ?3, first_failed_at = coalesce(first_failed_at, ?4)
+             WHERE id = ?1",
+            params![op_id, error, next_attempt_at, now],
         )?;
         Ok(())
     }
 
-    /// `offersync push --retry-dead`: dead operations go back to the queue.
-    pub fn retry_dead(&mut self, target: Option<&str>) -> Result<u64> {
-        Ok(self.conn.execute(
-            "UPDATE push_outbox SET state = 'pending', attempts = 0, next_attempt_at = NULL
-             WHERE state = 'dead' AND (?1 IS NULL OR target = ?1)",
+    /// Put a claimed operation back as it was, without counting an attempt (the target refused
+    /// us as a whole, or delivery stopped): it is retried from `next_attempt_at`.
+    pub fn release_op(
+        &mut self,
+        op: &OutboxOp,
+        error: &str,
+        next_attempt_at: Option<&str>,
+    ) -> Result<()> {
+        let state = match op.was.as_str() {
+            "ambiguous" => "ambiguous",
+            "failed" => "failed",
+            _ => "pending",
+        };
+        self.conn.execute(
+            "UPDATE push_outbox SET state = ?2, last_error = ?3, next_attempt_at = ?4 WHERE id = ?1",
+            params![op.id, state, error, next_attempt_at],
+        )?;
+        Ok(())
+    }
+
+    /// Dead operations of `target` (or of every target), oldest first.
+    pub fn dead_ops(&self, target: Option<&str>) -> Result<Vec<OutboxOp>> {
+        let ids: Vec<i64> = self
+            .conn
+            .prepare(
+                "SELECT id FROM push_outbox WHERE state = 'dead' AND (?1 IS NULL OR target = ?1) ORDER BY id",
+            )?
+            .query_map([target], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        ids.into_iter()
+            .filter_map(|id| outbox_op(&self.conn, id, None).transpose())
+            .collect()
+    }
+
+    /// How many operations of `target` are in `state`.
+    pub fn count_in_state(&self, target: &str, state: &str) -> Result<i64> {
+        Ok(self.conn.query_row(
+            "SELECT count(*) FROM push_outbox WHERE target = ?1 AND state = ?2",
+            [target, state],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// How many operations are dead, for `target` or every target.
+    pub fn dead_count(&self, target: Option<&str>) -> Result<i64> {
+        Ok(self.conn.query_row(
+            "SELECT count(*) FROM push_outbox WHERE state = 'dead' AND (?1 IS NULL OR target = ?1)",
             [target],
-        )? as u64)
+            |r| r.get(0),
+        )?)
     }
 
     /// Outbox counts of a target by state.
@@ -421,5 +635,47 @@ impl Store {
             .prepare("SELECT state, count(*) FROM push_outbox WHERE target = ?1 GROUP BY state ORDER BY state")?;
         let rows = stmt.query_map([target], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The delivery breaker of `target`.
+    pub fn target_health(&self, target: &str) -> Result<TargetHealth> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT failures, open_until, last_error FROM target_state WHERE target = ?1",
+                [target],
+                |r| {
+                    Ok(TargetHealth {
+                        failures: r.get(0)?,
+                        open_until: r.get(1)?,
+                        last_error: r.get(2)?,
+                    })
+                },
+            )
+            .optional()?
+            .unwrap_or_default())
+    }
+
+    pub fn set_target_health(
+        &mut self,
+        target: &str,
+        health: &TargetHealth,
+        now: &str,
+    ) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO target_state (target, failures, open_until, last_error, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (target) DO UPDATE SET failures = excluded.failures,
+                 open_until = excluded.open_until, last_error = excluded.last_error,
+                 updated_at = excluded.updated_at",
+            params![
+                target,
+                health.failures,
+                health.open_until,
+                health.last_error,
+                now
+            ],
+        )?;
+        Ok(())
     }
 }

@@ -169,6 +169,46 @@ CREATE TABLE offer_rejections (
 );
 CREATE INDEX offer_rejections_by_run ON offer_rejections (run_id, id);
 "#,
+    // 6: a create whose outcome is unknown is `ambiguous` (looked up or re-planned, never resent
+    // blindly); `first_failed_at` (an operation is dead only after its attempts and a minimum
+    // age); `target_state`, the delivery breaker of each target. SQLite cannot alter a CHECK
+    // constraint, so push_outbox is rebuilt with its rows and ids.
+    r#"
+CREATE TABLE push_outbox_v6 (
+    id                 INTEGER PRIMARY KEY,
+    target             TEXT NOT NULL,
+    source             TEXT NOT NULL,
+    external_id        TEXT NOT NULL,
+    op                 TEXT NOT NULL CHECK (op IN ('create', 'update', 'pause', 'activate')),
+    payload            TEXT NOT NULL,
+    state              TEXT NOT NULL DEFAULT 'pending'
+                       CHECK (state IN ('pending', 'in_flight', 'ambiguous', 'done', 'failed', 'dead')),
+    attempts           INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at    TEXT,
+    last_error         TEXT,
+    created_at         TEXT NOT NULL,
+    done_at            TEXT,
+    possible_duplicate INTEGER NOT NULL DEFAULT 0,
+    first_failed_at    TEXT
+);
+INSERT INTO push_outbox_v6 (id, target, source, external_id, op, payload, state, attempts,
+                            next_attempt_at, last_error, created_at, done_at, possible_duplicate)
+SELECT id, target, source, external_id, op, payload, state, attempts, next_attempt_at, last_error,
+       created_at, done_at, possible_duplicate
+FROM push_outbox;
+DROP TABLE push_outbox;
+ALTER TABLE push_outbox_v6 RENAME TO push_outbox;
+CREATE INDEX push_outbox_queue ON push_outbox (target, state, id);
+CREATE INDEX push_outbox_by_offer ON push_outbox (target, source, external_id, state);
+
+CREATE TABLE target_state (
+    target       TEXT PRIMARY KEY,
+    failures     INTEGER NOT NULL DEFAULT 0,
+    open_until   TEXT,
+    last_error   TEXT,
+    updated_at   TEXT NOT NULL
+);
+"#,
 ];
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 //! Removal detection runs only when the source's own end signal was reached (invariant 3).
 
 use crate::config::{SourceConfig, TargetConfig};
-use crate::http::{CallError, Endpoint, FailureClass, Limiters};
+use crate::http::{CallError, Endpoint, Failure, FailureClass, Limiters};
 use crate::model::{format_timestamp, SourcedOffer};
 use crate::sources::{Cursor, Rejected, RowsPage, Source};
 use crate::store::{
@@ -376,7 +376,9 @@ async fn run_pages(
 
     // One request in flight while the previous page is normalized: its cursor is known from
     // the envelope, before normalization, so fetching overlaps with the CPU work.
-    let fetch = |cursor: Cursor| {
+    // `nth` is the page's number within its pass (1-based), for the completeness guard.
+    let max_pages = cfg.max_pages;
+    let fetch = |cursor: Cursor, nth: u64| {
         let (source, endpoint) = (source.clone(), endpoint.clone());
         let span = tracing::Span::current();
         tokio::spawn(
@@ -384,7 +386,11 @@ async fn run_pages(
                 endpoint
                     .call(
                         || source.request(&cursor),
-                        |resp| source.parse_rows(&cursor, resp),
+                        |resp| {
+                            source
+                                .parse_rows(&cursor, resp)
+                                .and_then(|rows| earned_end(rows, nth, max_pages))
+                        },
                     )
                     .await
             }
@@ -416,7 +422,9 @@ async fn run_pages(
                 ),
             );
         }
-        let mut call = inflight.take().unwrap_or_else(|| fetch(cursor.clone()));
+        let mut call = inflight
+            .take()
+            .unwrap_or_else(|| fetch(cursor.clone(), pass_pages + 1));
         let budget = cfg
             .http
             .run_timeout
@@ -457,13 +465,20 @@ async fn run_pages(
                         class: FailureClass::Permanent,
                         message: format!("the page's fetch task failed: {join}"),
                         attempts: 0,
+                        status: None,
+                        reason: None,
                     },
                 }
             }
         };
         if let Some(n) = &rows.next {
             if pages + 1 < cfg.max_pages && !shutdown.is_set() {
-                inflight = Some(fetch(n.clone()));
+                let nth = if n.pass == cursor.pass {
+                    pass_pages + 2
+                } else {
+                    1
+                };
+                inflight = Some(fetch(n.clone(), nth));
             }
         }
         let page = rows.normalize(&*source, &cursor);
@@ -495,7 +510,9 @@ async fn run_pages(
             }
         }
         let next = page.next.clone();
-        let beyond_total = page.expected_pages.filter(|exp| pass_pages > exp + 1);
+        let beyond_total = page
+            .expected_pages
+            .filter(|exp| pass_pages > exp.saturating_add(1));
         offers_total += page.offers.len() as u64;
         if let Some(p) = &ctx.progress {
             let (_, retries, limited) = endpoint.counters.snapshot();
@@ -574,6 +591,26 @@ async fn run_pages(
         log_finished(t, started.elapsed());
     }
     report
+}
+
+/// Completeness is earned: a page without rows before the platform's own page count is not
+/// the end of the feed but a page missing (transient: retried, then the run ends `partial`
+/// with reason `incomplete`). A count implying more pages than `max_pages` is not believed
+/// (a total of 10^30 would otherwise keep every run from ending): the run then ends on the
+/// platform's other signals (an empty or short page, no next page).
+fn earned_end(mut rows: RowsPage, nth: u64, max_pages: u64) -> Result<RowsPage, Failure> {
+    if rows.expected_pages.is_some_and(|e| e > max_pages) {
+        rows.expected_pages = None;
+    }
+    match rows.expected_pages {
+        Some(expected) if rows.rows.is_empty() && nth < expected => Err(Failure::transient(
+            format!(
+                "page {nth} of this listing is empty although the platform says it has {expected} pages; the feed is incomplete"
+            ),
+        )
+        .with_reason("incomplete")),
+        _ => Ok(rows),
+    }
 }
 
 /// A hash of a page's offer ids in order, `None` for a page without offers.
@@ -678,9 +715,10 @@ fn finish(
         (None, Ending::Call { page, error }) => {
             // A spent rate-limit budget is not a failure: what was stored stays, the next run
             // starts over.
-            let (s, r) = match error.class {
-                FailureClass::RateLimited => (RunState::Partial, "rate_limited".to_string()),
-                class => stopped(class.as_str()),
+            let (s, r) = match (error.class, error.reason) {
+                (FailureClass::RateLimited, _) => (RunState::Partial, "rate_limited".to_string()),
+                (_, Some(reason)) => stopped(reason),
+                (class, None) => stopped(class.as_str()),
             };
             (s, Some(r), Some(format!("page {page}: {}", error.message)))
         }

@@ -102,7 +102,9 @@ fn error_text(body: &Option<Value>) -> String {
         .unwrap_or_else(|| "no message".into())
 }
 
-fn ok(resp: &HttpResponse, what: &str) -> Result<Option<Value>, Failure> {
+/// The body of a successful answer, or what the failure means. `creates`: the request was a
+/// create, so a success that is not Affise's JSON leaves its outcome unknown.
+fn ok(resp: &HttpResponse, what: &str, creates: bool) -> Result<Option<Value>, Failure> {
     let body: Option<Value> = serde_json::from_slice(&resp.body).ok();
     let status_one = body
         .as_ref()
@@ -117,10 +119,12 @@ fn ok(resp: &HttpResponse, what: &str) -> Result<Option<Value>, Failure> {
         error_text(&body)
     );
     if body.is_none() && resp.status.is_success() {
-        return Err(Failure::transient(format!(
-            "{msg} (not JSON: {})",
-            resp.body_excerpt()
-        )));
+        let msg = format!("{msg} (not JSON: {})", resp.body_excerpt());
+        return Err(if creates {
+            Failure::ambiguous(msg)
+        } else {
+            Failure::transient(msg)
+        });
     }
     Err(Failure::in_body(resp, None, FailureClass::Permanent, msg))
 }
@@ -136,7 +140,7 @@ impl Target for Affise {
                     ("external_offer_id".to_string(), op.external_ref.to_string()),
                 ];
                 form.extend(self.form(op.fields, op.all));
-                vec![self.post("3.0/admin/offer", form)]
+                vec![self.post("3.0/admin/offer", form).not_idempotent()]
             }
             OpKind::Update => vec![self.post(
                 &format!("3.0/admin/offer/{id}"),
@@ -160,7 +164,7 @@ impl Target for Affise {
         _index: usize,
         resp: &HttpResponse,
     ) -> Result<Option<String>, Failure> {
-        let body = ok(resp, op.kind.as_str())?;
+        let body = ok(resp, op.kind.as_str(), op.kind == OpKind::Create)?;
         if op.kind != OpKind::Create {
             return Ok(None);
         }
@@ -176,8 +180,8 @@ impl Target for Affise {
                 _ => None,
             })
             .ok_or_else(|| {
-                Failure::permanent(format!(
-                    "Affise created an offer but sent no id: {}",
+                Failure::ambiguous(format!(
+                    "Affise answered the create with success but no offer id: {}",
                     resp.body_excerpt()
                 ))
             })?;
@@ -198,21 +202,25 @@ impl Target for Affise {
         &self,
         external_ref: &str,
         resp: &HttpResponse,
-    ) -> Result<Option<String>, Failure> {
-        let body = ok(resp, "the lookup")?;
-        let found = body
+    ) -> Result<Vec<String>, Failure> {
+        let body = ok(resp, "the lookup", false)?;
+        let mut found: Vec<(u64, String)> = body
             .as_ref()
             .and_then(|b| b.get("offers"))
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
-            .find(|o| o.get("external_offer_id").and_then(Value::as_str) == Some(external_ref))
-            .and_then(|o| o.get("id"))
+            .filter(|o| o.get("external_offer_id").and_then(Value::as_str) == Some(external_ref))
+            .filter_map(|o| o.get("id"))
             .map(|v| {
-                v.as_str()
+                let id = v
+                    .as_str()
                     .map(String::from)
-                    .unwrap_or_else(|| v.to_string())
-            });
-        Ok(found)
+                    .unwrap_or_else(|| v.to_string());
+                (id.parse().unwrap_or(u64::MAX), id)
+            })
+            .collect();
+        found.sort();
+        Ok(found.into_iter().map(|(_, id)| id).collect())
     }
 }

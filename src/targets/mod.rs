@@ -21,13 +21,19 @@ pub struct TargetOp<'a> {
     pub target_offer_id: Option<&'a str>,
     /// `source:external_id`, for targets that store an external reference.
     pub external_ref: &'a str,
+    /// The target holds the offer hidden from affiliates (created by a staged create, not yet
+    /// revealed): an activate reveals it.
+    pub hidden: bool,
 }
 
 pub trait Target: Send + Sync {
-    /// The requests that carry out `op`, sent in order (all but a create are idempotent).
+    /// The requests that carry out `op`, sent in order. All but a create are idempotent; a
+    /// create's request is marked [`HttpRequest::not_idempotent`], so the HTTP layer never
+    /// sends it twice blindly.
     fn requests(&self, op: &TargetOp<'_>) -> Vec<HttpRequest>;
 
-    /// What the answer to request `index` of `op` means; for a create, the new offer's id.
+    /// What the answer to request `index` of `op` means; for a create, the new offer's id. A
+    /// create answered with success but no usable id is [`Failure::ambiguous`].
     fn interpret(
         &self,
         op: &TargetOp<'_>,
@@ -35,16 +41,24 @@ pub trait Target: Send + Sync {
         resp: &HttpResponse,
     ) -> Result<Option<String>, Failure>;
 
-    /// A request that finds the offer a create interrupted by a crash may have made, if the
+    /// A request that finds the offers a create whose outcome is unknown may have made, if the
     /// platform can be searched (Offerit cannot).
     fn lookup(&self, external_ref: &str) -> Option<HttpRequest>;
 
-    /// The id of that offer in the lookup's answer, or `None` when it was not created.
+    /// The ids of the offers carrying `external_ref` in the lookup's answer (empty when the
+    /// create did not go through), oldest first.
     fn interpret_lookup(
         &self,
         external_ref: &str,
         resp: &HttpResponse,
-    ) -> Result<Option<String>, Failure>;
+    ) -> Result<Vec<String>, Failure>;
+
+    /// Whether a create leaves the offer hidden from affiliates until an activate reveals it
+    /// (a target that cannot be searched stages its creates, so a lost answer leaves at most
+    /// an invisible orphan).
+    fn creates_hidden(&self) -> bool {
+        false
+    }
 }
 
 /// Construct the target for a config.

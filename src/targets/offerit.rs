@@ -7,8 +7,11 @@
 //! `PATCH /offer/set_offer_countries` when the countries changed; pause: `PATCH
 //! /offer/pause_offer` (pausing expires the offer); re-activate: `PATCH /offer/activate_offer`.
 //! PATCH parameters go in the query string, as the vendor samples send them. 400/404/405 and
-//! any non-success body are errors. There is no list or search endpoint, so an interrupted
-//! create cannot be looked up.
+//! any non-success body are errors. There is no list or search endpoint, so a create whose
+//! answer is lost cannot be looked up: creates are staged instead. `add_offer` carries
+//! `hidden=1` (the offer does not show in the affiliates' offer list), and once offersync has
+//! recorded the new `offerid` it reveals the offer with `edit_offer ... hidden=0`. A lost
+//! answer therefore leaves at most a hidden orphan, never a live duplicate.
 
 use super::{date_part, form_text, Target, TargetOp};
 use crate::config::{Secret, TargetConfig};
@@ -123,11 +126,27 @@ impl Target for Offerit {
                 if let Some(a) = &self.advertiser_id {
                     form.push(("advertiserid".into(), a.clone()));
                 }
-                vec![self.request(Method::POST, "add_offer", &[], Some(form))]
+                // Staged: created hidden from affiliates, revealed once the offerid is recorded.
+                form.push(("hidden".into(), "1".into()));
+                vec![self
+                    .request(Method::POST, "add_offer", &[], Some(form))
+                    .not_idempotent()]
             }
             OpKind::Update => edits,
             OpKind::Pause => {
                 vec![self.request(Method::PATCH, "pause_offer", &with_id(vec![]), None)]
+            }
+            OpKind::Activate if op.hidden => {
+                // The reveal of a staged create: it was never paused, only hidden.
+                let mut reveal = with_id(params(op.fields));
+                reveal.push(("hidden".into(), "0".into()));
+                let mut reqs = vec![self.request(Method::PATCH, "edit_offer", &reveal, None)];
+                reqs.extend(
+                    edits
+                        .into_iter()
+                        .skip(usize::from(!params(op.fields).is_empty())),
+                );
+                reqs
             }
             OpKind::Activate => {
                 let mut reqs =
@@ -145,6 +164,13 @@ impl Target for Offerit {
         resp: &HttpResponse,
     ) -> Result<Option<String>, Failure> {
         let body: Option<Value> = serde_json::from_slice(&resp.body).ok();
+        if op.kind == OpKind::Create && body.is_none() && resp.status.is_success() {
+            return Err(Failure::ambiguous(format!(
+                "Offerit answered the create with HTTP {} and a body that is not its JSON: {}",
+                resp.status.as_u16(),
+                resp.body_excerpt()
+            )));
+        }
         let result = body
             .as_ref()
             .and_then(|b| b.get("result"))
@@ -176,8 +202,8 @@ impl Target for Offerit {
                 Some(Value::String(s)) => s.clone(),
                 Some(Value::Number(n)) => n.to_string(),
                 _ => {
-                    return Err(Failure::permanent(format!(
-                        "Offerit created an offer but sent no offerid: {}",
+                    return Err(Failure::ambiguous(format!(
+                        "Offerit answered the create with success but no offerid: {}",
                         resp.body_excerpt()
                     )))
                 }
@@ -191,7 +217,11 @@ impl Target for Offerit {
         None
     }
 
-    fn interpret_lookup(&self, _: &str, _: &HttpResponse) -> Result<Option<String>, Failure> {
-        Ok(None)
+    fn interpret_lookup(&self, _: &str, _: &HttpResponse) -> Result<Vec<String>, Failure> {
+        Ok(Vec::new())
+    }
+
+    fn creates_hidden(&self) -> bool {
+        true
     }
 }

@@ -4,6 +4,10 @@
 //! once, one offer per pushed offer on each target (Offerit duplicates only where flagged
 //! `possible_duplicate`, none on Affise), no `in_flight` operations, and a sound database file.
 //!
+//! Besides the timed kills, some runs die at the failpoint right after a target answered a push
+//! (before offersync recorded it), and the sandbox then removes that very offer: the next run
+//! syncs the removal while the push's outcome is unknown, and nothing may be left live for it.
+//!
 //! `OFFERSYNC_CRASH_KILLS` (default 30) sets the number of kills, `OFFERSYNC_CRASH_SEED` the
 //! seed (printed, so a failure can be replayed).
 
@@ -90,15 +94,65 @@ retry_initial_interval_ms = 10
 }
 
 fn spawn(app: &TestApp, args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_offersync"))
-        .arg("--config")
+    spawn_with(app, args, &[])
+}
+
+fn spawn_with(app: &TestApp, args: &[&str], env: &[(&str, &str)]) -> Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_offersync"));
+    cmd.arg("--config")
         .arg(&app.config_path)
         .args(args)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("offersync starts")
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().expect("offersync starts")
+}
+
+/// After a run died at the failpoint: the offer whose push was in flight, if any.
+fn in_flight_offer(app: &TestApp) -> Option<String> {
+    let conn = rusqlite::Connection::open(&app.db_path).ok()?;
+    conn.query_row(
+        "SELECT external_id FROM push_outbox WHERE state = 'in_flight' LIMIT 1",
+        [],
+        |r| r.get(0),
+    )
+    .ok()
+}
+
+/// Remove offer `id` from the sandbox (if nobody changed it before), recording what the
+/// history must then hold.
+fn remove_offer(
+    app: &TestApp,
+    id: &str,
+    touched: &mut BTreeSet<usize>,
+    exp: &mut Expected,
+) -> bool {
+    let held = mirrored(app);
+    app.sandbox.with_trackly(|t| {
+        let Some(i) = t
+            .catalog
+            .live_indices()
+            .into_iter()
+            .find(|i| t.catalog.offer(*i).id == id)
+        else {
+            return false;
+        };
+        if !touched.insert(i) {
+            return false;
+        }
+        t.catalog.remove(i);
+        exp.added.remove(id);
+        if held.contains(id) {
+            exp.removed.insert(id.to_string());
+            exp.added.insert(id.to_string());
+        } else {
+            exp.removed_unseen.insert(id.to_string());
+        }
+        true
+    })
 }
 
 /// SIGKILL `child` after `after` unless it exited first (then `Err` with how long it ran).
@@ -225,6 +279,7 @@ async fn sigkill_at_random_points_loses_and_duplicates_nothing() {
     let mut once_ms = 800;
     let mut kills = 0;
     let mut daemon_kills = 0;
+    let mut failpoint_kills = 0;
     let mut attempts = 0;
     while kills < kills_wanted {
         attempts += 1;
@@ -234,6 +289,23 @@ async fn sigkill_at_random_points_loses_and_duplicates_nothing() {
         );
         if rng.below(2) == 0 {
             mutate(&app, &mut rng, &mut touched, &mut exp);
+        }
+        if rng.below(6) == 0 {
+            // Die right after a target answered a push, then drop that offer at the source.
+            configure(&app, None);
+            let child = spawn_with(
+                &app,
+                &["--once"],
+                &[("OFFERSYNC_FAILPOINT", "after_push_call")],
+            );
+            if kill_after(child, Duration::from_secs(30)).await.is_err() {
+                if let Some(id) = in_flight_offer(&app) {
+                    remove_offer(&app, &id, &mut touched, &mut exp);
+                    failpoint_kills += 1;
+                    kills += 1;
+                }
+            }
+            continue;
         }
         // One run in three is the daemon (which also pushes from its delivery workers).
         let daemon = rng.below(3) == 0;
@@ -255,7 +327,7 @@ async fn sigkill_at_random_points_loses_and_duplicates_nothing() {
             Err(_) => {}
         }
     }
-    println!("{kills} kills ({daemon_kills} of the daemon) in {attempts} runs");
+    println!("{kills} kills ({daemon_kills} of the daemon, {failpoint_kills} at the failpoint before a removal) in {attempts} runs");
 
     // Recovery: --once until a run completes and every push is delivered.
     configure(&app, None);
@@ -430,8 +502,35 @@ async fn sigkill_at_random_points_loses_and_duplicates_nothing() {
         "seed {seed:#x}: every Affise offer is mapped"
     );
     let mut oi_by_name: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut oi_live_by_name: BTreeMap<&str, usize> = BTreeMap::new();
     for h in oi_held.values() {
         *oi_by_name.entry(h.fields["name"].as_str()).or_default() += 1;
+        if h.is_live() {
+            *oi_live_by_name
+                .entry(h.fields["name"].as_str())
+                .or_default() += 1;
+        }
+    }
+    // Offers gone from the source are live on no target (whatever was in flight when the
+    // process died).
+    for o in stored.iter().filter(|o| o.removed_at.is_some()) {
+        let ext = format!("{SOURCE}:{}", o.offer.external_id);
+        assert!(
+            af_held
+                .values()
+                .all(|h| !(h.is_live() && h.fields["external_offer_id"] == ext)),
+            "seed {seed:#x}: removed offer {} is live on Affise",
+            o.offer.external_id
+        );
+        assert_eq!(
+            oi_live_by_name
+                .get(o.offer.name.as_str())
+                .copied()
+                .unwrap_or(0),
+            0,
+            "seed {seed:#x}: removed offer {} is live on Offerit",
+            o.offer.external_id
+        );
     }
     let mut duplicates = 0;
     for o in &active {
@@ -452,6 +551,11 @@ async fn sigkill_at_random_points_loses_and_duplicates_nothing() {
         );
         let n = oi_by_name.get(o.offer.name.as_str()).copied().unwrap_or(0);
         assert!(n >= 1, "seed {seed:#x}: Offerit holds {id}");
+        assert_eq!(
+            oi_live_by_name.get(o.offer.name.as_str()).copied(),
+            Some(1),
+            "seed {seed:#x}: {id} is live exactly once on Offerit (other copies are hidden orphans)"
+        );
         if n > 1 {
             duplicates += 1;
             assert!(

@@ -9,7 +9,7 @@ use std::os::unix::net::UnixDatagram;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-struct Daemon {
+pub(crate) struct Daemon {
     child: Child,
     stderr_path: std::path::PathBuf,
     notify: UnixDatagram,
@@ -18,9 +18,19 @@ struct Daemon {
 
 impl Daemon {
     fn start(app: &TestApp, daemon_toml: &str, source_extra: &str) -> Daemon {
+        Self::start_with(app, daemon_toml, source_extra, "")
+    }
+
+    /// As `start`, with `tail` (more tables, such as `[[targets]]`) appended to the config.
+    pub(crate) fn start_with(
+        app: &TestApp,
+        daemon_toml: &str,
+        source_extra: &str,
+        tail: &str,
+    ) -> Daemon {
         let port = free_port();
         app.configure(&format!("schedule = \"* * * * * *\"\n{source_extra}"));
-        let config = std::fs::read_to_string(&app.config_path).unwrap();
+        let config = std::fs::read_to_string(&app.config_path).unwrap() + tail;
         let config = config.replacen(
             "[[sources]]",
             &format!("[daemon]\nmetrics_listen = \"127.0.0.1:{port}\"\nrun_on_start = true\n{daemon_toml}\n\n[[sources]]"),
@@ -53,7 +63,7 @@ impl Daemon {
         unsafe { libc::kill(self.child.id() as i32, sig) };
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         let mut s = String::new();
         std::fs::File::open(&self.stderr_path)
             .unwrap()
@@ -72,7 +82,10 @@ impl Daemon {
     }
 
     /// SIGTERM, then the exit code (within `limit`).
-    async fn stop(mut self, limit: Duration) -> (Option<i32>, Duration, Vec<String>, String) {
+    pub(crate) async fn stop(
+        mut self,
+        limit: Duration,
+    ) -> (Option<i32>, Duration, Vec<String>, String) {
         let t0 = Instant::now();
         self.signal(libc::SIGTERM);
         let code = loop {
@@ -91,7 +104,7 @@ impl Daemon {
 }
 
 /// Wait until `cond` holds (polling), or panic after `limit`.
-async fn until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+pub(crate) async fn until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let t0 = Instant::now();
     while !cond() {
         assert!(t0.elapsed() < limit, "timed out waiting for {what}");

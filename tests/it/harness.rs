@@ -176,3 +176,131 @@ pub fn generic_trackly_example(trackly_base_url: &str, key_lines: &str) -> Strin
 pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
+
+/// A TCP proxy on a fixed loopback port in front of `upstream`, that can be switched off (the
+/// port is closed: connections are refused) and on again: a target outage, for real.
+pub struct Proxy {
+    pub port: u16,
+    upstream: std::net::SocketAddr,
+    task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Proxy {
+    /// A proxy to `upstream` (`host:port`), listening.
+    pub async fn start(upstream: &str) -> Proxy {
+        let p = Proxy {
+            port: free_port(),
+            upstream: upstream.parse().unwrap(),
+            task: std::sync::Mutex::new(None),
+        };
+        p.up().await;
+        p
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Listen (again) on the port and forward every connection.
+    pub async fn up(&self) {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.set_reuseaddr(true).unwrap();
+        sock.bind(([127, 0, 0, 1], self.port).into()).unwrap();
+        let listener = sock.listen(64).unwrap();
+        let upstream = self.upstream;
+        let task = tokio::spawn(async move {
+            let mut conns = tokio::task::JoinSet::new();
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                conns.spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        *self.task.lock().unwrap() = Some(task);
+    }
+
+    /// Close the port (and every connection through it).
+    pub fn down(&self) {
+        if let Some(t) = self.task.lock().unwrap().take() {
+            t.abort();
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.down();
+    }
+}
+
+/// What a [`Recorder`] received: method, path with query, and headers.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+}
+
+/// A loopback HTTP server that records every request and answers with `answer(path)`:
+/// a status, headers and a body. For redirect tests.
+pub struct Recorder {
+    pub url: String,
+    pub requests: std::sync::Arc<std::sync::Mutex<Vec<Recorded>>>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+pub type Answer = (u16, Vec<(String, String)>, String);
+
+impl Recorder {
+    pub async fn start(answer: impl Fn(&str) -> Answer + Send + Sync + 'static) -> Recorder {
+        use axum::response::IntoResponse;
+        let requests: std::sync::Arc<std::sync::Mutex<Vec<Recorded>>> = Default::default();
+        let answer = std::sync::Arc::new(answer);
+        let (reqs, ans) = (requests.clone(), answer.clone());
+        let app = axum::Router::new().fallback(
+            move |uri: axum::http::Uri, headers: axum::http::HeaderMap| {
+                let (reqs, ans) = (reqs.clone(), ans.clone());
+                async move {
+                    let path = uri
+                        .path_and_query()
+                        .map(|p| p.to_string())
+                        .unwrap_or_default();
+                    reqs.lock().unwrap().push(Recorded {
+                        path: path.clone(),
+                        headers: headers
+                            .iter()
+                            .map(|(k, v)| {
+                                (k.to_string(), v.to_str().unwrap_or_default().to_string())
+                            })
+                            .collect(),
+                    });
+                    let (status, hs, body) = ans(&path);
+                    let mut r =
+                        (axum::http::StatusCode::from_u16(status).unwrap(), body).into_response();
+                    for (k, v) in hs {
+                        r.headers_mut().insert(
+                            axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                            axum::http::HeaderValue::from_str(&v).unwrap(),
+                        );
+                    }
+                    r
+                }
+            },
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Recorder {
+            url,
+            requests,
+            _task: task,
+        }
+    }
+
+    pub fn received(&self) -> Vec<Recorded> {
+        self.requests.lock().unwrap().clone()
+    }
+}

@@ -5,6 +5,7 @@ mod cli;
 mod config;
 mod crash;
 mod daemon;
+mod failures;
 mod faults;
 mod harness;
 mod parsing;

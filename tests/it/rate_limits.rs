@@ -183,9 +183,16 @@ async fn rate_limit_headers_are_respected_before_a_429() {
     let t0 = Instant::now();
     let run = app.sync().await;
     assert_eq!((run.state, run.pages), (RunState::Complete, 30), "{run:?}");
+    let rejected = app
+        .sandbox
+        .with_trackly(|t| t.limits[&app.api_key].rejected);
     assert_eq!(
-        run.rate_limited, 0,
+        rejected, 0,
         "the budget announced in X-RateLimit-* was never exceeded"
+    );
+    assert!(
+        run.rate_limited >= 1,
+        "the holds on a spent budget are counted: {run:?}"
     );
     assert!(
         t0.elapsed() >= Duration::from_millis(800),
