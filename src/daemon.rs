@@ -201,6 +201,9 @@ fn reload(d: &Daemon) -> bool {
 /// Run the daemon until SIGTERM or SIGINT.
 pub async fn run(path: PathBuf) -> Result<ExitCode, UsageError> {
     let config = Config::load(&path)?;
+    for w in &config.warnings {
+        tracing::warn!(warning = %w, "config");
+    }
     drop(crate::cli::open_db(&config)?);
     let (shutdown_tx, shutdown) = Shutdown::new();
     let d = Arc::new(Daemon {

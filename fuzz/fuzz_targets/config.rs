@@ -23,7 +23,7 @@ use std::path::Path;
 fn sample_body(kind: SourceKind) -> &'static str {
     match kind {
         SourceKind::Trackly => {
-            r#"{"offers":[{"id":"65a1b2c3d4e5f6a7b8c9d0e1","name":"Offer 1","tracking_url":"https://track.example/click?o=1","advertiser_id":"adv-7","payout":1.25,"payout_type":"cpa","status":"active","metadata":{"countries":"US,GB","category":"Games"}}],"pagination":{"page":1,"per_page":1,"total":3,"total_pages":3}}"#
+            r#"{"offers":[{"id":"65a1b2c3d4e5f6a7b8c9d0e1","name":"Offer 1","tracking_url":"https://track.example/click?o=1","advertiser_id":"adv-7","payout":1.25,"payout_type":"cpa","status":"active","metadata":{"geo":"US,GB","vertical":"Games"}}],"pagination":{"page":1,"per_page":1,"total":3,"total_pages":3}}"#
         }
         SourceKind::Offerslook => {
             r#"{"code":0,"message":"Success","data":{"rowset":[{"id":10001,"name":"Game X","status":"active","payout":"0.96","currency":"USD","tracking_link":null,"category":"Games,Mobile","start_date":1735689600},{"offer":{"id":10002,"name":"Game Y","payout":1.2},"offer_geo":{"type":"include","target":[{"country_code":"US"},{"country_code":["CA"]}]},"offer_platform":{"target":[{"system":"Android"}]}}],"totalPages":3,"totalRows":5,"offset":1,"limit":2}}"#

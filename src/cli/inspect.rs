@@ -68,7 +68,7 @@ enum What {
     Pushes {
         #[arg(long)]
         target: Option<String>,
-        /// pending, in_flight, done, failed or dead
+        /// pending, in_flight, ambiguous, done, failed, dead or skipped
         #[arg(long)]
         state: Option<String>,
         #[arg(long, default_value_t = 50)]
@@ -209,7 +209,15 @@ pub(crate) fn run(
             check_value(
                 "--state",
                 &state,
-                &["pending", "in_flight", "done", "failed", "dead"],
+                &[
+                    "pending",
+                    "in_flight",
+                    "ambiguous",
+                    "done",
+                    "failed",
+                    "dead",
+                    "skipped",
+                ],
             )?;
             output::print(
                 &store

@@ -182,14 +182,22 @@ pub(crate) fn dry_run(
                 op.kind.as_str().into(),
                 source.into(),
                 external_id.into(),
+                op.skipped.map_or(serde_json::Value::Null, Into::into),
                 serde_json::Value::Object(op.fields),
             ]);
         }
     }
     let table = crate::store::query::Table {
-        columns: ["target", "op", "source", "external_id", "payload"]
-            .map(String::from)
-            .to_vec(),
+        columns: [
+            "target",
+            "op",
+            "source",
+            "external_id",
+            "skipped",
+            "payload",
+        ]
+        .map(String::from)
+        .to_vec(),
         rows,
     };
     output::print(&table, output::Format::resolve(None));
@@ -281,6 +289,9 @@ pub(crate) async fn check(config: &Config, config_only: bool) -> Result<ExitCode
         config.sources.len(),
         config.targets.len()
     );
+    for w in &config.warnings {
+        println!("warning: {w}");
+    }
     if config_only {
         return Ok(ExitCode::SUCCESS);
     }

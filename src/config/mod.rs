@@ -45,6 +45,9 @@ pub struct Config {
     pub daemon: DaemonConfig,
     pub sources: Vec<SourceConfig>,
     pub targets: Vec<TargetConfig>,
+    /// Valid but probably not what the operator means (printed by `check`, logged by the
+    /// daemon), each with its key path.
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -146,6 +149,20 @@ pub struct SourceConfig {
     pub index: usize,
 }
 
+impl SourceConfig {
+    /// What is valid but probably not meant, for `check`.
+    fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let PlatformOptions::S2s { country: None, .. } = &self.options {
+            out.push(format!(
+                "sources[{}].country is not set: the platform then filters offers by the country of the IP address offersync calls from (\"When it is empty, the country where the IP is located will be used\"); set the countries you want, e.g. country = \"US,GB\"",
+                self.index
+            ));
+        }
+        out
+    }
+}
+
 /// Per-field push policy (`always` keeps the target in step, `once` sets it at create only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FieldPolicy {
@@ -158,6 +175,25 @@ pub enum FieldPolicy {
 pub enum TargetKind {
     Offerit,
     Affise,
+}
+
+impl TargetKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetKind::Offerit => "offerit",
+            TargetKind::Affise => "affise",
+        }
+    }
+
+    /// The pushed fields a create must carry, per the platform's own document: Offerit's
+    /// `add_offer` requires `name` and `url` (seed 003); Affise's `POST /3.0/admin/offer` requires
+    /// `title`, `advertiser`, `url` and a payout (seed 001; the advertiser comes from the config).
+    pub fn required_on_create(self) -> &'static [&'static str] {
+        match self {
+            TargetKind::Offerit => &["name", "url"],
+            TargetKind::Affise => &["name", "url", "payout"],
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -183,6 +219,8 @@ pub struct TargetConfig {
     pub name_template: Option<String>,
     pub advertiser_id: Option<String>,
     pub create_status: Option<String>,
+    /// The currency of offers whose source gives none (Affise's `payments[0][currency]`).
+    pub currency: String,
     pub fields: BTreeMap<String, FieldPolicy>,
     pub filters: TargetFilters,
     pub requests_per_second: f64,
@@ -224,7 +262,7 @@ impl TargetConfig {
             self.payout_ratio,
             self.tracking_url_template,
             self.name_template,
-            self.advertiser_id,
+            (&self.advertiser_id, &self.currency),
             self.create_status,
             self.fields,
             self.filters
@@ -395,12 +433,14 @@ fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
     }
 
     if errs.0.is_empty() {
+        let warnings = sources.iter().flat_map(SourceConfig::warnings).collect();
         Ok(Config {
             path: path.to_path_buf(),
             database,
             daemon,
             sources,
             targets,
+            warnings,
         })
     } else {
         Err(ConfigError::Invalid {
@@ -612,6 +652,30 @@ fn validate_target(key: &str, t: RawTarget, errs: &mut Errors) -> Option<TargetC
             Decimal::ONE
         }
     };
+    if kind == Some(TargetKind::Affise)
+        && t.advertiser_id
+            .as_deref()
+            .is_none_or(|a| a.trim().is_empty())
+    {
+        errs.push(
+            format!("{key}.advertiser_id"),
+            "required for kind \"affise\": every create must name its advertiser (Affise's `advertiser`, an advertiser id such as \"5e39279bac611cda7e5765ab\")",
+        );
+    }
+    let currency = match t.currency.as_deref().map(crate::model::normalize_currency) {
+        None => "USD".to_string(),
+        Some(Some(c)) if crate::model::is_iso_currency(&c) => c,
+        Some(_) => {
+            errs.push(
+                format!("{key}.currency"),
+                format!(
+                    "{:?} is not an ISO 4217 currency code",
+                    t.currency.unwrap_or_default()
+                ),
+            );
+            "USD".to_string()
+        }
+    };
     let mut fields = BTreeMap::new();
     for (field, policy) in t.fields {
         let p = match policy.as_str() {
@@ -626,6 +690,17 @@ fn validate_target(key: &str, t: RawTarget, errs: &mut Errors) -> Option<TargetC
                 continue;
             }
         };
+        if p == FieldPolicy::Never {
+            if let Some(k) = kind.filter(|k| k.required_on_create().contains(&field.as_str())) {
+                errs.push(
+                    format!("{key}.fields.{field}"),
+                    format!(
+                        "\"never\" is not possible: {} requires {field} on every create",
+                        k.as_str()
+                    ),
+                );
+            }
+        }
         fields.insert(field, p);
     }
     let f = t.filters;
@@ -701,6 +776,7 @@ fn validate_target(key: &str, t: RawTarget, errs: &mut Errors) -> Option<TargetC
         name_template: t.name_template,
         advertiser_id: t.advertiser_id,
         create_status: t.create_status,
+        currency,
         fields,
         filters: TargetFilters {
             status,

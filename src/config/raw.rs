@@ -156,6 +156,7 @@ pub struct RawTarget {
     pub name_template: Option<String>,
     pub advertiser_id: Option<String>,
     pub create_status: Option<String>,
+    pub currency: Option<String>,
     pub requests_per_second: Option<f64>,
     pub max_attempts: Option<u32>,
     pub timeout_seconds: Option<u64>,

@@ -76,6 +76,19 @@ impl Mapping {
 pub struct PlannedOp {
     pub kind: OpKind,
     pub fields: PushFields,
+    /// Set when the target's contract rules the operation out (a create missing a field the
+    /// platform requires): it is recorded as `skipped` with this reason and never sent.
+    pub skipped: Option<String>,
+}
+
+impl PlannedOp {
+    pub fn new(kind: OpKind, fields: PushFields) -> PlannedOp {
+        PlannedOp {
+            kind,
+            fields,
+            skipped: None,
+        }
+    }
 }
 
 /// The fields a target can be sent, with their default policy (`always`).
@@ -178,12 +191,15 @@ pub fn render(target: &TargetConfig, source: &str, offer: &Offer) -> PushFields 
         put(
             "payout",
             Value::String(
-                apply_ratio(p, target.payout_ratio, offer.currency.as_deref()).to_string(),
+                apply_ratio(p, target.payout_ratio, Some(currency(target, offer))).to_string(),
             ),
         );
         put("cost", Value::String(p.normalize().to_string()));
     }
-    put("currency", s(&offer.currency));
+    put(
+        "currency",
+        Value::String(currency(target, offer).to_string()),
+    );
     put(
         "payout_type",
         offer
@@ -207,6 +223,36 @@ pub fn render(target: &TargetConfig, source: &str, offer: &Offer) -> PushFields 
     f
 }
 
+/// The offer's currency, or the target's for sources that give none.
+fn currency<'a>(target: &'a TargetConfig, offer: &'a Offer) -> &'a str {
+    offer.currency.as_deref().unwrap_or(&target.currency)
+}
+
+/// Why a create of these fields would be refused by the target, if it would: a field its
+/// document requires is missing or empty.
+fn missing_required(target: &TargetConfig, fields: &PushFields) -> Option<String> {
+    let missing: Vec<&str> = target
+        .kind
+        .required_on_create()
+        .iter()
+        .copied()
+        .filter(|f| match fields.get(*f) {
+            None | Some(Value::Null) => true,
+            Some(Value::String(s)) => s.trim().is_empty(),
+            Some(_) => false,
+        })
+        .collect();
+    (!missing.is_empty()).then(|| {
+        let required = target.kind.required_on_create();
+        format!(
+            "not created: {} requires {} on create, and this offer has no {}",
+            target.kind.as_str(),
+            required.join(", "),
+            missing.join(" and no ")
+        )
+    })
+}
+
 fn policy(target: &TargetConfig, field: &str) -> FieldPolicy {
     target
         .fields
@@ -219,6 +265,11 @@ fn policy(target: &TargetConfig, field: &str) -> FieldPolicy {
 /// send traffic to (Offerslook lists offers awaiting approval without one), and through the
 /// filters.
 pub fn wanted(target: &TargetConfig, offer: &Offer) -> bool {
+    offer.tracking_url.as_deref().is_some_and(|u| !u.is_empty()) && passes(target, offer)
+}
+
+/// Whether the offer passes the target's status and filters (a tracking URL aside).
+fn passes(target: &TargetConfig, offer: &Offer) -> bool {
     let f = &target.filters;
     let status_ok = match &f.status {
         Some(list) => list.contains(&offer.status),
@@ -231,7 +282,6 @@ pub fn wanted(target: &TargetConfig, offer: &Offer) -> bool {
         })
     };
     offer.status != OfferStatus::Removed
-        && offer.tracking_url.as_deref().is_some_and(|u| !u.is_empty())
         && status_ok
         && overlap(&f.countries, &offer.countries)
         && overlap(&f.categories, &offer.categories)
@@ -252,23 +302,33 @@ pub fn plan(
     let want = wanted(target, offer);
     let rendered = render(target, source, offer);
     match mapping {
-        None if want => Some(PlannedOp {
-            kind: OpKind::Create,
-            fields: rendered
+        // An offer that would be pushed but for its missing tracking URL (or another field the
+        // target requires) is recorded as skipped, with the reason, instead of failing there.
+        None if want || passes(target, offer) => {
+            let fields: PushFields = rendered
                 .into_iter()
                 .filter(|(k, _)| policy(target, k) != FieldPolicy::Never)
-                .collect(),
-        }),
+                .collect();
+            let skipped = missing_required(target, &fields);
+            Some(PlannedOp {
+                kind: OpKind::Create,
+                fields,
+                skipped,
+            })
+        }
         None => None,
-        Some(m) if !want => m.active.then(|| PlannedOp {
-            kind: OpKind::Pause,
-            fields: PushFields::new(),
-        }),
+        Some(m) if !want => m
+            .active
+            .then(|| PlannedOp::new(OpKind::Pause, PushFields::new())),
         Some(m) => {
+            let required = target.kind.required_on_create();
             let changed: PushFields = PUSH_FIELDS
                 .iter()
                 .filter(|k| policy(target, k) == FieldPolicy::Always)
                 .filter(|k| rendered.get(**k) != m.pushed.get(**k))
+                // A required field the offer lost is left as the target has it (the platform
+                // refuses an offer without it).
+                .filter(|k| rendered.contains_key(**k) || !required.contains(*k))
                 .map(|k| {
                     (
                         k.to_string(),
@@ -277,15 +337,9 @@ pub fn plan(
                 })
                 .collect();
             if !m.active {
-                Some(PlannedOp {
-                    kind: OpKind::Activate,
-                    fields: changed,
-                })
+                Some(PlannedOp::new(OpKind::Activate, changed))
             } else if !changed.is_empty() {
-                Some(PlannedOp {
-                    kind: OpKind::Update,
-                    fields: changed,
-                })
+                Some(PlannedOp::new(OpKind::Update, changed))
             } else {
                 None
             }
@@ -326,6 +380,7 @@ mod tests {
             name_template: Some("{name} [{countries}]".into()),
             advertiser_id: None,
             create_status: None,
+            currency: "USD".into(),
             fields: BTreeMap::new(),
             filters: TargetFilters::default(),
             requests_per_second: 5.0,
@@ -539,7 +594,7 @@ mod tests {
                 let mut held: Option<Mapping> = None;
                 let mut creates = 0;
                 for o in &versions {
-                    let Some(op) = plan(&t, "s", o, held.as_ref()) else { continue };
+                    let Some(op) = plan(&t, "s", o, held.as_ref()).filter(|op| op.skipped.is_none()) else { continue };
                     match op.kind {
                         OpKind::Create => {
                             creates += 1;
@@ -554,7 +609,10 @@ mod tests {
                     }
                 }
                 prop_assert!(creates <= 1, "{creates} creates");
-                let ever_wanted = versions.iter().any(|o| wanted(&t, o));
+                // Wanted, and complete enough for the target's create contract.
+                let ever_wanted = versions
+                    .iter()
+                    .any(|o| wanted(&t, o) && missing_required(&t, &render(&t, "s", o)).is_none());
                 prop_assert_eq!(creates == 1, ever_wanted);
             }
         }

@@ -78,7 +78,10 @@ pub type SharedTarget = Arc<Mutex<TargetTwin>>;
 fn params(query: &str, body: &[u8]) -> BTreeMap<String, String> {
     let mut out: BTreeMap<String, String> = BTreeMap::new();
     for (k, v) in form_urlencoded::parse(query.as_bytes()).chain(form_urlencoded::parse(body)) {
-        out.entry(k.into_owned())
+        // PHP (which both platforms run on) ignores what follows a key's last `]`, such as the
+        // stray space in seed 001's `payments[0][currency] =USD`.
+        let k = k.trim_end().to_string();
+        out.entry(k)
             .and_modify(|e| {
                 e.push(',');
                 e.push_str(&v);
@@ -353,7 +356,14 @@ fn affise_action(
     }
     match id {
         None => {
-            for required in ["title", "advertiser", "url", "payments[0][total]"] {
+            // Seed 001: title, advertiser, url and at least one general payout.
+            for required in [
+                "title",
+                "advertiser",
+                "url",
+                "payments[0][revenue]",
+                "payments[0][currency]",
+            ] {
                 if p.get(required).is_none_or(|v| v.is_empty()) {
                     return affise_error(
                         StatusCode::BAD_REQUEST,

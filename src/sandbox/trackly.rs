@@ -12,10 +12,12 @@ use serde_json::json;
 
 pub struct Trackly;
 
+/// `metadata` as the seed's example shows it: `{"vertical": "health", "geo": "US"}` (string
+/// values; several countries comma-separated).
 #[derive(Serialize)]
 struct WireMeta<'a> {
-    countries: String,
-    category: &'a str,
+    vertical: &'a str,
+    geo: String,
 }
 
 #[derive(Serialize)]
@@ -68,8 +70,8 @@ fn wire(o: &SimOffer) -> WireOffer<'_> {
         filter_bots: o.index.is_multiple_of(2),
         status: o.status,
         metadata: WireMeta {
-            countries: o.countries.join(","),
-            category: o.category,
+            vertical: o.category,
+            geo: o.countries.join(","),
         },
         created_at: timestamp(o.created_at, o.index.is_multiple_of(2)),
         updated_at: timestamp(o.created_at + 3600, !o.index.is_multiple_of(2)),

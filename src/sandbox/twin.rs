@@ -24,6 +24,9 @@ pub struct TwinState {
     pub delay: Duration,
     /// Requests received, all answers included.
     pub requests: u64,
+    /// Serve at most this many rows per page whatever the request asks (a platform capping
+    /// the page size, as Youmi's English docs cap it at 500).
+    pub page_cap: Option<usize>,
     /// Catalogue indices of the last page served per listing, for the repeat fault.
     last_page: HashMap<String, Vec<usize>>,
 }
@@ -38,6 +41,7 @@ impl TwinState {
             faults: Vec::new(),
             delay: Duration::ZERO,
             requests: 0,
+            page_cap: None,
             last_page: HashMap::new(),
         }
     }
@@ -157,10 +161,13 @@ fn answer<W: Wire>(
             return (r, Duration::ZERO);
         }
     }
-    let ask = match wire.ask(query) {
+    let mut ask = match wire.ask(query) {
         Ok(a) => a,
         Err(r) => return (*r, Duration::ZERO),
     };
+    if let Some(cap) = s.page_cap {
+        ask.per_page = ask.per_page.min(cap.max(1));
+    }
     let mut extra_delay = Duration::ZERO;
     let mut duplicate_previous = false;
     let mut rewrite: Option<super::Rewrite> = None;

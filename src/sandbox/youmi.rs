@@ -126,7 +126,8 @@ impl Wire for Youmi {
         if self.seed {
             let rows: Vec<Value> = offers.iter().map(seed_row).collect();
             serde_json::to_vec(
-                &json!({"c": 0, "d": {"p": ask.page, "n": rows.len(), "tot": total, "data": rows}}),
+                // The seed's table: `n` is the page size (the one used, after any cap).
+                &json!({"c": 0, "d": {"p": ask.page, "n": ask.per_page, "tot": total, "data": rows}}),
             )
             .unwrap_or_default()
         } else {

@@ -9,8 +9,9 @@
 //! `offer_platform.target[].system`, `offer_cap`) are both read; payouts come as strings or
 //! numbers; dates are unix seconds; `category` is a comma-separated string. An offer whose
 //! `tracking_link` is null is kept with no tracking URL (and logged at debug). Errors are
-//! `{code, message}`, usually with HTTP 4xx; "Too Many Request" is a rate limit whether it comes
-//! with HTTP 200 or 429, as are the numeric codes listed in `rate_limit_codes`.
+//! `{code, message}`, with HTTP 200 or a 4xx: every application error the docs list is classified
+//! on purpose ([`APPLICATION_ERRORS`]; "Too Many Request" is a rate limit, as are the numeric
+//! codes listed in `rate_limit_codes`). See docs/platforms/offerslook.md.
 
 use super::lenient::{opt_decimal, opt_string, opt_u64, string_list};
 use super::{Cursor, Rejected, RowsPage, Source};
@@ -154,19 +155,20 @@ impl Offerslook {
         })
     }
 
-    /// An error envelope (any HTTP status): rate limited on "Too Many Request".
+    /// An error envelope (any HTTP status), classified by the seed's application error list
+    /// (see [`application_error`]); the codes in `rate_limit_codes` are rate limits.
     fn error(&self, resp: &HttpResponse, code: &str, message: &str) -> Failure {
         let msg = format!(
             "Offerslook answered HTTP {} with code {code}: {message}",
             resp.status.as_u16()
         );
-        // The numeric value of "Too Many Request" is undocumented: the message decides, and
-        // the codes configured in rate_limit_codes.
-        let class = self
-            .rate_limit_codes
-            .iter()
-            .any(|c| c == code)
-            .then_some(FailureClass::RateLimited);
+        // The numeric values of the codes were stripped from the docs: the message decides,
+        // plus the codes an operator configured in rate_limit_codes.
+        let class = if self.rate_limit_codes.iter().any(|c| c == code) {
+            Some(FailureClass::RateLimited)
+        } else {
+            application_error(message)
+        };
         Failure::in_body(resp, class, FailureClass::Transient, msg)
     }
 
@@ -232,6 +234,40 @@ impl Offerslook {
         }
         Ok(o)
     }
+}
+
+/// Every application error the Offerslook docs list (seed 000, "Application Error Codes"),
+/// with what it means for a listing, whether it comes with HTTP 200 or a 4xx. Retrying cannot
+/// fix a bad key, domain, parameter or permission; an upgrade or an internal error may pass.
+pub const APPLICATION_ERRORS: &[(&str, FailureClass)] = &[
+    ("Invalid API Key", FailureClass::Permanent),
+    ("Unauthorized Request", FailureClass::Permanent),
+    ("Invalid API Domain", FailureClass::Permanent),
+    ("Request Parameter Error", FailureClass::Permanent),
+    ("Bad Request", FailureClass::Permanent),
+    ("Resource Not Found", FailureClass::Permanent),
+    ("Invalid Request Method", FailureClass::Permanent),
+    ("Duplicated Resource", FailureClass::Permanent),
+    ("Too Many Request", FailureClass::RateLimited),
+    ("Request IP Not Whitelisted", FailureClass::Permanent),
+    ("Account is locked", FailureClass::Permanent),
+    ("System upgrade", FailureClass::Transient),
+    ("Server Internal Error", FailureClass::Transient),
+    ("Illegal Operation", FailureClass::Permanent),
+];
+
+/// The class of an application error message; `None` for a message the docs do not list (the
+/// caller then goes by the HTTP status, then the general phrases, then retries it as transient).
+pub fn application_error(message: &str) -> Option<FailureClass> {
+    let m = message.trim();
+    APPLICATION_ERRORS
+        .iter()
+        .find(|(name, _)| {
+            m.eq_ignore_ascii_case(name)
+                || m.to_ascii_lowercase()
+                    .starts_with(&name.to_ascii_lowercase())
+        })
+        .map(|(_, class)| *class)
 }
 
 fn id_of(raw: &RawValue, batch: bool) -> Option<String> {

@@ -5,7 +5,9 @@
 //! `{error, code?, message?}` with a 4xx/5xx status. Archived offers are hidden unless asked for
 //! with `status=archived`: `include_archived = true` walks that listing as a second pass and maps
 //! them to `expired`. Trackly has no geo or currency fields; `metadata` keys `countries`/`country`/
-//! `geo`, `currency`, `categories`/`category`, `description` and `preview_url` are read when present.
+//! `geo`, `currency`, `vertical`/`categories`/`category` (all three become categories),
+//! `description` and `preview_url` are read when present; other keys stay in `raw`. See
+//! docs/platforms/trackly.md.
 //! `created_at`/`updated_at` (with or without a `Z`) are not part of the canonical model and stay
 //! in `raw`.
 
@@ -148,9 +150,12 @@ impl Trackly {
             if let Some(v) = first(&["countries", "country", "geo"]) {
                 o.countries = string_list(v);
             }
-            if let Some(v) = first(&["categories", "category"]) {
-                o.categories = string_list(v);
-            }
+            // The seed's example: {"vertical": "health", "geo": "US"}.
+            o.categories = ["vertical", "categories", "category"]
+                .iter()
+                .filter_map(|k| meta.get(*k))
+                .flat_map(string_list)
+                .collect();
             let s = |k: &str| meta.get(k).and_then(Value::as_str).map(String::from);
             o.currency = s("currency");
             o.description = s("description");

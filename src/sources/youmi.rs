@@ -5,8 +5,10 @@
 //! Both envelopes are read: the seed's `{c, d: {p, n, tot, data}}` and the v2 offline
 //! `{c, total, page, page_size, n, offers}` (and v1's `{offers, total, page, page_size}`). Ids
 //! arrive as numbers or strings, the tracking link as `tracking_link` or `trackinglink`, payouts
-//! (USD) as strings or numbers. Errors come with HTTP 200 and a negative `c`; `-3302` (over the
-//! budget of 50 requests per 10 minutes) is a rate limit, and so is HTTP 429 (newer docs).
+//! (USD) as strings or numbers. The number of pages comes from the platform (`d.n`, the page
+//! size it used, and `d.tot`; v2's `page_size` and `total`), never from the configured size.
+//! Errors come with HTTP 200 and a negative `c`; `-3302` (over the budget of 50 requests per 10
+//! minutes) is a rate limit, and so is HTTP 429 (newer docs). See docs/platforms/youmi.md.
 
 use super::lenient::{opt_decimal, opt_string, opt_u64, string_list};
 use super::{Cursor, Rejected, RowsPage, Source};
@@ -37,12 +39,19 @@ struct Envelope<'a> {
     offers: Option<Vec<&'a RawValue>>,
     #[serde(default, deserialize_with = "opt_u64")]
     total: Option<u64>,
+    /// v1/v2 offline: the page size the platform used.
+    #[serde(default, deserialize_with = "opt_u64")]
+    page_size: Option<u64>,
 }
 
+/// The seed's `d`: `p` page, `n` page size, `tot` total number (the seed's "Other Response
+/// Parameter" table).
 #[derive(Deserialize)]
 struct Seed<'a> {
     #[serde(default, deserialize_with = "opt_u64")]
     tot: Option<u64>,
+    #[serde(default, deserialize_with = "opt_u64")]
+    n: Option<u64>,
     #[serde(borrow, default)]
     data: Vec<&'a RawValue>,
 }
@@ -61,6 +70,8 @@ struct Row {
     payout: Option<rust_decimal::Decimal>,
     #[serde(default)]
     payout_type: Option<String>,
+    #[serde(default)]
+    offer_type: Option<String>,
     #[serde(default)]
     preview_url: Option<String>,
     #[serde(default)]
@@ -149,13 +160,9 @@ impl Youmi {
         let mut o = Offer::new(id, r.name.unwrap_or_default());
         o.tracking_url = r.tracking_link.or(r.trackinglink);
         o.payout = r.payout;
-        // The docs give payouts in USD; "fixed" in the seed sample is not a payout model.
+        // The docs give payouts in USD (the seed is silent on the currency).
         o.currency = Some("USD".into());
-        o.payout_type = r
-            .payout_type
-            .as_deref()
-            .filter(|t| !t.eq_ignore_ascii_case("fixed"))
-            .map(PayoutType::from_platform);
+        o.payout_type = payout_type(r.payout_type.as_deref(), r.offer_type.as_deref());
         o.preview_url = r.preview_url;
         o.app_package = r.package;
         o.icon_url = r.icon.filter(|s| !s.is_empty()).or(r.icon_url);
@@ -169,6 +176,23 @@ impl Youmi {
             .unwrap_or_default();
         o.categories = r.category.as_ref().map(string_list).unwrap_or_default();
         Ok(o)
+    }
+}
+
+/// The seed's table gives both `payout_type` and `offer_type` as CPI/CPA/CPL; its own example
+/// sends `"app"` and `"fixed"`. The first that is one of the three wins; any other value is
+/// `other` (it stays in `raw`), never dropped.
+fn payout_type(payout_type: Option<&str>, offer_type: Option<&str>) -> Option<PayoutType> {
+    let model = |t: &str| {
+        let p = PayoutType::from_platform(t);
+        matches!(p, PayoutType::Cpi | PayoutType::Cpa | PayoutType::Cpl).then_some(p)
+    };
+    match (payout_type, offer_type) {
+        (None, None) => None,
+        (p, o) => p
+            .and_then(model)
+            .or_else(|| o.and_then(model))
+            .or(Some(PayoutType::Other)),
     }
 }
 
@@ -208,16 +232,27 @@ impl Source for Youmi {
             };
             return Err(Failure::in_body(resp, class, FailureClass::Transient, msg));
         }
-        let (rows, total) = match env.d {
-            Some(d) => (d.data, d.tot),
-            None => (env.offers.unwrap_or_default(), env.total),
+        // How many pages there are comes from the platform: its total and the page size it
+        // used (the seed's `n`, v2's `page_size`), never the configured page_size, which the
+        // platform may cap (the English docs say 500, the seed 10000).
+        let (rows, total, used_size) = match env.d {
+            Some(d) => (d.data, d.tot, d.n),
+            None => (env.offers.unwrap_or_default(), env.total, env.page_size),
         };
         let rows = super::own_rows(&rows);
-        let expected_pages = total.map(|t| t.div_ceil(self.page_size.max(1) as u64));
+        let used_size = used_size.filter(|n| *n > 0);
+        let expected_pages = match (total, used_size) {
+            (Some(t), Some(n)) => Some(t.div_ceil(n)),
+            _ => None,
+        };
         let end = rows.is_empty()
-            || match expected_pages {
-                Some(p) => cursor.page >= p,
-                None => (rows.len() as u64) < self.page_size as u64,
+            || match (expected_pages, used_size) {
+                (Some(p), _) => cursor.page >= p,
+                // A page shorter than the size the platform says it used is its last.
+                (None, Some(n)) => (rows.len() as u64) < n,
+                // Nothing said: only an empty page ends the feed (one request more, never
+                // an early end).
+                (None, None) => false,
             };
         Ok(RowsPage {
             rows,

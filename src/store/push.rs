@@ -148,11 +148,20 @@ fn enqueue(
     let waiting: Option<i64> = tx
         .prepare_cached(
             "SELECT id FROM push_outbox WHERE target = ?1 AND source = ?2 AND external_id = ?3
-             AND state IN ('pending', 'failed') ORDER BY id DESC LIMIT 1",
+             AND state IN ('pending', 'failed', 'skipped') ORDER BY id DESC LIMIT 1",
         )?
         .query_row(params![target, source, external_id], |r| r.get(0))
         .optional()?;
     let payload = |op: &PlannedOp| serde_json::to_string(&op.fields).unwrap_or_default();
+    // A create the target's contract rules out waits as `skipped` (with the reason) until a
+    // later plan replaces it; it is never delivered.
+    let state = |op: &PlannedOp| {
+        if op.skipped.is_some() {
+            "skipped"
+        } else {
+            "pending"
+        }
+    };
     match (op, waiting) {
         (None, None) => {}
         (None, Some(id)) => {
@@ -161,16 +170,23 @@ fn enqueue(
         }
         (Some(op), Some(id)) => {
             tx.prepare_cached(
-                "UPDATE push_outbox SET op = ?2, payload = ?3, state = 'pending', next_attempt_at = NULL,
-                        last_error = NULL, possible_duplicate = possible_duplicate OR ?4 WHERE id = ?1",
+                "UPDATE push_outbox SET op = ?2, payload = ?3, state = ?5, next_attempt_at = NULL,
+                        last_error = ?6, possible_duplicate = possible_duplicate OR ?4 WHERE id = ?1",
             )?
-            .execute(params![id, op.kind.as_str(), payload(op), possible_duplicate])?;
+            .execute(params![
+                id,
+                op.kind.as_str(),
+                payload(op),
+                possible_duplicate,
+                state(op),
+                op.skipped
+            ])?;
         }
         (Some(op), None) => {
             tx.prepare_cached(
                 "INSERT INTO push_outbox (target, source, external_id, op, payload, state, created_at,
-                                          possible_duplicate)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7)",
+                                          possible_duplicate, last_error)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?8, ?6, ?7, ?9)",
             )?
             .execute(params![
                 target,
@@ -179,7 +195,9 @@ fn enqueue(
                 op.kind.as_str(),
                 payload(op),
                 now,
-                possible_duplicate
+                possible_duplicate,
+                state(op),
+                op.skipped
             ])?;
         }
     }

@@ -170,7 +170,7 @@ CREATE TABLE offer_rejections (
 CREATE INDEX offer_rejections_by_run ON offer_rejections (run_id, id);
 "#,
     // 6: a create whose outcome is unknown is `ambiguous` (looked up or re-planned, never resent
-    // blindly); `first_failed_at` (an operation is dead only after its attempts and a minimum
+    // blindly); a create the target's contract rules out is `skipped` (with its reason); `first_failed_at` (an operation is dead only after its attempts and a minimum
     // age); `target_state`, the delivery breaker of each target. SQLite cannot alter a CHECK
     // constraint, so push_outbox is rebuilt with its rows and ids.
     r#"
@@ -182,7 +182,7 @@ CREATE TABLE push_outbox_v6 (
     op                 TEXT NOT NULL CHECK (op IN ('create', 'update', 'pause', 'activate')),
     payload            TEXT NOT NULL,
     state              TEXT NOT NULL DEFAULT 'pending'
-                       CHECK (state IN ('pending', 'in_flight', 'ambiguous', 'done', 'failed', 'dead')),
+                       CHECK (state IN ('pending', 'in_flight', 'ambiguous', 'done', 'failed', 'dead', 'skipped')),
     attempts           INTEGER NOT NULL DEFAULT 0,
     next_attempt_at    TEXT,
     last_error         TEXT,

@@ -16,7 +16,7 @@
 use super::{date_part, form_text, Target, TargetOp};
 use crate::config::{Secret, TargetConfig};
 use crate::http::{Failure, HttpRequest, HttpResponse};
-use crate::push::OpKind;
+use crate::push::{OpKind, PushFields};
 use reqwest::{Method, Url};
 use serde_json::Value;
 
@@ -27,15 +27,55 @@ pub struct Offerit {
     advertiser_id: Option<String>,
 }
 
+/// How Offerit pays affiliates for an offer, from its payout type (the seed's commission
+/// parameters): per click for CPC, per conversion for everything else that is an amount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Commission {
+    /// `commission_type=click`, `flat_amount_per_click`; advertiser cost per click.
+    Click,
+    /// `commission_type=cpa`, `flat_amount_per_conversion`; advertiser cost per conversion.
+    Cpa,
+}
+
+impl Commission {
+    fn of(all: &PushFields) -> Commission {
+        match all.get("payout_type").and_then(Value::as_str) {
+            Some("CPC") => Commission::Click,
+            _ => Commission::Cpa,
+        }
+    }
+
+    fn commission_type(self) -> &'static str {
+        match self {
+            Commission::Click => "click",
+            Commission::Cpa => "cpa",
+        }
+    }
+
+    fn payout_param(self) -> &'static str {
+        match self {
+            Commission::Click => "flat_amount_per_click",
+            Commission::Cpa => "flat_amount_per_conversion",
+        }
+    }
+
+    fn advertiser_cost_type(self) -> &'static str {
+        match self {
+            Commission::Click => "click",
+            Commission::Cpa => "conversion",
+        }
+    }
+}
+
 /// Our field → Offerit's parameter.
-fn param(field: &str) -> Option<&'static str> {
+fn param(field: &str, commission: Commission) -> Option<&'static str> {
     Some(match field {
         "name" => "name",
         "url" => "url",
         "preview_url" => "preview_url",
         "description" => "offer_description",
         "categories" => "categories",
-        "payout" => "flat_amount_per_conversion",
+        "payout" => commission.payout_param(),
         "cost" => "advertiser_cost_flat",
         "icon_url" => "thumb_url",
         "starts_at" => "date_live",
@@ -44,18 +84,38 @@ fn param(field: &str) -> Option<&'static str> {
     })
 }
 
-fn params(fields: &crate::push::PushFields) -> Vec<(String, String)> {
-    fields
+/// The parameters for `fields`; `all` (every field the offer will hold) decides the commission.
+/// A changed payout type switches the commission parameters too.
+fn params(fields: &PushFields, all: &PushFields) -> Vec<(String, String)> {
+    let commission = Commission::of(all);
+    let mut out: Vec<(String, String)> = fields
         .iter()
         .filter_map(|(k, v)| {
-            let p = param(k)?;
+            let p = param(k, commission)?;
             let text = match k.as_str() {
-                "starts_at" | "ends_at" => date_part(v, false).unwrap_or_default(),
+                // "String to time on the string provided": keep the time of day (UTC).
+                "starts_at" | "ends_at" => date_part(v, true).unwrap_or_default(),
                 _ => form_text(v),
             };
             Some((p.to_string(), text))
         })
-        .collect()
+        .collect();
+    if fields.contains_key("payout_type") {
+        out.push((
+            "commission_type".into(),
+            commission.commission_type().into(),
+        ));
+        out.push((
+            "advertiser_cost_type".into(),
+            commission.advertiser_cost_type().into(),
+        ));
+        if !fields.contains_key("payout") {
+            if let Some(p) = all.get("payout") {
+                out.push((commission.payout_param().into(), form_text(p)));
+            }
+        }
+    }
+    out
 }
 
 impl Offerit {
@@ -99,9 +159,14 @@ impl Target for Offerit {
             q
         };
         let mut edits = Vec::new();
-        let edit_params = params(op.fields);
+        let edit_params = params(op.fields, op.all);
         if !edit_params.is_empty() {
-            edits.push(self.request(Method::PATCH, "edit_offer", &with_id(edit_params), None));
+            edits.push(self.request(
+                Method::PATCH,
+                "edit_offer",
+                &with_id(edit_params.clone()),
+                None,
+            ));
         }
         if let Some(c) = op.fields.get("countries") {
             edits.push(self.request(
@@ -113,7 +178,7 @@ impl Target for Offerit {
         }
         match op.kind {
             OpKind::Create => {
-                let mut form = params(op.fields);
+                let mut form = params(op.fields, op.all);
                 if let Some(c) = op
                     .fields
                     .get("countries")
@@ -121,8 +186,14 @@ impl Target for Offerit {
                 {
                     form.push(("authorized".into(), form_text(c)));
                 }
-                form.push(("commission_type".into(), "cpa".into()));
-                form.push(("advertiser_cost_type".into(), "conversion".into()));
+                if !op.fields.contains_key("payout_type") {
+                    let c = Commission::of(op.all);
+                    form.push(("commission_type".into(), c.commission_type().into()));
+                    form.push((
+                        "advertiser_cost_type".into(),
+                        c.advertiser_cost_type().into(),
+                    ));
+                }
                 if let Some(a) = &self.advertiser_id {
                     form.push(("advertiserid".into(), a.clone()));
                 }
@@ -137,15 +208,12 @@ impl Target for Offerit {
                 vec![self.request(Method::PATCH, "pause_offer", &with_id(vec![]), None)]
             }
             OpKind::Activate if op.hidden => {
-                // The reveal of a staged create: it was never paused, only hidden.
-                let mut reveal = with_id(params(op.fields));
+                // The reveal of a staged create: it was never paused, only hidden. The changed
+                // fields go with it; the countries call, if any, follows.
+                let mut reveal = with_id(edit_params.clone());
                 reveal.push(("hidden".into(), "0".into()));
                 let mut reqs = vec![self.request(Method::PATCH, "edit_offer", &reveal, None)];
-                reqs.extend(
-                    edits
-                        .into_iter()
-                        .skip(usize::from(!params(op.fields).is_empty())),
-                );
+                reqs.extend(edits.into_iter().skip(usize::from(!edit_params.is_empty())));
                 reqs
             }
             OpKind::Activate => {

@@ -13,4 +13,5 @@ mod platforms;
 mod push;
 mod rate_limits;
 mod security;
+mod seeds;
 mod trackly_sync;

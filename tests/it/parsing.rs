@@ -8,7 +8,7 @@ use offersync::sources::{build, Cursor, Source};
 use reqwest::StatusCode;
 use std::path::Path;
 
-fn source(keys: &str) -> Box<dyn Source> {
+pub(crate) fn source(keys: &str) -> Box<dyn Source> {
     let text = format!(
         "[database]\npath = \"x\"\n[[sources]]\nname = \"s\"\napi_key = \"secret_key_1\"\n{keys}\n"
     );
@@ -16,7 +16,7 @@ fn source(keys: &str) -> Box<dyn Source> {
     build(&c.sources[0], Secret::new("secret_key_1")).unwrap()
 }
 
-fn resp(status: u16, body: &str) -> HttpResponse {
+pub(crate) fn resp(status: u16, body: &str) -> HttpResponse {
     HttpResponse {
         status: StatusCode::from_u16(status).unwrap(),
         headers: Default::default(),
@@ -24,7 +24,7 @@ fn resp(status: u16, body: &str) -> HttpResponse {
     }
 }
 
-fn page_at(n: u64) -> Cursor {
+pub(crate) fn page_at(n: u64) -> Cursor {
     Cursor {
         pass: 0,
         page: n,

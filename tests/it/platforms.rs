@@ -301,7 +301,11 @@ async fn s2s_feed_reads_both_envelopes_to_the_same_offers() {
         );
         assert_eq!(s.offer.payout, dec(&row["payout"]));
         assert_eq!(s.offer.currency.as_deref(), Some("USD"));
-        assert_eq!(s.offer.payout_type, None, "\"fixed\" is not a payout model");
+        assert_eq!(
+            s.offer.payout_type,
+            Some(offersync::model::PayoutType::Other),
+            "\"fixed\" / \"app\" are not the seed table's CPI/CPA/CPL: other (kept in raw)"
+        );
         assert_eq!(s.offer.countries, sorted(strs(&row["countries"])));
         assert_eq!(s.offer.app_package.as_deref(), row["package"].as_str());
         assert_eq!(s.offer.platforms, vec!["android"]);

@@ -147,8 +147,14 @@ async fn first_sync_creates_each_offer_once_per_target_with_filters_ratio_and_ma
         let expected = (o.offer.payout.unwrap() * Decimal::from_str("0.8").unwrap())
             .round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointNearestEven)
             .normalize();
+        // Offerit pays per click for CPC offers, per conversion otherwise (seed 003).
+        let (commission, amount) = match o.offer.payout_type {
+            Some(offersync::model::PayoutType::Cpc) => ("click", "flat_amount_per_click"),
+            _ => ("cpa", "flat_amount_per_conversion"),
+        };
+        assert_eq!(f["commission_type"], commission);
         assert_eq!(
-            f["flat_amount_per_conversion"],
+            f[amount],
             expected.to_string(),
             "payout ratio, half-even to cents"
         );

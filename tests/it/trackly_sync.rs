@@ -50,7 +50,7 @@ pub(crate) fn assert_mirrors(stored: &StoredOffer, wire: &Value) {
         ),
         "payout_type of {id}"
     );
-    let mut countries: Vec<String> = wire["metadata"]["countries"]
+    let mut countries: Vec<String> = wire["metadata"]["geo"]
         .as_str()
         .unwrap()
         .split(',')
@@ -61,7 +61,7 @@ pub(crate) fn assert_mirrors(stored: &StoredOffer, wire: &Value) {
     assert_eq!(o.countries, countries, "countries of {id}");
     assert_eq!(
         o.categories,
-        vec![wire["metadata"]["category"].as_str().unwrap().to_string()]
+        vec![wire["metadata"]["vertical"].as_str().unwrap().to_string()]
     );
     assert_eq!(
         o.tracking_url.as_deref(),
