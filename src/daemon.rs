@@ -102,15 +102,34 @@ async fn run_one(d: &Daemon, config: &Config, src: &SourceConfig) {
     let prepared = match sync::prepare(&[src], &d.limiters) {
         Ok(mut p) => p.remove(0),
         Err(errors) => {
-            tracing::error!(source = %src.name, errors = %errors.join("; "), "source cannot run");
+            // Recorded like any run, so inspect, /metrics and /healthz say so.
+            let message = errors.join("; ");
+            tracing::error!(source = %src.name, errors = %message, "source cannot run");
+            let (path, busy, name) = (
+                config.database.path.clone(),
+                config.database.busy_timeout,
+                src.name.clone(),
+            );
+            let report = tokio::task::spawn_blocking(move || {
+                sync::record_unrunnable(&path, busy, &name, "credentials", &message)
+            })
+            .await
+            .unwrap_or_else(|e| RunReport::Error {
+                source: src.name.clone(),
+                error: e.to_string(),
+            });
+            crate::metrics::run_finished(&report, std::time::Duration::ZERO);
+            d.last_runs.lock().unwrap().insert(src.name.clone(), report);
+            crate::notify::status(&d.status_line());
             return;
         }
     };
     let ctx = SyncContext::new(config.database.path.clone(), config.database.busy_timeout)
         .with_targets(config.targets.clone())
         .with_shutdown(d.shutdown.clone());
+    let started = std::time::Instant::now();
     let report = sync::run_source(&ctx, &prepared.cfg, prepared.source, prepared.endpoint).await;
-    crate::metrics::run_finished(&report);
+    crate::metrics::run_finished(&report, started.elapsed());
     d.last_runs.lock().unwrap().insert(src.name.clone(), report);
     crate::notify::status(&d.status_line());
 }
@@ -147,6 +166,7 @@ async fn delivery_worker(d: Arc<Daemon>, target: String) {
                 if let Some(e) = &r.error {
                     tracing::error!(target = %target, error = %e, "delivery could not run");
                 }
+                crate::metrics::delivered(&r);
             }
             Err(errors) => {
                 tracing::error!(target = %target, errors = %errors.join("; "), "target cannot run")

@@ -28,11 +28,41 @@ fn toml_string(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_default()
 }
 
+/// How to run this binary again as typed in the current directory: `offersync` when that is
+/// what `$PATH` finds, else its path (`target/release/offersync` after `cargo run --release`).
+fn invocation() -> String {
+    let Ok(exe) = std::env::current_exe() else {
+        return "offersync".into();
+    };
+    let on_path = std::env::var_os("PATH").is_some_and(|p| {
+        std::env::split_paths(&p).any(|d| {
+            d.join("offersync")
+                .canonicalize()
+                .is_ok_and(|found| Some(found) == exe.canonicalize().ok())
+        })
+    });
+    if on_path {
+        return "offersync".into();
+    }
+    let cwd = std::env::current_dir().unwrap_or_default();
+    exe.strip_prefix(&cwd)
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| exe.display().to_string())
+}
+
 /// Delete a previous demo database. Refuses anything that is not one: a file that is not an
 /// offersync database, or one holding sources other than the demo's, is never touched.
 fn remove_db(path: &Path, demo_sources: &[&str]) -> Result<(), String> {
     if path.exists() {
-        let foreign = Store::open_existing(path, std::time::Duration::from_secs(5))
+        // Read only: a file that is not a demo mirror is never touched, not even migrated.
+        let foreign = Store::open_read_only(path, std::time::Duration::from_secs(5))
+            .or_else(|e| match e {
+                // An older offersync's demo: its sources can still be read.
+                crate::store::StoreError::Outdated { .. } => {
+                    Store::open_existing(path, std::time::Duration::from_secs(5))
+                }
+                other => Err(other),
+            })
             .and_then(|s| s.source_names())
             .map(|names| {
                 names
@@ -74,7 +104,11 @@ async fn sync_round(config: &Config, title: &str) -> Result<Vec<RunReport>, Usag
     println!("\n== {title}");
     let sources: Vec<_> = config.sources.iter().collect();
     let prepared = super::once::prepare(&sources, config)?;
-    let ctx = super::once::context(config);
+    let mut ctx = super::once::context(config);
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        // A demo with --offers 100000 takes a while: show each source's pages as they go.
+        ctx = ctx.with_progress(std::sync::Arc::new(super::progress::Bars::new()));
+    }
     let reports = sync::run_all(&ctx, prepared, config.daemon.max_concurrent_sources).await;
     output::print_run_summary(&reports, Some(Format::Table));
     let targets: Vec<_> = config.targets.iter().collect();
@@ -171,14 +205,15 @@ pub(crate) async fn run(args: DemoArgs) -> Result<ExitCode, UsageError> {
     }
 
     let db = args.db.display();
+    let me = invocation();
     let (oi, af) = (
         Sandbox::with_target(&sandbox.offerit_target, |t| t.offers.len()),
         Sandbox::with_target(&sandbox.affise_target, |t| t.offers.len()),
     );
     println!("\nthe simulated Offerit now holds {oi} offers, the simulated Affise {af}");
     println!(
-        "\nTry:\n  offersync inspect --db {db} offers --limit 10\n  offersync inspect --db {db} changes --since 1h\n  \
-         offersync inspect --db {db} runs\n  offersync inspect --db {db} pushes --limit 10\n  offersync inspect --db {db} stats\n  \
+        "\nTry:\n  {me} inspect --db {db} offers --limit 10\n  {me} inspect --db {db} changes --since 1h\n  \
+         {me} inspect --db {db} runs\n  {me} inspect --db {db} pushes --limit 10\n  {me} inspect --db {db} stats\n  \
          sqlite3 {db} \"select kind, count(*) from offer_changes group by kind\""
     );
     drop(sandbox);

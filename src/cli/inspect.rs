@@ -25,6 +25,7 @@ pub struct InspectArgs {
 enum What {
     /// Offers in the mirror
     Offers {
+        /// Only this source's offers
         #[arg(long)]
         source: Option<String>,
         /// active, paused, pending, expired, removed or other
@@ -36,16 +37,23 @@ enum What {
         /// Text in the name or external id
         #[arg(long)]
         search: Option<String>,
+        /// At most this many rows
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
     /// One offer: every field, its raw payload and its history
-    Offer { source: String, external_id: String },
+    Offer {
+        /// The source's name
+        source: String,
+        /// The offer's id at the source
+        external_id: String,
+    },
     /// The change history, newest first
     Changes {
         /// A duration back from now (30m, 1h, 2d, 1w) or a time (2026-01-01T00:00:00Z, 2026-01-01)
         #[arg(long)]
         since: Option<String>,
+        /// Only this source's changes
         #[arg(long)]
         source: Option<String>,
         /// added, changed, removed or reappeared
@@ -54,28 +62,46 @@ enum What {
         /// Only the changes of this run
         #[arg(long)]
         run: Option<i64>,
+        /// At most this many rows
         #[arg(long, default_value_t = 100)]
         limit: usize,
     },
     /// Sync runs, newest first
     Runs {
+        /// Only this source's runs
         #[arg(long)]
         source: Option<String>,
+        /// At most this many rows
         #[arg(long, default_value_t = 20)]
         limit: usize,
+        /// Every column (default: the ones that fit a terminal; JSON and CSV always have all)
+        #[arg(long)]
+        wide: bool,
     },
     /// The push outbox, newest first
     Pushes {
+        /// Only this target's operations
         #[arg(long)]
         target: Option<String>,
         /// pending, in_flight, ambiguous, done, failed, dead or skipped
         #[arg(long)]
         state: Option<String>,
+        /// At most this many rows
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
     /// Counts per source and target, last runs
-    Stats,
+    Stats {
+        /// Only this part (CSV always prints one part: sources by default)
+        #[arg(long, value_enum)]
+        section: Option<Section>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Section {
+    Sources,
+    Targets,
 }
 
 /// `--since` as an RFC 3339 lower bound.
@@ -127,7 +153,7 @@ pub(crate) fn run(
             (c.database.path, c.database.busy_timeout)
         }
     };
-    let store = super::open_existing_db(&path, busy)?;
+    let store = super::open_read_only_db(&path, busy)?;
     let format = Format::resolve(args.format);
     let db_err = super::db_error(&path);
     match args.what {
@@ -197,10 +223,31 @@ pub(crate) fn run(
                 .map_err(&db_err)?;
             output::print(&t, format);
         }
-        What::Runs { source, limit } => output::print(
-            &store.query_runs(source.as_ref(), limit).map_err(&db_err)?,
-            format,
-        ),
+        What::Runs {
+            source,
+            limit,
+            wide,
+        } => {
+            let t = store.query_runs(source.as_ref(), limit).map_err(&db_err)?;
+            let t = if wide || format != Format::Table {
+                t
+            } else {
+                let mut t = t.only(&[
+                    "id",
+                    "source",
+                    "state",
+                    "reason",
+                    "offers_seen",
+                    "added",
+                    "changed",
+                    "removed",
+                    "error",
+                ]);
+                t.columns[4] = "offers".into();
+                t
+            };
+            output::print(&t, format)
+        }
         What::Pushes {
             target,
             state,
@@ -226,17 +273,21 @@ pub(crate) fn run(
                 format,
             );
         }
-        What::Stats => {
+        What::Stats { section } => {
             let (sources, targets) = store.query_stats().map_err(&db_err)?;
-            match format {
-                Format::Json => println!(
+            match (format, section) {
+                (_, Some(Section::Sources)) => output::print(&sources, format),
+                (_, Some(Section::Targets)) => output::print(&targets, format),
+                (Format::Json, None) => println!(
                     "{}",
                     serde_json::to_string_pretty(
                         &json!({"sources": sources.to_objects(), "targets": targets.to_objects()})
                     )
                     .unwrap_or_default()
                 ),
-                _ => {
+                // One CSV document: one table.
+                (Format::Csv, None) => output::print(&sources, format),
+                (Format::Table, None) => {
                     println!("sources:");
                     output::print(&sources, format);
                     println!("targets:");

@@ -21,8 +21,8 @@ pub use output::Format;
     name = "offersync",
     version,
     about = "Mirror affiliate offers from paginated platform APIs into SQLite",
-    long_about = "Mirror affiliate offers from paginated platform APIs into a local SQLite database, with a change history.\n\nWithout a subcommand, `offersync --once` syncs every enabled source now and exits; `offersync demo` runs the whole pipeline against built-in simulated platforms.",
-    after_help = "Exit codes: 0 all ok; 1 some source failed (the others still ran); 2 usage or config error."
+    long_about = "Mirror affiliate offers from paginated platform APIs into a local SQLite database, with a change history, and push the differences to target networks.\n\nWithout a subcommand or --once, `offersync` runs the daemon: scheduled syncs, deliveries, /metrics and /healthz (systemd/offersync.service). `offersync --once` syncs every enabled source now, delivers and exits; `offersync demo` runs the whole pipeline against built-in simulated platforms.",
+    after_help = "Exit codes: 0 all ok; 1 some source or push failed, dead operations wait in the outbox, or a target's delivery is paused (the rest still ran); 2 usage or config error, or a database that cannot be used."
 )]
 pub struct Cli {
     /// Config file [default: $OFFERSYNC_CONFIG, else /etc/offersync/offersync.toml]
@@ -58,7 +58,7 @@ enum Command {
         #[arg(long)]
         config_only: bool,
     },
-    /// Read the local mirror (offers, changes, runs, pushes, stats)
+    /// Read the local mirror (offers, changes, runs, pushes, stats); never writes it
     Inspect(inspect::InspectArgs),
     /// Apply the removals held by the mass-removal guard for SOURCE
     ApproveRemovals {
@@ -108,12 +108,13 @@ pub(crate) fn open_db(config: &Config) -> Result<crate::store::Store, UsageError
         .map_err(db_error(&config.database.path))
 }
 
-/// Open an existing database without creating it, or fail with exit 2.
-pub(crate) fn open_existing_db(
+/// Open an existing database for reading only (never created, migrated or written), or fail
+/// with exit 2.
+pub(crate) fn open_read_only_db(
     path: &std::path::Path,
     busy: std::time::Duration,
 ) -> Result<crate::store::Store, UsageError> {
-    crate::store::Store::open_existing(path, busy).map_err(db_error(path))
+    crate::store::Store::open_read_only(path, busy).map_err(db_error(path))
 }
 
 fn config_path(cli_path: &Option<PathBuf>) -> PathBuf {
@@ -129,6 +130,13 @@ pub(crate) fn load_config(cli_path: &Option<PathBuf>) -> Result<Config, UsageErr
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.command.is_some() || cli.once {
+        // A command whose output is piped into `head` or `less` ends quietly when the reader
+        // goes away, like any Unix tool, instead of panicking on EPIPE. (The daemon keeps Rust's
+        // default: it never writes to a pipe it depends on.)
+        // SAFETY: restoring the default disposition of a signal before any thread starts.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     // The demo and --once on a terminal (with its progress bars) keep their output readable.
     let default_level = match cli.command {
         Some(Command::Demo(_)) => "warn",
@@ -167,7 +175,9 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, UsageError> {
             once::approve(&load_config(&cli.config)?, &source)
         }
         Some(Command::Push(args)) => once::push(&load_config(&cli.config)?, args).await,
-        None if cli.once && cli.dry_run => once::dry_run(&load_config(&cli.config)?, None, 1000),
+        None if cli.once && cli.dry_run => {
+            once::dry_run(&load_config(&cli.config)?, None, 1000, None)
+        }
         None if cli.once => {
             let config = load_config(&cli.config)?;
             once::run(&config, &cli.sources, !cli.no_push).await

@@ -30,6 +30,9 @@ pub struct PushArgs {
     /// With --plan: show at most this many operations per target (all are counted)
     #[arg(long, default_value_t = 1000)]
     limit: usize,
+    /// Output format [default: table on a terminal, json otherwise]
+    #[arg(long, value_enum)]
+    format: Option<output::Format>,
 }
 
 fn selected_targets<'a>(
@@ -65,12 +68,12 @@ pub(crate) fn prepare_targets(
     push::prepare_targets(targets, &Limiters::new()).map_err(invalid(config))
 }
 
-/// Deliver every prepared target's outbox; prints a summary and says whether all went well.
-pub(crate) async fn deliver_all(
+/// Deliver every prepared target's outbox; prints a summary (`format`: `None` for the default,
+/// `Some` to choose; not printed at all when `print` is false) and returns the reports.
+pub(crate) async fn deliver_each(
     config: &Config,
     targets: Vec<push::PreparedTarget>,
-    format: Option<output::Format>,
-) -> bool {
+) -> Vec<push::deliver::DeliveryReport> {
     let mut reports = Vec::new();
     for t in targets {
         reports.push(
@@ -85,6 +88,16 @@ pub(crate) async fn deliver_all(
             .await,
         );
     }
+    reports
+}
+
+/// Deliver and print the summary; whether all went well.
+pub(crate) async fn deliver_all(
+    config: &Config,
+    targets: Vec<push::PreparedTarget>,
+    format: Option<output::Format>,
+) -> bool {
+    let reports = deliver_each(config, targets).await;
     output::print_delivery_summary(&reports, format);
     reports.iter().all(push::deliver::DeliveryReport::ok)
 }
@@ -98,7 +111,7 @@ pub(crate) async fn push(config: &Config, args: PushArgs) -> Result<ExitCode, Us
         )));
     }
     if args.plan {
-        return dry_run(config, args.target.as_deref(), args.limit);
+        return dry_run(config, args.target.as_deref(), args.limit, args.format);
     }
     let mut store = super::open_db(config)?;
     if args.retry_dead {
@@ -111,7 +124,7 @@ pub(crate) async fn push(config: &Config, args: PushArgs) -> Result<ExitCode, Us
     }
     drop(store);
     let prepared = prepare_targets(&selected, config)?;
-    let ok = deliver_all(config, prepared, None).await;
+    let ok = deliver_all(config, prepared, args.format).await;
     let none_dead = no_dead(config, &selected);
     Ok(if ok && none_dead {
         ExitCode::SUCCESS
@@ -123,7 +136,7 @@ pub(crate) async fn push(config: &Config, args: PushArgs) -> Result<ExitCode, Us
 /// Whether none of `targets` has dead operations (they are reported, and the exit code is 1
 /// until they are requeued or dropped).
 fn no_dead(config: &Config, targets: &[&TargetConfig]) -> bool {
-    let Ok(store) = Store::open_existing(&config.database.path, config.database.busy_timeout)
+    let Ok(store) = Store::open_read_only(&config.database.path, config.database.busy_timeout)
     else {
         return false;
     };
@@ -152,8 +165,9 @@ pub(crate) fn dry_run(
     config: &Config,
     only: Option<&str>,
     limit: usize,
+    format: Option<output::Format>,
 ) -> Result<ExitCode, UsageError> {
-    let store = super::open_existing_db(&config.database.path, config.database.busy_timeout)?;
+    let store = super::open_read_only_db(&config.database.path, config.database.busy_timeout)?;
     let mut rows = Vec::new();
     for t in selected_targets(config, only)? {
         let crate::store::Preview { shown, counts } = store
@@ -200,7 +214,7 @@ pub(crate) fn dry_run(
         .to_vec(),
         rows,
     };
-    output::print(&table, output::Format::resolve(None));
+    output::print(&table, output::Format::resolve(format));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -263,8 +277,9 @@ pub(crate) async fn run(
         ctx = ctx.with_progress(std::sync::Arc::new(super::progress::Bars::new()));
     }
     let reports = sync::run_all(&ctx, prepared, config.daemon.max_concurrent_sources).await;
-    output::print_run_summary(&reports, None);
-    let pushed_ok = targets.is_empty() || deliver_all(config, targets, None).await;
+    let deliveries = deliver_each(config, targets).await;
+    output::print_once_summary(&reports, &deliveries);
+    let pushed_ok = deliveries.iter().all(push::deliver::DeliveryReport::ok);
     let none_dead = no_dead(config, &push_to);
     let pushed_ok = pushed_ok && none_dead;
     Ok(if reports.iter().all(RunReport::ok) && pushed_ok {
@@ -283,6 +298,12 @@ pub(crate) fn exit_code(reports: &[RunReport]) -> ExitCode {
 }
 
 pub(crate) async fn check(config: &Config, config_only: bool) -> Result<ExitCode, UsageError> {
+    // Credentials that cannot be resolved are a config error (the unit's ExecStartPre runs
+    // `check --config-only`, so a missing key stops the service before it reports ready).
+    let errors = config.credential_errors();
+    if !errors.is_empty() {
+        return Err(invalid(config)(errors));
+    }
     println!(
         "config {}: ok ({} source(s), {} target(s))",
         config.path.display(),

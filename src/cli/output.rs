@@ -63,7 +63,10 @@ pub fn render(table: &Table, format: Format) -> String {
                 return "(no rows)\n".into();
             }
             let mut t = comfy_table::Table::new();
-            t.load_preset(comfy_table::presets::UTF8_BORDERS_ONLY);
+            t.load_preset(comfy_table::presets::UTF8_HORIZONTAL_ONLY);
+            // Fit the terminal ($COLUMNS, else the terminal's width, else 100): long cells wrap.
+            t.set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
+            t.set_width(terminal_width());
             t.set_header(&table.columns);
             for row in &table.rows {
                 t.add_row(row.iter().map(|v| truncate(text(v), 60)));
@@ -71,6 +74,22 @@ pub fn render(table: &Table, format: Format) -> String {
             format!("{t}\n")
         }
     }
+}
+
+/// The width tables are laid out for: `$COLUMNS`, else stdout's terminal, else 100.
+pub fn terminal_width() -> u16 {
+    if let Some(w) = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<u16>().ok())
+    {
+        return w.max(20);
+    }
+    // SAFETY: TIOCGWINSZ fills a winsize for a terminal descriptor and fails otherwise.
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    if unsafe { libc::ioctl(1, libc::TIOCGWINSZ, &mut ws) } == 0 && ws.ws_col > 0 {
+        return ws.ws_col.max(20);
+    }
+    100
 }
 
 pub fn print(table: &Table, format: Format) {
@@ -152,14 +171,37 @@ pub fn print_run_summary(reports: &[RunReport], format: Option<Format>) {
     }
 }
 
-/// The end-of-delivery summary: one row per target.
-pub fn print_delivery_summary(
-    reports: &[crate::push::deliver::DeliveryReport],
-    format: Option<Format>,
-) {
-    if reports.is_empty() {
-        return;
+/// `--once`'s summary: the runs, then the deliveries, as one document (a JSON object
+/// `{"runs": [...], "deliveries": [...]}`; two tables on a terminal; CSV: the runs).
+pub fn print_once_summary(runs: &[RunReport], deliveries: &[crate::push::deliver::DeliveryReport]) {
+    let format = Format::resolve(None);
+    match format {
+        Format::Json => {
+            let doc = serde_json::json!({
+                "runs": run_summary(runs).to_objects(),
+                "deliveries": delivery_summary(deliveries).to_objects(),
+            });
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(
+                out,
+                "{}",
+                serde_json::to_string_pretty(&doc).unwrap_or_default()
+            );
+            for r in runs {
+                if let RunReport::Error { source, error } = r {
+                    eprintln!("offersync: source {source}: the run could not start or record its end: {error}");
+                }
+            }
+        }
+        Format::Csv => print_run_summary(runs, Some(Format::Csv)),
+        Format::Table => {
+            print_run_summary(runs, Some(Format::Table));
+            print_delivery_summary(deliveries, Some(Format::Table));
+        }
     }
+}
+
+fn delivery_summary(reports: &[crate::push::deliver::DeliveryReport]) -> Table {
     let columns = [
         "target",
         "done",
@@ -192,5 +234,16 @@ pub fn print_delivery_summary(
             ]
         })
         .collect();
-    print(&Table { columns, rows }, Format::resolve(format));
+    Table { columns, rows }
+}
+
+/// The end-of-delivery summary: one row per target.
+pub fn print_delivery_summary(
+    reports: &[crate::push::deliver::DeliveryReport],
+    format: Option<Format>,
+) {
+    if reports.is_empty() {
+        return;
+    }
+    print(&delivery_summary(reports), Format::resolve(format));
 }

@@ -14,8 +14,10 @@ pub struct Bars {
 
 impl Bars {
     pub fn new() -> Bars {
+        let multi = MultiProgress::new();
+        crate::telemetry::set_progress_bars(multi.clone());
         Bars {
-            multi: MultiProgress::new(),
+            multi,
             bars: Mutex::new(HashMap::new()),
         }
     }
@@ -58,12 +60,20 @@ impl ProgressSink for Bars {
 
     fn finished(&self, source: &str, report: &RunReport) {
         let pb = self.bar(source);
-        let state = match report {
-            RunReport::Finished(t) => t.state.as_str().to_string(),
-            RunReport::Skipped { .. } => "skipped".into(),
-            RunReport::Error { .. } => "error".into(),
+        let (state, complete) = match report {
+            RunReport::Finished(t) => (
+                t.state.as_str().to_string(),
+                t.state == crate::store::RunState::Complete,
+            ),
+            RunReport::Skipped { .. } => ("skipped".into(), true),
+            RunReport::Error { .. } => ("error".into(), false),
         };
         let msg = pb.message();
-        pb.finish_with_message(format!("{msg}  [{state}]"));
+        if complete {
+            pb.finish_with_message(format!("{msg}  [{state}]"));
+        } else {
+            // Where it stopped, not a full bar.
+            pb.abandon_with_message(format!("{msg}  [{}]", state.to_uppercase()));
+        }
     }
 }

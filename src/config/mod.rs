@@ -2,6 +2,7 @@
 //! with unknown keys rejected, then validated into [`Config`]. Every error names its key path
 //! (`sources[1].schedule`) and what is wrong, and all errors are reported at once.
 
+mod env;
 mod platform;
 mod raw;
 mod secret;
@@ -106,8 +107,13 @@ impl SourceKind {
 pub enum CredentialSpec {
     /// Read from this environment variable.
     Env(String),
-    /// Read from this file (relative paths are looked up in `$CREDENTIALS_DIRECTORY` first).
-    File(PathBuf),
+    /// Read from this file. A relative path is looked up in `$CREDENTIALS_DIRECTORY` (systemd's
+    /// `LoadCredential=`) first, then in `base`, the config file's folder: never in the
+    /// current directory, so `sudo offersync check` finds what the service finds.
+    File {
+        path: PathBuf,
+        base: PathBuf,
+    },
     Literal(Secret),
 }
 
@@ -230,6 +236,8 @@ pub struct TargetConfig {
     /// How long a failed operation waits before a later delivery tries it again (doubling per
     /// failure, at most an hour); also the first pause of the target's breaker.
     pub redelivery_interval: Duration,
+    /// Index in the config file's `[[targets]]` array, for error messages.
+    pub index: usize,
     /// An operation that keeps failing is dead only after `max_attempts` *and* this long since
     /// its first failure (an outage of a few hours kills nothing).
     pub dead_after: Duration,
@@ -274,33 +282,54 @@ impl TargetConfig {
 impl Config {
     /// Load, deserialize and validate the config at `path` (environment overrides applied).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let built = config::Config::builder()
-            .add_source(
-                config::File::from(path)
-                    .format(config::FileFormat::Toml)
-                    .required(true),
-            )
-            .add_source(
-                config::Environment::with_prefix("OFFERSYNC")
-                    .prefix_separator("__")
-                    .separator("__")
-                    .try_parsing(true),
-            )
+        let file = || {
+            config::File::from(path)
+                .format(config::FileFormat::Toml)
+                .required(true)
+        };
+        let read_error = |e: config::ConfigError| ConfigError::Read {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        };
+        // The names in the file, so that overrides can name a source or a target.
+        let plain = config::Config::builder()
+            .add_source(file())
             .build()
-            .map_err(|e| ConfigError::Read {
+            .map_err(read_error)?;
+        let names = |list: &str| -> Vec<String> {
+            plain
+                .get_array(list)
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|v| v.into_table().ok()?.remove("name")?.into_string().ok())
+                .collect()
+        };
+        let overrides = env::overrides(std::env::vars(), &names("sources"), &names("targets"))
+            .map_err(|errors| ConfigError::Invalid {
                 path: path.to_path_buf(),
-                message: e.to_string(),
+                errors,
             })?;
+        let builder = env::apply(config::Config::builder().add_source(file()), &overrides)
+            .map_err(|e| ConfigError::Invalid {
+                path: path.to_path_buf(),
+                errors: vec![e],
+            })?;
+        let built = builder.build().map_err(read_error)?;
         let raw: RawConfig = serde_path_to_error::deserialize(built).map_err(|e| {
             let key = e.path().to_string();
+            let message = env::suggest(&e.into_inner().to_string());
+            // A bad key or value that came from the environment is blamed on its variable.
+            let key = match overrides.iter().find(|o| {
+                key == o.key || o.key.starts_with(&format!("{key}.")) || key.starts_with(&o.key)
+            }) {
+                Some(o) => format!("{key} (from environment variable {})", o.variable),
+                None if key == "." => "(top level)".into(),
+                None => key,
+            };
             ConfigError::Parse {
                 path: path.to_path_buf(),
-                key: if key == "." {
-                    "(top level)".into()
-                } else {
-                    key
-                },
-                message: e.into_inner().to_string(),
+                key,
+                message,
             }
         })?;
         warn_if_world_readable(path, &raw);
@@ -327,6 +356,25 @@ impl Config {
 
     pub fn source(&self, name: &str) -> Option<&SourceConfig> {
         self.sources.iter().find(|s| s.name == name)
+    }
+
+    /// Resolve every enabled source's and target's credential now (environment variables set,
+    /// files readable and not empty): the errors, each naming its key.
+    pub fn credential_errors(&self) -> Vec<String> {
+        let sources = self
+            .sources
+            .iter()
+            .filter(|s| s.enabled)
+            .map(|s| (format!("sources[{}]", s.index), &s.credential));
+        let targets = self
+            .targets
+            .iter()
+            .filter(|t| t.enabled)
+            .map(|t| (format!("targets[{}]", t.index), &t.credential));
+        sources
+            .chain(targets)
+            .filter_map(|(key, spec)| resolve_credential(&key, spec).err())
+            .collect()
     }
 }
 
@@ -365,6 +413,12 @@ fn valid_name(name: &str) -> bool {
 
 fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
     let mut errs = Errors(Vec::new());
+    // Relative credential files are looked up beside the config file.
+    let base = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
     if raw.database.path.trim().is_empty() {
         errs.push("database.path", "must not be empty");
     }
@@ -404,7 +458,7 @@ fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
                 format!("duplicate source name {:?}", s.name),
             );
         }
-        if let Some(src) = validate_source(&key, i, s, &mut errs) {
+        if let Some(src) = validate_source(&key, i, s, &base, &mut errs) {
             sources.push(src);
         }
     }
@@ -427,7 +481,7 @@ fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
                 );
             }
         }
-        if let Some(tgt) = validate_target(&key, t, &mut errs) {
+        if let Some(tgt) = validate_target(&key, i, t, &base, &mut errs) {
             targets.push(tgt);
         }
     }
@@ -455,11 +509,15 @@ fn credential(
     env: Option<String>,
     file: Option<String>,
     literal: Option<String>,
+    base: &Path,
     errs: &mut Errors,
 ) -> Option<CredentialSpec> {
     match (env, file, literal) {
         (Some(e), None, None) if !e.is_empty() => Some(CredentialSpec::Env(e)),
-        (None, Some(f), None) if !f.is_empty() => Some(CredentialSpec::File(PathBuf::from(f))),
+        (None, Some(f), None) if !f.is_empty() => Some(CredentialSpec::File {
+            path: PathBuf::from(f),
+            base: base.to_path_buf(),
+        }),
         (None, None, Some(k)) if !k.is_empty() => Some(CredentialSpec::Literal(Secret::new(k))),
         (None, None, None) => {
             errs.push(
@@ -496,6 +554,7 @@ fn validate_source(
     key: &str,
     index: usize,
     s: RawSource,
+    base: &Path,
     errs: &mut Errors,
 ) -> Option<SourceConfig> {
     let before = errs.0.len();
@@ -516,7 +575,7 @@ fn validate_source(
     }
     validate_url(key, &s.base_url, errs);
     let options = kind.map(|k| platform::validate(key, k, &s, errs));
-    let cred = credential(key, s.api_key_env, s.api_key_file, s.api_key, errs);
+    let cred = credential(key, s.api_key_env, s.api_key_file, s.api_key, base, errs);
     let schedule = s.schedule.unwrap_or_else(|| "0 */15 * * * *".to_string());
     if let Err(e) = validate_cron(&schedule) {
         errs.push(
@@ -617,7 +676,13 @@ pub fn validate_cron(expr: &str) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-fn validate_target(key: &str, t: RawTarget, errs: &mut Errors) -> Option<TargetConfig> {
+fn validate_target(
+    key: &str,
+    index: usize,
+    t: RawTarget,
+    base: &Path,
+    errs: &mut Errors,
+) -> Option<TargetConfig> {
     let before = errs.0.len();
     if !valid_name(&t.name) {
         errs.push(format!("{key}.name"), format!("{:?}: {NAME_HELP}", t.name));
@@ -634,7 +699,7 @@ fn validate_target(key: &str, t: RawTarget, errs: &mut Errors) -> Option<TargetC
         }
     };
     validate_url(key, &t.base_url, errs);
-    let cred = credential(key, t.api_key_env, t.api_key_file, t.api_key, errs);
+    let cred = credential(key, t.api_key_env, t.api_key_file, t.api_key, base, errs);
     if kind == Some(TargetKind::Offerit) && t.api_username.is_none() {
         errs.push(
             format!("{key}.api_username"),
@@ -793,7 +858,26 @@ fn validate_target(key: &str, t: RawTarget, errs: &mut Errors) -> Option<TargetC
             t.redelivery_interval_seconds.unwrap_or(60).max(1),
         ),
         dead_after: Duration::from_secs(t.dead_after_seconds.unwrap_or(86_400)),
+        index,
     })
+}
+
+/// Where a relative `api_key_file = "NAME"` is looked for, in order: systemd's credentials
+/// (`$CREDENTIALS_DIRECTORY/NAME`, and `offersync_NAME`, the name the units'
+/// `LoadCredential=offersync:/etc/offersync/credentials` gives each file of that directory),
+/// then beside the config file (`credentials/NAME`, then `NAME`): the service and
+/// `sudo offersync check` find the same key, and never in the current directory.
+fn credential_candidates(path: &Path, base: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") {
+        let dir = Path::new(&dir);
+        out.push(dir.join(path));
+        let flat = path.to_string_lossy().replace('/', "_");
+        out.push(dir.join(format!("offersync_{flat}")));
+    }
+    out.push(base.join("credentials").join(path));
+    out.push(base.join(path));
+    out
 }
 
 /// Resolve a credential to its value. `key` is the config key path used in the error.
@@ -809,10 +893,14 @@ pub fn resolve_credential(key: &str, spec: &CredentialSpec) -> Result<Secret, St
                 "{key}.api_key_env: environment variable {var} is not set"
             )),
         },
-        CredentialSpec::File(path) => {
-            let full = match std::env::var_os("CREDENTIALS_DIRECTORY") {
-                Some(dir) if path.is_relative() => Path::new(&dir).join(path),
-                _ => path.clone(),
+        CredentialSpec::File { path, base } => {
+            let full = if path.is_relative() {
+                credential_candidates(path, base)
+                    .into_iter()
+                    .find(|p| p.exists())
+                    .unwrap_or_else(|| base.join(path))
+            } else {
+                path.clone()
             };
             match std::fs::read_to_string(&full) {
                 Ok(v) if !v.trim().is_empty() => Ok(Secret::new(v.trim())),

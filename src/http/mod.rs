@@ -147,6 +147,7 @@ impl Counters {
 /// Everything needed to call one platform account: client, policy, pacing, counters, secrets.
 pub struct Endpoint {
     name: String,
+    role: crate::metrics::Role,
     client: reqwest::Client,
     policy: HttpPolicy,
     limiter: Arc<RateLimiter>,
@@ -217,12 +218,14 @@ impl Endpoint {
     /// `limiter` paces this endpoint (shared with its `rate_limit_group`, if any).
     pub fn new(
         name: &str,
+        role: crate::metrics::Role,
         policy: HttpPolicy,
         secrets: Vec<Secret>,
         limiter: Arc<RateLimiter>,
     ) -> Result<Endpoint, String> {
         Ok(Endpoint {
             name: name.to_string(),
+            role,
             client: shared_client(policy.connect_timeout)?,
             limiter,
             policy,
@@ -253,6 +256,7 @@ impl Endpoint {
         let scrub = |t: &str| self.scrub(t);
         let ctx = RetryCtx {
             endpoint: &self.name,
+            role: self.role,
             path: &path,
             policy: &self.policy,
             limiter: &self.limiter,
@@ -262,13 +266,16 @@ impl Endpoint {
         let (build, interpret, shown_path) = (&build, &interpret, path.as_str());
         let idempotent = build().idempotent;
         retry(&ctx, idempotent, move || async move {
-            let resp = self.send(build()).await?;
+            let sent = std::time::Instant::now();
+            let resp = self.send(build()).await;
+            crate::metrics::request(self.role, &self.name, sent.elapsed().as_secs_f64());
+            let resp = resp?;
             if let Some(hold) = self
                 .limiter
                 .on_headers(&resp.headers, self.policy.max_retry_after)
             {
                 self.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
-                crate::metrics::rate_limit_hold(&self.name);
+                crate::metrics::rate_limit_hold(self.role, &self.name);
                 tracing::warn!(
                     endpoint = %self.name,
                     path = shown_path,

@@ -41,6 +41,7 @@ fn backoff_for(policy: &HttpPolicy) -> backoff::exponential::ExponentialBackoff<
 /// Who is retrying, for accounting and log lines.
 pub struct RetryCtx<'a> {
     pub endpoint: &'a str,
+    pub role: crate::metrics::Role,
     pub path: &'a str,
     pub policy: &'a HttpPolicy,
     pub limiter: &'a RateLimiter,
@@ -86,7 +87,6 @@ where
         }
         ctx.limiter.acquire().await;
         ctx.counters.requests.fetch_add(1, Ordering::Relaxed);
-        crate::metrics::request(ctx.endpoint);
         let failure = match attempt().await {
             Ok(v) => {
                 ctx.limiter.on_success();
@@ -156,7 +156,7 @@ where
             )));
         }
         ctx.counters.retries.fetch_add(1, Ordering::Relaxed);
-        crate::metrics::retry(ctx.endpoint, rate_limited);
+        crate::metrics::retry(ctx.role, ctx.endpoint, rate_limited);
         tracing::warn!(
             endpoint = ctx.endpoint,
             path = ctx.path,
@@ -228,6 +228,7 @@ mod tests {
         let scrub = |s: &str| s.to_string();
         let ctx = RetryCtx {
             endpoint: "test",
+            role: crate::metrics::Role::Source,
             path: "/x",
             policy: &policy,
             limiter: &limiter,
@@ -326,6 +327,7 @@ mod tests {
         let scrub = |s: &str| s.to_string();
         let ctx = RetryCtx {
             endpoint: "test",
+            role: crate::metrics::Role::Source,
             path: "/x",
             policy: &p,
             limiter: &limiter,

@@ -27,7 +27,7 @@ pub fn prepare_targets(
     let mut errors = Vec::new();
     let mut out = Vec::new();
     for cfg in targets {
-        let key = format!("targets ({})", cfg.name);
+        let key = format!("targets[{}]", cfg.index);
         let secret = match crate::config::resolve_credential(&key, &cfg.credential) {
             Ok(s) => s,
             Err(e) => {
@@ -45,7 +45,13 @@ pub fn prepare_targets(
             Ok(PreparedTarget {
                 cfg: (*cfg).clone(),
                 target: Arc::from(target),
-                endpoint: Arc::new(Endpoint::new(&cfg.name, policy, vec![secret], limiter)?),
+                endpoint: Arc::new(Endpoint::new(
+                    &cfg.name,
+                    crate::metrics::Role::Target,
+                    policy,
+                    vec![secret],
+                    limiter,
+                )?),
             })
         });
         match built {

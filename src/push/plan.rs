@@ -389,6 +389,7 @@ mod tests {
             retry_initial_interval: std::time::Duration::from_millis(500),
             redelivery_interval: std::time::Duration::from_secs(60),
             dead_after: std::time::Duration::from_secs(86_400),
+            index: 0,
         }
     }
 

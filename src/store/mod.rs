@@ -36,6 +36,14 @@ pub enum StoreError {
         found: i64,
         known: i64,
     },
+    #[error("{path} is not an offersync mirror (no offersync tables, or an unknown schema)")]
+    NotAMirror { path: PathBuf },
+    #[error("database {path} has schema version {found}, older than this offersync ({known}); it is migrated by the next write (`offersync --once`, or the daemon's next start)")]
+    Outdated {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
     #[error("database error: {0}")]
     Sql(#[from] rusqlite::Error),
     #[error("the lease on {source_name} was taken over by another process; this process stops working on it")]
@@ -75,9 +83,11 @@ impl StoreError {
     pub fn is_unusable(&self) -> bool {
         use rusqlite::ErrorCode as C;
         match self {
-            StoreError::Open { .. } | StoreError::Missing { .. } | StoreError::TooNew { .. } => {
-                true
-            }
+            StoreError::Open { .. }
+            | StoreError::Missing { .. }
+            | StoreError::TooNew { .. }
+            | StoreError::NotAMirror { .. }
+            | StoreError::Outdated { .. } => true,
             StoreError::Sql(e) => matches!(
                 e.sqlite_error_code(),
                 Some(
@@ -151,6 +161,50 @@ impl Store {
                 other => return other,
             }
         }
+    }
+
+    /// Open an existing mirror for reading only (`inspect`, `push --plan`, `/healthz`): never
+    /// created, migrated or switched to WAL, so a read never writes. Refuses a file that is not
+    /// an offersync mirror, or whose schema is not this binary's.
+    pub fn open_read_only(path: &Path, busy_timeout: Duration) -> Result<Store> {
+        if !path.exists() {
+            return Err(StoreError::Missing {
+                path: path.to_path_buf(),
+            });
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+                | OpenFlags::SQLITE_OPEN_URI
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(busy_timeout)?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let known = schema::MIGRATIONS.len() as i64;
+        let has_tables: bool = conn.query_row(
+            "SELECT count(*) = 2 FROM sqlite_master WHERE type = 'table' AND name IN ('offer_rows', 'sync_runs')",
+            [],
+            |r| r.get(0),
+        )?;
+        let path = path.to_path_buf();
+        if version == 0 || !has_tables {
+            return Err(StoreError::NotAMirror { path });
+        }
+        if version > known {
+            return Err(StoreError::TooNew {
+                path,
+                found: version,
+                known,
+            });
+        }
+        if version < known {
+            return Err(StoreError::Outdated {
+                path,
+                found: version,
+                known,
+            });
+        }
+        Ok(Store { conn, path })
     }
 
     fn try_open(path: &Path, busy_timeout: Duration) -> Result<Store> {

@@ -16,6 +16,22 @@ pub struct Table {
 }
 
 impl Table {
+    /// The same table with only `columns` (in that order; unknown names are skipped).
+    pub fn only(&self, columns: &[&str]) -> Table {
+        let idx: Vec<usize> = columns
+            .iter()
+            .filter_map(|c| self.columns.iter().position(|x| x == c))
+            .collect();
+        Table {
+            columns: idx.iter().map(|i| self.columns[*i].clone()).collect(),
+            rows: self
+                .rows
+                .iter()
+                .map(|r| idx.iter().map(|i| r[*i].clone()).collect())
+                .collect(),
+        }
+    }
+
     /// Rows as JSON objects keyed by column name.
     pub fn to_objects(&self) -> Vec<Value> {
         self.rows

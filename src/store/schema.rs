@@ -208,6 +208,21 @@ CREATE TABLE target_state (
     last_error   TEXT,
     updated_at   TEXT NOT NULL
 );
+
+-- Money stays exact decimal text; its numeric companions make `payout > 10` and `ORDER BY`
+-- mean what they say in SQL (sqlite3, Datasette, BI tools). REAL is for comparing and sorting,
+-- not for accounting: the text columns are the truth.
+DROP VIEW offers;
+CREATE VIEW offers AS
+SELECT o.source, o.external_id, o.name, o.status, o.payout,
+       CAST(o.payout AS REAL) AS payout_value, o.currency, o.payout_type, o.revenue,
+       CAST(o.revenue AS REAL) AS revenue_value,
+       o.countries, o.platforms, o.categories, o.tracking_url, o.preview_url, o.advertiser,
+       o.description, o.icon_url, o.app_package, o.starts_at, o.ends_at, o.payouts, o.content_hash,
+       o.first_seen_at, s.last_seen_at, o.updated_at, o.removed_at, o.raw
+FROM offer_rows o JOIN offer_seen s ON s.offer_id = o.id;
+ALTER TABLE target_offers ADD COLUMN payout_value REAL
+    GENERATED ALWAYS AS (CAST(json_extract(pushed_payload, '$.payout') AS REAL)) VIRTUAL;
 "#,
 ];
 

@@ -794,6 +794,44 @@ fn finish(
     }
 }
 
+/// Record a run of `source` that could not start (its credential cannot be resolved, say) as
+/// `failed` with `reason` and `error`, so it shows in `inspect runs`, `/metrics` and
+/// `/healthz` like any other run.
+pub fn record_unrunnable(
+    db_path: &std::path::Path,
+    busy_timeout: Duration,
+    source: &str,
+    reason: &str,
+    error: &str,
+) -> RunReport {
+    let record = || -> Result<Option<RunTotals>, StoreError> {
+        let mut store = Store::open(db_path, busy_timeout)?;
+        let id = store.create_run(source, &now(), std::process::id(), &hostname())?;
+        store.finish_run(
+            id,
+            RunState::Failed,
+            Some(reason),
+            Some(error),
+            0,
+            0,
+            0,
+            &now(),
+        )?;
+        store.run(id)
+    };
+    match record() {
+        Ok(Some(t)) => RunReport::Finished(t),
+        Ok(None) => RunReport::Error {
+            source: source.to_string(),
+            error: "the run row vanished".into(),
+        },
+        Err(e) => RunReport::Error {
+            source: source.to_string(),
+            error: e.to_string(),
+        },
+    }
+}
+
 /// Apply the removals the mass-removal guard held for `cfg`'s source, under the source's lease.
 pub fn approve_removals(
     ctx: &SyncContext,
@@ -860,7 +898,13 @@ pub fn prepare(
                 cfg.http.requests_per_second,
                 cfg.http.burst,
             );
-            let endpoint = Endpoint::new(&cfg.name, cfg.http.clone(), vec![secret], limiter)?;
+            let endpoint = Endpoint::new(
+                &cfg.name,
+                crate::metrics::Role::Source,
+                cfg.http.clone(),
+                vec![secret],
+                limiter,
+            )?;
             Ok(Prepared {
                 cfg: (*cfg).clone(),
                 source: Arc::from(source),

@@ -119,7 +119,7 @@ async fn two_concurrent_once_processes_never_sync_the_same_source_at_once() {
         .iter()
         .map(|o| {
             let v: Value = serde_json::from_slice(&o.stdout).expect("JSON summary off a terminal");
-            v[0]["state"].as_str().unwrap().to_string()
+            v["runs"][0]["state"].as_str().unwrap().to_string()
         })
         .collect();
     let mut sorted = states.clone();
@@ -475,6 +475,7 @@ async fn one_failing_source_does_not_stop_another_and_exits_1() {
     let out = app.bin(&["--once"], &[]).await;
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let summary = &summary["runs"];
     assert_eq!(summary[0]["source"], SOURCE);
     assert_eq!(summary[0]["state"], "complete", "{summary:#}");
     assert_eq!(summary[0]["added"], 150);
@@ -485,7 +486,7 @@ async fn one_failing_source_does_not_stop_another_and_exits_1() {
     let only = app.bin(&["--once", "--source", SOURCE], &[]).await;
     assert!(only.status.success());
     let summary: Value = serde_json::from_slice(&only.stdout).unwrap();
-    assert_eq!(summary.as_array().unwrap().len(), 1);
+    assert_eq!(summary["runs"].as_array().unwrap().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -520,7 +521,7 @@ async fn once_shows_progress_bars_on_a_terminal_and_plain_output_otherwise() {
     );
     assert!(screen.contains("[complete]"), "{screen}");
     assert!(
-        screen.contains("│ source"),
+        screen.contains(" source ") && screen.contains("═══"),
         "and the summary table:\n{screen}"
     );
     // Off a terminal: no bars, a JSON summary on stdout and log lines on stderr.
@@ -528,5 +529,5 @@ async fn once_shows_progress_bars_on_a_terminal_and_plain_output_otherwise() {
     assert!(!text(&plain.stderr).contains(" pages  "));
     assert!(text(&plain.stderr).contains("sync finished"));
     let summary: Value = serde_json::from_slice(&plain.stdout).unwrap();
-    assert_eq!(summary[0]["state"], "complete");
+    assert_eq!(summary["runs"][0]["state"], "complete");
 }

@@ -13,7 +13,7 @@ pub(crate) struct Daemon {
     child: Child,
     stderr_path: std::path::PathBuf,
     notify: UnixDatagram,
-    metrics: String,
+    pub(crate) metrics: String,
 }
 
 impl Daemon {
@@ -147,11 +147,10 @@ async fn the_daemon_syncs_on_schedule_reports_health_and_stops_cleanly() {
         .await
         .unwrap();
     assert!(
-        metrics.contains(&format!(
-            "offersync_requests_total{{endpoint=\"{SOURCE}\"}}"
-        )),
+        metrics.contains(&format!("offersync_requests_total{{source=\"{SOURCE}\"}}")),
         "{metrics}"
     );
+    crate::harness::promtool_check(&metrics);
     assert!(
         metrics.contains("offersync_runs_total") && metrics.contains("offersync_offers_seen_total"),
         "{metrics}"

@@ -138,7 +138,8 @@ pub async fn run_bin(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_offersync"));
     cmd.args(args)
         .env_remove("RUST_LOG")
-        .env_remove("OFFERSYNC_CONFIG");
+        .env_remove("OFFERSYNC_CONFIG")
+        .env_remove("JOURNAL_STREAM");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -303,4 +304,41 @@ impl Recorder {
     pub fn received(&self) -> Vec<Recorded> {
         self.requests.lock().unwrap().clone()
     }
+}
+
+/// `promtool check metrics` on an exposition: it must be clean (HELP and TYPE for every family,
+/// valid names and values). CI installs promtool (`.ci/run`); without it, outside CI, the check
+/// is reported as not run.
+pub fn promtool_check(exposition: &str) {
+    use std::io::Write;
+    let child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "promtool is not installed but CI is set: {e}"
+            );
+            eprintln!("promtool not installed; `promtool check metrics` not run");
+            return;
+        }
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(exposition.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "promtool check metrics:\n{}{}\n{exposition}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
 }

@@ -341,6 +341,7 @@ async fn a_config_readable_by_others_is_warned_about() {
             .arg("--config")
             .arg(path)
             .args(["check", "--config-only"])
+            .env("SOME_KEY", "from-the-environment")
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));

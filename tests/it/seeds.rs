@@ -657,21 +657,49 @@ fn youmi_request_parameters_and_the_fields_the_fixture_leaves_empty() {
         "kind = \"s2s\"\nbase_url = \"http://ad.api.yyapi.net/v1/online\"\nos = \"android\"\ngaid = \"g-1\"\nandid = \"a-1\"\ncountry = \"US,GB\"\nthirdparty_id = \"tp 7\"",
     );
     let req = s.request(&page_at(3));
-    let q: BTreeMap<String, String> = req.url.query_pairs().map(|(k, v)| (k.into(), v.into())).collect();
-    for (k, v) in [("os", "android"), ("gaid", "g-1"), ("andid", "a-1"), ("country", "US,GB"), ("thirdparty_id", "tp 7"), ("page", "3")] {
+    let q: BTreeMap<String, String> = req
+        .url
+        .query_pairs()
+        .map(|(k, v)| (k.into(), v.into()))
+        .collect();
+    for (k, v) in [
+        ("os", "android"),
+        ("gaid", "g-1"),
+        ("andid", "a-1"),
+        ("country", "US,GB"),
+        ("thirdparty_id", "tp 7"),
+        ("page", "3"),
+    ] {
         assert_eq!(q.get(k).map(String::as_str), Some(v), "{k} sent verbatim");
     }
     let body = fixture("youmi-offers.json");
     let page = s.parse(&page_at(1), &resp(200, &body)).unwrap();
     let o = &page.offers[0];
-    assert_eq!(o.offer.countries, Vec::<String>::new(), "the repaired countries: []");
+    assert_eq!(
+        o.offer.countries,
+        Vec::<String>::new(),
+        "the repaired countries: []"
+    );
     assert_eq!(o.offer.preview_url, None, "an empty preview_url is none");
-    assert!(o.raw.contains("\"os_version\": \"\""), "os_version is kept in raw only");
+    assert!(
+        o.raw.contains("\"os_version\": \"\""),
+        "os_version is kept in raw only"
+    );
     // Each documented payout type maps to itself; preview_url is read when set.
-    for (t, want) in [("CPI", PayoutType::Cpi), ("CPA", PayoutType::Cpa), ("CPL", PayoutType::Cpl)] {
+    for (t, want) in [
+        ("CPI", PayoutType::Cpi),
+        ("CPA", PayoutType::Cpa),
+        ("CPL", PayoutType::Cpl),
+    ] {
         let b = body
-            .replace("\"payout_type\": \"fixed\"", &format!("\"payout_type\": \"{t}\""))
-            .replace("\"preview_url\": \"\"", "\"preview_url\": \"https://play.example/p\"");
+            .replace(
+                "\"payout_type\": \"fixed\"",
+                &format!("\"payout_type\": \"{t}\""),
+            )
+            .replace(
+                "\"preview_url\": \"\"",
+                "\"preview_url\": \"https://play.example/p\"",
+            );
         let o = &s.parse(&page_at(1), &resp(200, &b)).unwrap().offers[0].offer;
         assert_eq!(o.payout_type, Some(want), "{t}");
         assert_eq!(o.preview_url.as_deref(), Some("https://play.example/p"));
@@ -691,7 +719,12 @@ fn trackly_derives_the_page_count_from_per_page_and_total_without_total_pages() 
     assert_eq!(last.next, None);
     // With total_pages, total is not used.
     let both = fixture("trackly-list-offers.json").replace("\"total\": 2", "\"total\": 900");
-    assert_eq!(s.parse(&page_at(1), &resp(200, &both)).unwrap().expected_pages, Some(1));
+    assert_eq!(
+        s.parse(&page_at(1), &resp(200, &both))
+            .unwrap()
+            .expected_pages,
+        Some(1)
+    );
 }
 
 #[test]
@@ -712,9 +745,15 @@ fn offerit_sends_descriptions_categories_icons_and_no_authorized_for_worldwide_o
     };
     let f = form(&t.requests(&op)[0]);
     assert_eq!(f["offer_description"], "For adults");
-    assert_eq!(f["categories"], "Games,Casual Puzzles", "names as the source has them, comma-joined");
+    assert_eq!(
+        f["categories"], "Games,Casual Puzzles",
+        "names as the source has them, comma-joined"
+    );
     assert_eq!(f["thumb_url"], "https://cdn.example/i.png");
-    assert!(!f.contains_key("authorized"), "no countries: all countries (the seed's Note)");
+    assert!(
+        !f.contains_key("authorized"),
+        "no countries: all countries (the seed's Note)"
+    );
     assert!(!f.contains_key("unauthorized"));
 }
 
@@ -738,7 +777,11 @@ fn affise_sends_a_form_without_icons_and_keeps_the_start_time() {
     // A form body (reqwest sets application/x-www-form-urlencoded for it); never multipart.
     assert!(req.form.is_some());
     let f = form(req);
-    assert!(f.keys().all(|k| !k.contains("logo") && !k.contains("creative")), "{f:?}");
+    assert!(
+        f.keys()
+            .all(|k| !k.contains("logo") && !k.contains("creative")),
+        "{f:?}"
+    );
     assert_eq!(f["start_at"], "2020-03-10 08:30:00");
     assert_eq!(f["payments[0][currency]"], "EUR");
 }
@@ -746,7 +789,11 @@ fn affise_sends_a_form_without_icons_and_keeps_the_start_time() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_form_content_type_is_the_one_the_seeds_give() {
     let server = Recorder::start(|_| {
-        (200, vec![], r#"{"status": 1, "offer": {"id": 9}, "id": 9}"#.to_string())
+        (
+            200,
+            vec![],
+            r#"{"status": 1, "offer": {"id": 9}, "id": 9}"#.to_string(),
+        )
     })
     .await;
     let text = format!(
@@ -754,8 +801,13 @@ async fn the_form_content_type_is_the_one_the_seeds_give() {
         server.url
     );
     let c = Config::from_toml_str(&text, Path::new("fixture")).unwrap();
-    let p = offersync::push::prepare_targets(&c.targets.iter().collect::<Vec<_>>(), &Default::default()).unwrap();
-    let create = fields(json!({"name": "n", "url": "u", "payout": "1", "cost": "1", "currency": "USD"}));
+    let p = offersync::push::prepare_targets(
+        &c.targets.iter().collect::<Vec<_>>(),
+        &Default::default(),
+    )
+    .unwrap();
+    let create =
+        fields(json!({"name": "n", "url": "u", "payout": "1", "cost": "1", "currency": "USD"}));
     let op = TargetOp {
         kind: OpKind::Create,
         fields: &create,
@@ -772,9 +824,21 @@ async fn the_form_content_type_is_the_one_the_seeds_give() {
         .unwrap();
     assert_eq!(id.as_deref(), Some("9"));
     let got = &server.received()[0];
-    let ct: Vec<&String> = got.headers.iter().filter(|(k, _)| k == "content-type").map(|(_, v)| v).collect();
-    assert_eq!(ct, vec!["application/x-www-form-urlencoded"], "one Content-Type, urlencoded");
-    assert!(got.headers.iter().any(|(k, v)| k == "api-key" && v == "key"));
+    let ct: Vec<&String> = got
+        .headers
+        .iter()
+        .filter(|(k, _)| k == "content-type")
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(
+        ct,
+        vec!["application/x-www-form-urlencoded"],
+        "one Content-Type, urlencoded"
+    );
+    assert!(got
+        .headers
+        .iter()
+        .any(|(k, v)| k == "api-key" && v == "key"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -789,15 +853,30 @@ async fn a_refused_target_key_never_kills_an_operation() {
     assert_eq!(out.status.code(), Some(1));
     let conn = rusqlite::Connection::open(&app.db_path).unwrap();
     let dead: i64 = conn
-        .query_row("SELECT count(*) FROM push_outbox WHERE state = 'dead'", [], |r| r.get(0))
+        .query_row(
+            "SELECT count(*) FROM push_outbox WHERE state = 'dead'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     let waiting: i64 = conn
-        .query_row("SELECT count(*) FROM push_outbox WHERE state = 'pending' AND attempts = 0", [], |r| r.get(0))
+        .query_row(
+            "SELECT count(*) FROM push_outbox WHERE state = 'pending' AND attempts = 0",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
-    assert_eq!(dead, 0, "403 is the target's answer to the key, not to the offer");
+    assert_eq!(
+        dead, 0,
+        "403 is the target's answer to the key, not to the offer"
+    );
     assert!(waiting > 0, "operations wait, no attempt counted");
     let failures: i64 = conn
-        .query_row("SELECT failures FROM target_state WHERE target = 'af'", [], |r| r.get(0))
+        .query_row(
+            "SELECT failures FROM target_state WHERE target = 'af'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert!(failures >= 3, "the breaker counted them: {failures}");
 }
