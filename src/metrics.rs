@@ -5,7 +5,7 @@
 
 use crate::config::Config;
 use crate::daemon::Daemon;
-use crate::store::Store;
+use crate::store::{Store, OUTBOX_STATES};
 use crate::sync::RunReport;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -51,15 +51,6 @@ pub fn rate_limit_hold(role: Role, name: &str) {
 }
 
 const RUN_STATES: [&str; 5] = ["running", "complete", "partial", "failed", "held"];
-const OUTBOX_STATES: [&str; 7] = [
-    "pending",
-    "in_flight",
-    "ambiguous",
-    "done",
-    "failed",
-    "dead",
-    "skipped",
-];
 const PUSH_RESULTS: [&str; 4] = ["done", "failed", "dead", "ambiguous"];
 const OFFER_COUNTERS: [(&str, &str); 5] = [
     ("offersync_offers_seen_total", "Offers seen by runs."),

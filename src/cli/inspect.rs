@@ -253,19 +253,7 @@ pub(crate) fn run(
             state,
             limit,
         } => {
-            check_value(
-                "--state",
-                &state,
-                &[
-                    "pending",
-                    "in_flight",
-                    "ambiguous",
-                    "done",
-                    "failed",
-                    "dead",
-                    "skipped",
-                ],
-            )?;
+            check_value("--state", &state, &crate::store::OUTBOX_STATES)?;
             output::print(
                 &store
                     .query_pushes(target.as_ref(), state.as_ref(), limit)

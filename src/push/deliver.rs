@@ -32,6 +32,8 @@ use tracing::Instrument;
 
 /// Consecutive failed operations that open a target's breaker.
 pub const BREAKER_AFTER: i64 = 3;
+/// How many times one pass waits for unresolved creates to come due before it ends.
+const MAX_LINGERS: u32 = 10;
 /// The longest a failed operation or an open breaker waits before the next try.
 pub const MAX_REDELIVERY_WAIT: Duration = Duration::from_secs(3600);
 
@@ -225,10 +227,13 @@ impl Worker<'_> {
         report.reconciled += ambiguous + requeued;
         let mut failures = health.failures;
         let mut last_error = health.last_error.clone();
+        // Waits for unresolved creates that come due, at most this many per pass.
+        let mut lingers = 0;
         while !stop.is_set() {
             let name = cfg.name.clone();
             let Some(op) = db(self.store, move |s| s.claim_next(&name, &now())).await? else {
-                if self.linger(stop).await? {
+                if lingers < MAX_LINGERS && self.linger(stop).await? {
+                    lingers += 1;
                     continue;
                 }
                 break;

@@ -13,6 +13,17 @@ use crate::model::Offer;
 use crate::push::{merged, plan, Mapping, OpKind, PlannedOp, PushFields};
 use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 
+/// Every state an outbox operation can be in (the CHECK constraint of `push_outbox.state`).
+pub const OUTBOX_STATES: [&str; 7] = [
+    "pending",
+    "in_flight",
+    "ambiguous",
+    "done",
+    "failed",
+    "dead",
+    "skipped",
+];
+
 /// An operation from the outbox, with what the target held when it was claimed.
 #[derive(Debug, Clone)]
 pub struct OutboxOp {

@@ -232,6 +232,18 @@ fn fields(v: Value) -> PushFields {
     v.as_object().unwrap().clone()
 }
 
+/// A create of `fields` (all of them new) for offer `s:1`.
+fn create_op(fields: &PushFields) -> TargetOp<'_> {
+    TargetOp {
+        kind: OpKind::Create,
+        fields,
+        all: fields,
+        target_offer_id: None,
+        external_ref: "s:1",
+        hidden: false,
+    }
+}
+
 fn form(req: &offersync::http::HttpRequest) -> BTreeMap<String, String> {
     let mut out: BTreeMap<String, String> = BTreeMap::new();
     for (k, v) in req.form.iter().flatten().chain(
@@ -260,14 +272,7 @@ fn offerit_add_offer_is_produced_as_the_seed_shows_and_its_answer_read() {
         "preview_url": "http://example.com/", "countries": ["DE", "ES"], "payout": "15",
         "cost": "20", "currency": "USD", "payout_type": "CPA"
     }));
-    let op = TargetOp {
-        kind: OpKind::Create,
-        fields: &create,
-        all: &create,
-        target_offer_id: None,
-        external_ref: "s:1",
-        hidden: false,
-    };
+    let op = create_op(&create);
     let reqs = t.requests(&op);
     assert_eq!(reqs.len(), 1);
     assert_eq!(reqs[0].method, reqwest::Method::POST);
@@ -380,14 +385,7 @@ async fn the_affise_seed_create_is_accepted_by_the_twin_and_ours_uses_its_names(
         "countries": ["RU"], "payout": "30", "cost": "100", "currency": "USD",
         "payout_type": "CPA", "categories": ["Games"]
     }));
-    let op = TargetOp {
-        kind: OpKind::Create,
-        fields: &create,
-        all: &create,
-        target_offer_id: None,
-        external_ref: "s:1",
-        hidden: false,
-    };
+    let op = create_op(&create);
     let req = &t.requests(&op)[0];
     assert!(req.url.as_str().ends_with("/3.0/admin/offer") && !req.idempotent);
     assert!(req.headers.contains_key("api-key"));
@@ -735,14 +733,7 @@ fn offerit_sends_descriptions_categories_icons_and_no_authorized_for_worldwide_o
         "categories": ["Games", "Casual Puzzles"], "icon_url": "https://cdn.example/i.png",
         "payout": "1", "cost": "1.25", "payout_type": "CPA"
     }));
-    let op = TargetOp {
-        kind: OpKind::Create,
-        fields: &create,
-        all: &create,
-        target_offer_id: None,
-        external_ref: "s:1",
-        hidden: false,
-    };
+    let op = create_op(&create);
     let f = form(&t.requests(&op)[0]);
     assert_eq!(f["offer_description"], "For adults");
     assert_eq!(
@@ -765,14 +756,7 @@ fn affise_sends_a_form_without_icons_and_keeps_the_start_time() {
         "icon_url": "https://cdn.example/i.png", "starts_at": "2020-03-10T08:30:00Z",
         "payout_type": "CPA"
     }));
-    let op = TargetOp {
-        kind: OpKind::Create,
-        fields: &create,
-        all: &create,
-        target_offer_id: None,
-        external_ref: "s:1",
-        hidden: false,
-    };
+    let op = create_op(&create);
     let req = &t.requests(&op)[0];
     // A form body (reqwest sets application/x-www-form-urlencoded for it); never multipart.
     assert!(req.form.is_some());
@@ -808,14 +792,7 @@ async fn the_form_content_type_is_the_one_the_seeds_give() {
     .unwrap();
     let create =
         fields(json!({"name": "n", "url": "u", "payout": "1", "cost": "1", "currency": "USD"}));
-    let op = TargetOp {
-        kind: OpKind::Create,
-        fields: &create,
-        all: &create,
-        target_offer_id: None,
-        external_ref: "s:1",
-        hidden: false,
-    };
+    let op = create_op(&create);
     let req = p[0].target.requests(&op).remove(0);
     let id = p[0]
         .endpoint
