@@ -46,6 +46,10 @@ pub struct Cli {
     #[arg(long, requires = "once")]
     dry_run: bool,
 
+    /// With --once: the summary's format [default: table on a terminal, json otherwise]
+    #[arg(long, value_enum, requires = "once")]
+    format: Option<Format>,
+
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -176,11 +180,11 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, UsageError> {
         }
         Some(Command::Push(args)) => once::push(&load_config(&cli.config)?, args).await,
         None if cli.once && cli.dry_run => {
-            once::dry_run(&load_config(&cli.config)?, None, 1000, None)
+            once::dry_run(&load_config(&cli.config)?, None, 1000, cli.format)
         }
         None if cli.once => {
             let config = load_config(&cli.config)?;
-            once::run(&config, &cli.sources, !cli.no_push).await
+            once::run(&config, &cli.sources, !cli.no_push, cli.format).await
         }
         None => crate::daemon::run(config_path(&cli.config)).await,
     }

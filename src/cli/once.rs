@@ -254,6 +254,7 @@ pub(crate) async fn run(
     config: &Config,
     names: &[String],
     push: bool,
+    format: Option<output::Format>,
 ) -> Result<ExitCode, UsageError> {
     let selected = select(config, names)?;
     if selected.is_empty() {
@@ -278,7 +279,7 @@ pub(crate) async fn run(
     }
     let reports = sync::run_all(&ctx, prepared, config.daemon.max_concurrent_sources).await;
     let deliveries = deliver_each(config, targets).await;
-    output::print_once_summary(&reports, &deliveries);
+    output::print_once_summary(&reports, &deliveries, format);
     let pushed_ok = deliveries.iter().all(push::deliver::DeliveryReport::ok);
     let none_dead = no_dead(config, &push_to);
     let pushed_ok = pushed_ok && none_dead;

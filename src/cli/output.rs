@@ -173,8 +173,12 @@ pub fn print_run_summary(reports: &[RunReport], format: Option<Format>) {
 
 /// `--once`'s summary: the runs, then the deliveries, as one document (a JSON object
 /// `{"runs": [...], "deliveries": [...]}`; two tables on a terminal; CSV: the runs).
-pub fn print_once_summary(runs: &[RunReport], deliveries: &[crate::push::deliver::DeliveryReport]) {
-    let format = Format::resolve(None);
+pub fn print_once_summary(
+    runs: &[RunReport],
+    deliveries: &[crate::push::deliver::DeliveryReport],
+    format: Option<Format>,
+) {
+    let format = Format::resolve(format);
     match format {
         Format::Json => {
             let doc = serde_json::json!({

@@ -239,8 +239,12 @@ impl Store {
         let targets = self.table(
             "SELECT target,
                     sum(state = 'pending') AS pending, sum(state = 'in_flight') AS in_flight,
-                    sum(state = 'failed') AS failed, sum(state = 'dead') AS dead, sum(state = 'done') AS done,
-                    (SELECT count(*) FROM target_offers t WHERE t.target = p.target) AS mapped
+                    sum(state = 'ambiguous') AS ambiguous, sum(state = 'failed') AS failed,
+                    sum(state = 'dead') AS dead, sum(state = 'skipped') AS skipped,
+                    sum(state = 'done') AS done,
+                    (SELECT count(*) FROM target_offers t WHERE t.target = p.target) AS mapped,
+                    (SELECT failures FROM target_state s WHERE s.target = p.target) AS failures_in_a_row,
+                    (SELECT open_until FROM target_state s WHERE s.target = p.target) AS paused_until
              FROM push_outbox p GROUP BY target ORDER BY target",
             vec![],
         )?;

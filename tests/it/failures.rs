@@ -588,6 +588,24 @@ async fn a_twenty_second_target_outage_loses_and_kills_nothing() {
         "SELECT count(*) FROM target_state WHERE target = 'af' AND failures >= 3",
     );
     assert_eq!(tripped, 1, "the breaker paused delivery");
+    let stats = app
+        .bin(
+            &[
+                "inspect",
+                "stats",
+                "--section",
+                "targets",
+                "--format",
+                "json",
+            ],
+            &[],
+        )
+        .await;
+    let v: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
+    assert!(
+        v[0]["paused_until"].is_string() && v[0]["failures_in_a_row"].as_i64() >= Some(3),
+        "{v}"
+    );
     proxy.up().await;
     let want = active(&app).len();
     until(Duration::from_secs(60), "delivery after the outage", || {

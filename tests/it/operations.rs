@@ -83,6 +83,22 @@ async fn a_relative_api_key_file_is_found_beside_the_config_not_in_the_current_d
         Some(1),
         "the systemd credential (a wrong key here) was used"
     );
+    // The name a directory LoadCredential= gives (offersync_NAME), and credentials/NAME beside
+    // the config (what `sudo offersync check` reads of /etc/offersync/credentials).
+    std::fs::remove_file(creds.path().join("trackly.key")).unwrap();
+    std::fs::write(creds.path().join("offersync_trackly.key"), &app.api_key).unwrap();
+    let out = app
+        .bin(
+            &["--once"],
+            &[("CREDENTIALS_DIRECTORY", creds.path().to_str().unwrap())],
+        )
+        .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    std::fs::remove_file(app.dir.path().join("trackly.key")).unwrap();
+    std::fs::create_dir(app.dir.path().join("credentials")).unwrap();
+    std::fs::write(app.dir.path().join("credentials/trackly.key"), &app.api_key).unwrap();
+    let out = app.bin(&["--once"], &[]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
