@@ -111,7 +111,13 @@ async fn run_one(d: &Daemon, config: &Config, src: &SourceConfig) {
                 src.name.clone(),
             );
             let report = tokio::task::spawn_blocking(move || {
-                sync::record_unrunnable(&path, busy, &name, "credentials", &message)
+                sync::record_unrunnable(
+                    &path,
+                    busy,
+                    &name,
+                    crate::model::StopReason::Credentials,
+                    &message,
+                )
             })
             .await
             .unwrap_or_else(|e| RunReport::Error {

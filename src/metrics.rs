@@ -5,7 +5,8 @@
 
 use crate::config::Config;
 use crate::daemon::Daemon;
-use crate::store::{Store, OUTBOX_STATES};
+use crate::model::OutboxState;
+use crate::store::Store;
 use crate::sync::RunReport;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -50,7 +51,6 @@ pub fn rate_limit_hold(role: Role, name: &str) {
         .increment(1);
 }
 
-const RUN_STATES: [&str; 5] = ["running", "complete", "partial", "failed", "held"];
 const PUSH_RESULTS: [&str; 4] = ["done", "failed", "dead", "ambiguous"];
 const OFFER_COUNTERS: [(&str, &str); 5] = [
     ("offersync_offers_seen_total", "Offers seen by runs."),
@@ -135,7 +135,7 @@ pub fn describe_and_zero(config: &Config) {
         for (family, _) in OFFER_COUNTERS {
             metrics::counter!(family, "source" => n.clone()).absolute(0);
         }
-        for state in RUN_STATES {
+        for state in crate::model::RunState::ALL.iter().map(|s| s.as_str()) {
             metrics::counter!("offersync_runs_total", "source" => n.clone(), "state" => state)
                 .absolute(0);
         }
@@ -153,7 +153,7 @@ pub fn describe_and_zero(config: &Config) {
             metrics::counter!("offersync_pushes_total", "target" => n.clone(), "result" => result)
                 .absolute(0);
         }
-        for state in OUTBOX_STATES {
+        for state in OutboxState::ALL.iter().map(|s| s.as_str()) {
             metrics::gauge!("offersync_outbox_operations", "target" => n.clone(), "state" => state)
                 .set(0.0);
         }
@@ -208,7 +208,7 @@ pub fn outbox_depth(config: &Config) {
     };
     for t in &config.targets {
         let counts = store.outbox_counts(&t.name).unwrap_or_default();
-        for state in OUTBOX_STATES {
+        for state in OutboxState::ALL.iter().map(|s| s.as_str()) {
             let n = counts
                 .iter()
                 .find(|(s, _)| s == state)

@@ -132,12 +132,13 @@ pub fn parse_since(s: &str, now: DateTime<Utc>) -> Result<String, String> {
     Ok(crate::model::format_timestamp(now - d))
 }
 
-fn check_value(flag: &str, value: &Option<String>, allowed: &[&str]) -> Result<(), UsageError> {
-    match value {
-        Some(v) if !allowed.contains(&v.as_str()) => Err(UsageError::Other(format!(
-            "{flag} {v:?}: expected one of {}",
-            allowed.join(", ")
-        ))),
+/// `value` must parse as `T` (one of the text enums of `model`); the error names the flag.
+fn check_value<T: std::str::FromStr>(flag: &str, value: &Option<String>) -> Result<(), UsageError>
+where
+    T::Err: std::fmt::Display,
+{
+    match value.as_deref().map(str::parse::<T>) {
+        Some(Err(e)) => Err(UsageError::Other(format!("{flag}: {e}"))),
         _ => Ok(()),
     }
 }
@@ -164,11 +165,7 @@ pub(crate) fn run(
             search,
             limit,
         } => {
-            check_value(
-                "--status",
-                &status,
-                &["active", "paused", "pending", "expired", "removed", "other"],
-            )?;
+            check_value::<crate::model::OfferStatus>("--status", &status)?;
             let t = store
                 .query_offers(&OfferFilter {
                     source,
@@ -203,11 +200,7 @@ pub(crate) fn run(
             run,
             limit,
         } => {
-            check_value(
-                "--kind",
-                &kind,
-                &["added", "changed", "removed", "reappeared"],
-            )?;
+            check_value::<crate::model::ChangeKind>("--kind", &kind)?;
             let since = since
                 .map(|s| parse_since(&s, Utc::now()))
                 .transpose()
@@ -253,7 +246,7 @@ pub(crate) fn run(
             state,
             limit,
         } => {
-            check_value("--state", &state, &crate::store::OUTBOX_STATES)?;
+            check_value::<crate::model::OutboxState>("--state", &state)?;
             output::print(
                 &store
                     .query_pushes(target.as_ref(), state.as_ref(), limit)

@@ -93,7 +93,7 @@ pub struct Failure {
     pub before_send: bool,
     /// Why a run that stops on this failure stops, when it is more specific than the class
     /// (`incomplete` for a page missing before the platform's own total).
-    pub reason: Option<&'static str>,
+    pub reason: Option<crate::model::StopReason>,
 }
 
 impl Failure {
@@ -114,7 +114,7 @@ impl Failure {
     }
 
     /// The same failure, with a more specific stop reason for the run.
-    pub fn with_reason(mut self, reason: &'static str) -> Failure {
+    pub fn with_reason(mut self, reason: crate::model::StopReason) -> Failure {
         self.reason = Some(reason);
         self
     }

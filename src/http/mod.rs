@@ -123,7 +123,7 @@ pub struct CallError {
     /// The HTTP status of the last answer, if there was one.
     pub status: Option<u16>,
     /// A stop reason more specific than the class (see [`Failure::reason`]).
-    pub reason: Option<&'static str>,
+    pub reason: Option<crate::model::StopReason>,
 }
 
 /// Request accounting of one endpoint, read into `sync_runs` at the end of a run.

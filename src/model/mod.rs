@@ -7,6 +7,8 @@ mod check;
 mod diff;
 mod hash;
 mod normalize;
+pub mod push;
+pub mod run;
 
 pub use check::{check, is_iso_currency, MAX_OFFER_JSON_BYTES, MAX_PAYOUT};
 pub use diff::{diff, Diff, FieldChange};
@@ -15,6 +17,8 @@ pub use normalize::{
     normalize_categories, normalize_countries, normalize_country, normalize_currency,
     normalize_platforms, parse_decimal, parse_timestamp, unix_to_utc,
 };
+pub use push::{merged, Mapping, OpKind, OutboxState, PlannedOp, PushFields};
+pub use run::{ChangeKind, RunState, StopReason};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rust_decimal::Decimal;
@@ -63,7 +67,10 @@ impl FromStr for OfferStatus {
         OfferStatus::ALL
             .into_iter()
             .find(|v| v.as_str() == s)
-            .ok_or_else(|| format!("unknown offer status {s:?}"))
+            .ok_or_else(|| {
+                let known: Vec<&str> = OfferStatus::ALL.iter().map(|v| v.as_str()).collect();
+                format!("{s:?} is not one of {}", known.join(", "))
+            })
     }
 }
 

@@ -4,92 +4,9 @@
 
 use crate::config::{FieldPolicy, TargetConfig, TargetKind};
 use crate::model::{format_timestamp, Offer, OfferStatus};
+pub use crate::model::{merged, Mapping, OpKind, PlannedOp, PushFields};
 use rust_decimal::{Decimal, RoundingStrategy};
-use serde_json::{Map, Value};
-
-/// The fields pushed to a target, by name, as JSON values.
-pub type PushFields = Map<String, Value>;
-
-/// The operations a target understands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OpKind {
-    Create,
-    Update,
-    Pause,
-    Activate,
-}
-
-impl OpKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OpKind::Create => "create",
-            OpKind::Update => "update",
-            OpKind::Pause => "pause",
-            OpKind::Activate => "activate",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<OpKind> {
-        [
-            OpKind::Create,
-            OpKind::Update,
-            OpKind::Pause,
-            OpKind::Activate,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
-    }
-}
-
-/// What a target holds of an offer, from `target_offers`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Mapping {
-    pub target_offer_id: String,
-    /// `true` while the target offer is live (not paused by us, not hidden).
-    pub active: bool,
-    /// Created hidden from affiliates by a staged create and not revealed yet (planned like a
-    /// paused offer: an activate reveals it).
-    pub hidden: bool,
-    /// Not on the target yet: a create of the offer is in flight or its outcome is unknown,
-    /// and this is what it will leave. Changes are planned against it and delivered after it.
-    pub pending: bool,
-    /// The fields as last pushed.
-    pub pushed: PushFields,
-}
-
-impl Mapping {
-    /// A live offer on the target with `pushed` as its fields.
-    pub fn live(target_offer_id: impl Into<String>, pushed: PushFields) -> Mapping {
-        Mapping {
-            target_offer_id: target_offer_id.into(),
-            active: true,
-            hidden: false,
-            pending: false,
-            pushed,
-        }
-    }
-}
-
-/// One planned operation: for a create every pushed field, for an update or activate only the
-/// `always` fields that changed since the last push.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PlannedOp {
-    pub kind: OpKind,
-    pub fields: PushFields,
-    /// Set when the target's contract rules the operation out (a create missing a field the
-    /// platform requires): it is recorded as `skipped` with this reason and never sent.
-    pub skipped: Option<String>,
-}
-
-impl PlannedOp {
-    pub fn new(kind: OpKind, fields: PushFields) -> PlannedOp {
-        PlannedOp {
-            kind,
-            fields,
-            skipped: None,
-        }
-    }
-}
+use serde_json::Value;
 
 /// The fields a target can be sent, with their default policy (`always`).
 pub const PUSH_FIELDS: &[&str] = &[
@@ -345,18 +262,6 @@ pub fn plan(
             }
         }
     }
-}
-
-/// `fields` merged into what was pushed before (after an update or activate succeeded).
-pub fn merged(mut pushed: PushFields, fields: &PushFields) -> PushFields {
-    for (k, v) in fields {
-        if v.is_null() {
-            pushed.remove(k);
-        } else {
-            pushed.insert(k.clone(), v.clone());
-        }
-    }
-    pushed
 }
 
 #[cfg(test)]

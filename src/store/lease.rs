@@ -104,9 +104,14 @@ impl Store {
                 };
                 tx.execute(
                     "UPDATE sync_runs SET state = CASE WHEN pages > 0 THEN 'partial' ELSE 'failed' END,
-                            reason = 'interrupted', error = ?2, finished_at = ?3
+                            reason = ?4, error = ?2, finished_at = ?3
                      WHERE id = ?1 AND state = 'running'",
-                    params![run, why, now_s],
+                    params![
+                        run,
+                        why,
+                        now_s,
+                        crate::model::StopReason::Interrupted.as_str()
+                    ],
                 )?;
             }
             took_over = Some(cur);

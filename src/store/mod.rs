@@ -12,7 +12,7 @@ mod schema;
 
 pub use lease::{LeaseHolder, LeaseOutcome};
 pub use offers::{ApproveOutcome, FinalizeOutcome, PageBatch, PageCounts, StoredOffer};
-pub use push::{OutboxOp, OutboxTx, Preview, TargetHealth, OUTBOX_STATES};
+pub use push::{OutboxOp, OutboxTx, Preview, TargetHealth};
 pub use runs::{RunState, RunTotals};
 
 use rusqlite::{Connection, OpenFlags};

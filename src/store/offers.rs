@@ -3,7 +3,9 @@
 
 use super::{Result, Store, StoreError};
 use crate::config::TargetConfig;
-use crate::model::{diff, Offer, OfferStatus, PayoutType, SourcedOffer};
+use crate::model::{
+    diff, ChangeKind, Offer, OfferStatus, PayoutType, RunState, SourcedOffer, StopReason,
+};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension, Row, Transaction, TransactionBehavior};
 use std::str::FromStr;
@@ -155,14 +157,14 @@ fn record_change(
     run_id: i64,
     source: &str,
     external_id: &str,
-    kind: &str,
+    kind: ChangeKind,
     diff: &str,
     now: &str,
 ) -> Result<()> {
     tx.prepare_cached(
         "INSERT INTO offer_changes (run_id, source, external_id, kind, diff, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
-    .execute(params![run_id, source, external_id, kind, diff, now])?;
+    .execute(params![run_id, source, external_id, kind.as_str(), diff, now])?;
     Ok(())
 }
 
@@ -375,9 +377,12 @@ impl Store {
         debug_assert_eq!(state, "held");
         let removed = remove_missing(&tx, run_id, source, grace, targets, now)?;
         tx.execute(
-            "UPDATE sync_runs SET state = 'complete', reason = 'removals_approved', error = NULL
-             WHERE id = ?1",
-            [run_id],
+            "UPDATE sync_runs SET state = ?2, reason = ?3, error = NULL WHERE id = ?1",
+            params![
+                run_id,
+                RunState::Complete.as_str(),
+                StopReason::RemovalsApproved.as_str()
+            ],
         )?;
         tx.commit()?;
         Ok(ApproveOutcome::Approved { run_id, removed })
@@ -477,7 +482,15 @@ fn apply_offer(
                  VALUES (last_insert_rowid(), ?1, ?2, ?3)",
             )?
             .execute(params![run_id, now, item.content_hash])?;
-            record_change(tx, run_id, source, &o.external_id, "added", "{}", now)?;
+            record_change(
+                tx,
+                run_id,
+                source,
+                &o.external_id,
+                ChangeKind::Added,
+                "{}",
+                now,
+            )?;
             super::push::plan_offer(tx, targets, source, o, now)?;
             c.added += 1;
         }
@@ -514,7 +527,11 @@ fn apply_offer(
                 // normalization): refresh the hash, record nothing.
                 c.unchanged += 1;
             } else {
-                let kind = if was_removed { "reappeared" } else { "changed" };
+                let kind = if was_removed {
+                    ChangeKind::Reappeared
+                } else {
+                    ChangeKind::Changed
+                };
                 record_change(
                     tx,
                     run_id,

@@ -10,19 +10,9 @@
 use super::{Result, Store};
 use crate::config::TargetConfig;
 use crate::model::Offer;
-use crate::push::{merged, plan, Mapping, OpKind, PlannedOp, PushFields};
+use crate::model::{merged, Mapping, OpKind, PlannedOp, PushFields};
+use crate::push::plan;
 use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
-
-/// Every state an outbox operation can be in (the CHECK constraint of `push_outbox.state`).
-pub const OUTBOX_STATES: [&str; 7] = [
-    "pending",
-    "in_flight",
-    "ambiguous",
-    "done",
-    "failed",
-    "dead",
-    "skipped",
-];
 
 /// An operation from the outbox, with what the target held when it was claimed.
 #[derive(Debug, Clone)]
@@ -376,7 +366,7 @@ fn outbox_op(conn: &rusqlite::Connection, id: i64, was: Option<&str>) -> Result<
     let m = real_mapping(conn, &target, &source, &external_id)?;
     Ok(Some(OutboxOp {
         id,
-        kind: OpKind::parse(&op).unwrap_or(OpKind::Update),
+        kind: op.parse::<OpKind>().unwrap_or(OpKind::Update),
         fields: serde_json::from_str(&payload).unwrap_or_default(),
         target,
         source,

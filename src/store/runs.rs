@@ -1,38 +1,8 @@
 //! `sync_runs`: one row per run of one source, with its counters and final state.
 
 use super::{Result, Store};
+pub use crate::model::RunState;
 use rusqlite::{params, OptionalExtension};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunState {
-    Running,
-    Complete,
-    Partial,
-    Failed,
-    Held,
-}
-
-impl RunState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunState::Running => "running",
-            RunState::Complete => "complete",
-            RunState::Partial => "partial",
-            RunState::Failed => "failed",
-            RunState::Held => "held",
-        }
-    }
-
-    fn parse(s: &str) -> RunState {
-        match s {
-            "complete" => RunState::Complete,
-            "partial" => RunState::Partial,
-            "failed" => RunState::Failed,
-            "held" => RunState::Held,
-            _ => RunState::Running,
-        }
-    }
-}
 
 /// A run's row as stored.
 #[derive(Debug, Clone)]
@@ -111,7 +81,7 @@ impl Store {
                     Ok(RunTotals {
                         id: r.get(0)?,
                         source: r.get(1)?,
-                        state: RunState::parse(&r.get::<_, String>(2)?),
+                        state: r.get::<_, String>(2)?.parse().unwrap_or(RunState::Running),
                         reason: r.get(3)?,
                         pages: r.get(4)?,
                         offers_seen: r.get(5)?,

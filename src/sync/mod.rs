@@ -9,7 +9,7 @@
 
 use crate::config::{SourceConfig, TargetConfig};
 use crate::http::{CallError, Endpoint, Failure, FailureClass, Limiters};
-use crate::model::{format_timestamp, SourcedOffer};
+use crate::model::{format_timestamp, SourcedOffer, StopReason};
 use crate::sources::{Cursor, Rejected, RowsPage, Source};
 use crate::store::{
     ApproveOutcome, FinalizeOutcome, LeaseHolder, LeaseOutcome, PageBatch, RunState, RunTotals,
@@ -197,7 +197,7 @@ enum Ending {
     /// The platform's end signal was reached.
     Complete,
     /// A pagination guard stopped the run (reason code, message).
-    Guard(&'static str, String),
+    Guard(StopReason, String),
     Call {
         page: u64,
         error: CallError,
@@ -409,13 +409,13 @@ async fn run_pages(
     let ending = loop {
         if shutdown.is_set() {
             break Ending::Guard(
-                "shutdown",
+                StopReason::Shutdown,
                 format!("stopped by shutdown after {pages} pages"),
             );
         }
         if pages >= cfg.max_pages {
             break Ending::Guard(
-                "page_cap",
+                StopReason::PageCap,
                 format!(
                     "stopped after max_pages = {} pages without reaching the end of the feed",
                     cfg.max_pages
@@ -441,13 +441,13 @@ async fn run_pages(
                 Err(_) => {
                     call.abort();
                     let secs = cfg.http.run_timeout.unwrap_or_default().as_secs();
-                    break Ending::Guard("run_timeout", format!("stopped after run_timeout_seconds = {secs}"));
+                    break Ending::Guard(StopReason::RunTimeout, format!("stopped after run_timeout_seconds = {secs}"));
                 }
             },
             // A shutdown does not wait out a rate-limit pause or a retry.
             _ = shutdown.wait() => {
                 call.abort();
-                break Ending::Guard("shutdown", format!("stopped by shutdown after {pages} pages"));
+                break Ending::Guard(StopReason::Shutdown, format!("stopped by shutdown after {pages} pages"));
             }
         };
         let rows = match page {
@@ -487,7 +487,7 @@ async fn run_pages(
         let ids = ids_fingerprint(&page.offers);
         if ids.is_some() && ids == prev_ids {
             break Ending::Guard(
-                "repeated_page",
+                StopReason::RepeatedPage,
                 format!(
                     "page {} (pass {}) repeats the previous page's {} offer ids; the platform's pagination is looping",
                     cursor.page, cursor.pass, page.offers.len()
@@ -542,7 +542,7 @@ async fn run_pages(
         }
         if let Some(exp) = beyond_total {
             break Ending::Guard(
-                "beyond_total",
+                StopReason::BeyondTotal,
                 format!("fetched {pass_pages} pages but the platform's total implies {exp}; stopping instead of looping"),
             );
         }
@@ -608,7 +608,7 @@ fn earned_end(mut rows: RowsPage, nth: u64, max_pages: u64) -> Result<RowsPage, 
                 "page {nth} of this listing is empty although the platform says it has {expected} pages; the feed is incomplete"
             ),
         )
-        .with_reason("incomplete")),
+        .with_reason(StopReason::Incomplete)),
         _ => Ok(rows),
     }
 }
@@ -688,24 +688,24 @@ fn finish(
         unidentified,
         error,
     } = done;
-    let stopped = |reason: &str| {
+    let stopped = |reason: StopReason| {
         if pages > 0 {
-            (RunState::Partial, reason.to_string())
+            (RunState::Partial, reason)
         } else {
-            (RunState::Failed, reason.to_string())
+            (RunState::Failed, reason)
         }
     };
     let lease_lost = matches!(error, Some(StoreError::LeaseLost { .. }));
-    let (state, reason, message): (RunState, Option<String>, Option<String>) = match (
+    let (state, reason, message): (RunState, Option<StopReason>, Option<String>) = match (
         &error, ending,
     ) {
         (Some(e), _) => {
-            let (s, r) = stopped("database");
+            let (s, r) = stopped(StopReason::Database);
             (s, Some(r), Some(e.to_string()))
         }
         (None, Ending::Writer) => (
             RunState::Failed,
-            Some("database".into()),
+            Some(StopReason::Database),
             Some("the page writer stopped".into()),
         ),
         (None, Ending::Guard(reason, msg)) => {
@@ -716,9 +716,11 @@ fn finish(
             // A spent rate-limit budget is not a failure: what was stored stays, the next run
             // starts over.
             let (s, r) = match (error.class, error.reason) {
-                (FailureClass::RateLimited, _) => (RunState::Partial, "rate_limited".to_string()),
+                (FailureClass::RateLimited, _) => (RunState::Partial, StopReason::RateLimited),
                 (_, Some(reason)) => stopped(reason),
-                (class, None) => stopped(class.as_str()),
+                (FailureClass::Transient, None) => stopped(StopReason::Transient),
+                (FailureClass::Permanent, None) => stopped(StopReason::Permanent),
+                (FailureClass::Ambiguous, None) => stopped(StopReason::Ambiguous),
             };
             (s, Some(r), Some(format!("page {page}: {}", error.message)))
         }
@@ -729,7 +731,7 @@ fn finish(
             tracing::warn!(source = %cfg.name, unidentified, "removal detection skipped");
             (
                 RunState::Complete,
-                Some("removals_skipped".into()),
+                Some(StopReason::RemovalsSkipped),
                 Some(msg),
             )
         }
@@ -752,11 +754,15 @@ fn finish(
                         cfg.name
                     );
                     tracing::warn!(source = %cfg.name, candidates, live, "removals held by the mass-removal guard");
-                    (RunState::Held, Some("mass_removal_guard".into()), Some(msg))
+                    (
+                        RunState::Held,
+                        Some(StopReason::MassRemovalGuard),
+                        Some(msg),
+                    )
                 }
                 Err(e) => (
                     RunState::Partial,
-                    Some("database".into()),
+                    Some(StopReason::Database),
                     Some(e.to_string()),
                 ),
             }
@@ -766,7 +772,7 @@ fn finish(
         .finish_run(
             run_id,
             state,
-            reason.as_deref(),
+            reason.map(StopReason::as_str),
             message.as_deref(),
             requests,
             retries,
@@ -801,7 +807,7 @@ pub fn record_unrunnable(
     db_path: &std::path::Path,
     busy_timeout: Duration,
     source: &str,
-    reason: &str,
+    reason: StopReason,
     error: &str,
 ) -> RunReport {
     let record = || -> Result<Option<RunTotals>, StoreError> {
@@ -810,7 +816,7 @@ pub fn record_unrunnable(
         store.finish_run(
             id,
             RunState::Failed,
-            Some(reason),
+            Some(reason.as_str()),
             Some(error),
             0,
             0,

@@ -15,7 +15,7 @@
 use super::{date_part, form_text, Target, TargetOp};
 use crate::config::{Secret, TargetConfig};
 use crate::http::{Failure, FailureClass, HttpRequest, HttpResponse};
-use crate::push::{OpKind, PushFields};
+use crate::model::{OpKind, PushFields};
 use reqwest::{Method, Url};
 use serde_json::Value;
 

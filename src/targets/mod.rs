@@ -8,7 +8,7 @@ pub mod offerit;
 
 use crate::config::{Secret, TargetConfig, TargetKind};
 use crate::http::{Failure, HttpRequest, HttpResponse};
-use crate::push::{OpKind, PushFields};
+use crate::model::{OpKind, PushFields};
 
 /// One operation as a target sees it.
 pub struct TargetOp<'a> {
