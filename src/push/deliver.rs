@@ -10,9 +10,9 @@
 //!   create offers hidden from affiliates and reveal them only once the new id is recorded, so
 //!   a lost answer leaves at most an invisible orphan, and the create is planned again
 //!   (flagged `possible_duplicate`).
-//! - **Changes follow creates.** A create that lands re-plans its offer in the same
-//!   transaction, so a removal or an edit that arrived while it was in flight is delivered
-//!   after it.
+//! - **Changes follow creates.** An operation that lands (a create, and any other) re-plans its
+//!   offer in the same transaction, so a removal or an edit that arrived while it was in flight,
+//!   or while a crash left it in flight, is delivered after it.
 //! - **Outages are survived.** A pass counts one attempt per operation whatever the HTTP
 //!   retries; failed operations back off across passes; an operation dies only after
 //!   `max_attempts` *and* `dead_after_seconds`; a target that fails operation after
@@ -498,8 +498,12 @@ impl Worker<'_> {
                 }
             }
         }
+        // Test-only: `after_push_call` dies after any push call's answer, `after_push_call:KIND`
+        // only after one of that kind (`after_push_call:activate`: a staged offer's reveal).
+        let failpoint = std::env::var("OFFERSYNC_FAILPOINT").unwrap_or_default();
         if failure.is_none()
-            && std::env::var("OFFERSYNC_FAILPOINT").as_deref() == Ok("after_push_call")
+            && (failpoint == "after_push_call"
+                || failpoint.strip_prefix("after_push_call:") == Some(op.kind.as_str()))
         {
             // Test-only: die between the target's answer and the commit (crash reconciliation tests).
             eprintln!("offersync: failpoint after_push_call reached; aborting");
@@ -512,8 +516,16 @@ impl Worker<'_> {
                 let id = created.unwrap_or_default();
                 self.finish_create(op, id).await?;
             } else {
+                // Whatever was planned for the offer while this operation was in flight (or
+                // before a crash left it in flight) was planned against the mapping as it was;
+                // plan it again against what the target now holds.
+                let cfg = self.cfg.clone();
                 db(self.store, move |s| {
-                    s.outbox_tx(|tx| tx.finish_op(&op, None, false, &now()))
+                    s.outbox_tx(|tx| {
+                        let now = now();
+                        tx.finish_op(&op, None, false, &now)?;
+                        replan_in(tx, &cfg, &op.source, &op.external_id, false, &now).map(|_| ())
+                    })
                 })
                 .await?;
             }

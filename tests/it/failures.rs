@@ -798,3 +798,41 @@ async fn a_database_that_cannot_be_used_is_reported_loudly_with_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("hint:"), "{}", text(&out.stderr));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_during_a_reveal_and_a_removal_leave_the_offer_paused() {
+    // Offerit only: the process dies right after the twin revealed the first staged offer
+    // (edit_offer hidden=0), before offersync recorded it; the source then drops that offer.
+    let app = TestApp::new(6).await;
+    configure(&app, "", "", "enabled = false");
+    let crash = app
+        .bin(
+            &["--once"],
+            &[("OFFERSYNC_FAILPOINT", "after_push_call:activate")],
+        )
+        .await;
+    assert!(text(&crash.stderr).contains("failpoint after_push_call"));
+    let revealed: Vec<String> = oi(&app, |t| {
+        t.live()
+            .into_iter()
+            .map(|(_, h)| h.fields["name"].clone())
+            .collect()
+    });
+    assert_eq!(revealed.len(), 1, "one offer was revealed on the twin");
+    let index = catalog_index_of(&app, &revealed[0]);
+    app.sandbox.with_trackly(|t| t.catalog.remove(index));
+    let again = app.bin(&["--once"], &[]).await;
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    let copies = oi(&app, |t| {
+        t.find("name", &revealed[0])
+            .into_iter()
+            .map(|(_, h)| h.clone())
+            .collect::<Vec<_>>()
+    });
+    assert_eq!(copies.len(), 1);
+    assert!(
+        !copies[0].is_live(),
+        "removed at the source, so not live: {copies:?}"
+    );
+    assert_eq!(oi(&app, |t| t.live().len()), active(&app).len());
+}
