@@ -8,6 +8,7 @@ mod daemon;
 mod failures;
 mod faults;
 mod harness;
+mod layers;
 mod operations;
 mod parsing;
 mod platforms;
