@@ -9,9 +9,9 @@
 //! - SIGHUP: reload the config; a config that does not validate is logged and the old one kept.
 //!   Sources and targets follow the new config; `[database]` and `[daemon]` changes need a restart.
 
-use crate::cli::UsageError;
 use crate::config::{Config, SourceConfig};
 use crate::http::Limiters;
+use crate::store::Store;
 use crate::sync::{self, RunReport, Shutdown, SyncContext};
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
@@ -224,13 +224,29 @@ fn reload(d: &Daemon) -> bool {
     }
 }
 
+/// Why the daemon could not start (the command exits 2).
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The database cannot be used (with its path and a hint).
+    #[error("{0}")]
+    Database(String),
+    /// Signals, the scheduler or the metrics listener could not be set up.
+    #[error("{0}")]
+    Start(String),
+}
+
 /// Run the daemon until SIGTERM or SIGINT.
-pub async fn run(path: PathBuf) -> Result<ExitCode, UsageError> {
+pub async fn run(path: PathBuf) -> Result<ExitCode, DaemonError> {
     let config = Config::load(&path)?;
     for w in &config.warnings {
         tracing::warn!(warning = %w, "config");
     }
-    drop(crate::cli::open_db(&config)?);
+    drop(
+        Store::open(&config.database.path, config.database.busy_timeout)
+            .map_err(|e| DaemonError::Database(e.explain(&config.database.path)))?,
+    );
     let (shutdown_tx, shutdown) = Shutdown::new();
     let d = Arc::new(Daemon {
         path,
@@ -245,14 +261,15 @@ pub async fn run(path: PathBuf) -> Result<ExitCode, UsageError> {
         config: RwLock::new(Arc::new(config)),
     });
     let config = d.config();
-    let mut term = signal(SignalKind::terminate()).map_err(|e| UsageError::Other(e.to_string()))?;
-    let mut int = signal(SignalKind::interrupt()).map_err(|e| UsageError::Other(e.to_string()))?;
-    let mut hup = signal(SignalKind::hangup()).map_err(|e| UsageError::Other(e.to_string()))?;
-    let mut sched = schedule(&d).await.map_err(UsageError::Other)?;
+    let start = |e: std::io::Error| DaemonError::Start(format!("cannot handle signals: {e}"));
+    let mut term = signal(SignalKind::terminate()).map_err(start)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(start)?;
+    let mut hup = signal(SignalKind::hangup()).map_err(start)?;
+    let mut sched = schedule(&d).await.map_err(DaemonError::Start)?;
     if let Some(listen) = &config.daemon.metrics_listen {
         crate::metrics::serve(listen, d.clone())
             .await
-            .map_err(UsageError::Other)?;
+            .map_err(DaemonError::Start)?;
     }
     let workers: Vec<_> = config
         .targets

@@ -75,6 +75,16 @@ enum Command {
     Push(once::PushArgs),
 }
 
+impl From<crate::daemon::DaemonError> for UsageError {
+    fn from(e: crate::daemon::DaemonError) -> UsageError {
+        match e {
+            crate::daemon::DaemonError::Config(c) => UsageError::Config(c),
+            crate::daemon::DaemonError::Database(m) => UsageError::Database(m),
+            crate::daemon::DaemonError::Start(m) => UsageError::Other(m),
+        }
+    }
+}
+
 /// An error that ends the command with exit code 2 (usage, config, or a database that cannot
 /// be used).
 #[derive(Debug, thiserror::Error)]
@@ -91,19 +101,7 @@ pub enum UsageError {
 pub(crate) fn db_error(
     path: &std::path::Path,
 ) -> impl Fn(crate::store::StoreError) -> UsageError + '_ {
-    move |e| {
-        let text = e.to_string();
-        let shown = path.display().to_string();
-        let mut msg = if text.contains(&shown) {
-            text
-        } else {
-            format!("database {shown}: {text}")
-        };
-        if let Some(h) = e.hint() {
-            msg.push_str(&format!(" (hint: {h})"));
-        }
-        UsageError::Database(msg)
-    }
+    move |e| UsageError::Database(e.explain(path))
 }
 
 /// Open (creating and migrating) the database the config names, or fail with exit 2.
@@ -186,6 +184,6 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, UsageError> {
             let config = load_config(&cli.config)?;
             once::run(&config, &cli.sources, !cli.no_push, cli.format).await
         }
-        None => crate::daemon::run(config_path(&cli.config)).await,
+        None => Ok(crate::daemon::run(config_path(&cli.config)).await?),
     }
 }

@@ -78,6 +78,21 @@ impl StoreError {
         }
     }
 
+    /// The error as an operator reads it: the path (when the message lacks it) and a hint.
+    pub fn explain(&self, path: &Path) -> String {
+        let text = self.to_string();
+        let shown = path.display().to_string();
+        let mut msg = if text.contains(&shown) {
+            text
+        } else {
+            format!("database {shown}: {text}")
+        };
+        if let Some(h) = self.hint() {
+            msg.push_str(&format!(" (hint: {h})"));
+        }
+        msg
+    }
+
     /// Whether the database itself is unusable (cannot be opened, is not a mirror, has a newer
     /// schema), as opposed to one operation failing: commands exit 2 for these.
     pub fn is_unusable(&self) -> bool {

@@ -38,11 +38,6 @@ const KNOWN: &[(&str, &str, &str)] = &[
     ("metrics", "store", "/healthz reads the runs"),
     ("metrics", "sync", "run_finished() takes a RunReport"),
     ("metrics", "push", "delivered() takes a DeliveryReport"),
-    (
-        "daemon",
-        "cli",
-        "the daemon uses the CLI's UsageError and open_db; it needs its own error type",
-    ),
 ];
 
 /// The modules of `crate::` that `module`'s non-test code names.
