@@ -1,11 +1,11 @@
-//! Pushing the mirror's differences to target networks: a pure planner (`plan`) and the
-//! delivery of the outbox (`deliver`). Operations are written to `push_outbox` by the store in
-//! the same transaction as the change that caused them.
+//! Pushing the mirror's differences to target networks: the delivery of the outbox
+//! (`deliver`). The pure planner lives below the store in `crate::plan`, because the store
+//! writes its operations to `push_outbox` in the same transaction as the change that caused
+//! them; it is re-exported here for the callers that push.
 
 pub mod deliver;
-pub mod plan;
 
-pub use plan::{merged, plan, render, wanted, Mapping, OpKind, PlannedOp, PushFields};
+pub use crate::plan::{merged, plan, render, wanted, Mapping, OpKind, PlannedOp, PushFields};
 
 use crate::config::TargetConfig;
 use crate::http::{Endpoint, Limiters};

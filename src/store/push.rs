@@ -11,7 +11,7 @@ use super::{Result, Store};
 use crate::config::TargetConfig;
 use crate::model::Offer;
 use crate::model::{merged, Mapping, OpKind, PlannedOp, PushFields};
-use crate::push::plan;
+use crate::plan::plan;
 use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 
 /// An operation from the outbox, with what the target held when it was claimed.
