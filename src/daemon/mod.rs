@@ -9,6 +9,8 @@
 //! - SIGHUP: reload the config; a config that does not validate is logged and the old one kept.
 //!   Sources and targets follow the new config; `[database]` and `[daemon]` changes need a restart.
 
+mod observe;
+
 use crate::config::{Config, SourceConfig};
 use crate::http::Limiters;
 use crate::store::Store;
@@ -124,7 +126,7 @@ async fn run_one(d: &Daemon, config: &Config, src: &SourceConfig) {
                 source: src.name.clone(),
                 error: e.to_string(),
             });
-            crate::metrics::run_finished(&report, std::time::Duration::ZERO);
+            observe::run_finished(&report, std::time::Duration::ZERO);
             d.last_runs.lock().unwrap().insert(src.name.clone(), report);
             crate::notify::status(&d.status_line());
             return;
@@ -135,7 +137,7 @@ async fn run_one(d: &Daemon, config: &Config, src: &SourceConfig) {
         .with_shutdown(d.shutdown.clone());
     let started = std::time::Instant::now();
     let report = sync::run_source(&ctx, &prepared.cfg, prepared.source, prepared.endpoint).await;
-    crate::metrics::run_finished(&report, started.elapsed());
+    observe::run_finished(&report, started.elapsed());
     d.last_runs.lock().unwrap().insert(src.name.clone(), report);
     crate::notify::status(&d.status_line());
 }
@@ -172,14 +174,14 @@ async fn delivery_worker(d: Arc<Daemon>, target: String) {
                 if let Some(e) = &r.error {
                     tracing::error!(target = %target, error = %e, "delivery could not run");
                 }
-                crate::metrics::delivered(&r);
+                observe::delivered(&r);
             }
             Err(errors) => {
                 tracing::error!(target = %target, errors = %errors.join("; "), "target cannot run")
             }
         }
         let c = config.clone();
-        let _ = tokio::task::spawn_blocking(move || crate::metrics::outbox_depth(&c)).await;
+        let _ = tokio::task::spawn_blocking(move || observe::outbox_depth(&c)).await;
     }
 }
 
@@ -267,7 +269,7 @@ pub async fn run(path: PathBuf) -> Result<ExitCode, DaemonError> {
     let mut hup = signal(SignalKind::hangup()).map_err(start)?;
     let mut sched = schedule(&d).await.map_err(DaemonError::Start)?;
     if let Some(listen) = &config.daemon.metrics_listen {
-        crate::metrics::serve(listen, d.clone())
+        observe::serve(listen, d.clone())
             .await
             .map_err(DaemonError::Start)?;
     }
