@@ -162,8 +162,9 @@ pub(crate) async fn run(args: DemoArgs) -> Result<ExitCode, UsageError> {
     let demo_sources: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
     remove_db(&args.db, &demo_sources).map_err(UsageError::Other)?;
     println!(
-        "offersync demo: simulated Trackly ({} offers), Offerslook, Youmi/Adxmi, Affise and a generic\n\
-         source describing Trackly, all on {}; mirror: {}",
+        "offersync demo: simulated Trackly ({} offers), Offerslook, Youmi/Adxmi, Affise\n\
+         and a generic source describing Trackly, all on {};\n\
+         mirror: {}",
         args.offers,
         sandbox.url(),
         args.db.display()

@@ -62,18 +62,65 @@ pub fn render(table: &Table, format: Format) -> String {
             if table.rows.is_empty() {
                 return "(no rows)\n".into();
             }
-            let mut t = comfy_table::Table::new();
-            t.load_preset(comfy_table::presets::UTF8_HORIZONTAL_ONLY);
-            // Fit the terminal ($COLUMNS, else the terminal's width, else 100): long cells wrap.
-            t.set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
-            t.set_width(terminal_width());
-            t.set_header(&table.columns);
-            for row in &table.rows {
-                t.add_row(row.iter().map(|v| truncate(text(v), 60)));
-            }
-            format!("{t}\n")
+            render_table(table, terminal_width())
         }
     }
+}
+
+/// Cells up to this many characters are never split when a table is fitted to the width.
+const UNSPLIT: usize = 24;
+
+/// A table fitted to `width`: long cells wrap. When even the short cells and the headers
+/// cannot fit side by side (many columns on an 80-column terminal), each row is printed as a
+/// record instead (`column  value` lines, one block per row), as `psql`'s expanded mode does:
+/// a name split over three lines helps nobody.
+fn render_table(table: &Table, width: u16) -> String {
+    let cells: Vec<Vec<String>> = table
+        .rows
+        .iter()
+        .map(|row| row.iter().map(|v| truncate(text(v), 60)).collect())
+        .collect();
+    let needed: usize = table
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let widest = cells
+                .iter()
+                .map(|r| r.get(i).map_or(0, |v| v.chars().count()))
+                .chain([c.chars().count()])
+                .max()
+                .unwrap_or(0);
+            widest.min(UNSPLIT) + 2
+        })
+        .sum();
+    if needed > usize::from(width) {
+        let rule = "─".repeat(usize::from(width).min(40));
+        let name_width = table.columns.iter().map(|c| c.chars().count()).max();
+        let room = usize::from(width).saturating_sub(name_width.unwrap_or(0) + 2);
+        let values: Vec<Vec<Value>> = cells
+            .into_iter()
+            .map(|r| {
+                r.into_iter()
+                    .map(|v| Value::String(truncate(v, room.max(20))))
+                    .collect()
+            })
+            .collect();
+        return values
+            .iter()
+            .map(|r| render_record(&table.columns, r))
+            .collect::<Vec<_>>()
+            .join(&format!("{rule}\n"));
+    }
+    let mut t = comfy_table::Table::new();
+    t.load_preset(comfy_table::presets::UTF8_HORIZONTAL_ONLY);
+    t.set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
+    t.set_width(width);
+    t.set_header(&table.columns);
+    for row in cells {
+        t.add_row(row);
+    }
+    format!("{t}\n")
 }
 
 /// The width tables are laid out for: `$COLUMNS`, else stdout's terminal, else 100.
@@ -250,4 +297,58 @@ pub fn print_delivery_summary(
         return;
     }
     print(&delivery_summary(reports), Format::resolve(format));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> Table {
+        Table {
+            columns: [
+                "source", "run", "state", "offers", "added", "changed", "removed",
+            ]
+            .map(String::from)
+            .to_vec(),
+            rows: vec![
+                ["trackly-demo", "4", "complete", "250", "250", "0", "0"]
+                    .map(|v| Value::String(v.into()))
+                    .to_vec(),
+                ["offerslook-demo", "5", "partial", "120", "120", "0", "0"]
+                    .map(|v| Value::String(v.into()))
+                    .to_vec(),
+            ],
+        }
+    }
+
+    fn widest(s: &str) -> usize {
+        s.lines()
+            .map(|l| l.trim_end().chars().count())
+            .max()
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn a_table_that_fits_stays_a_table_within_the_width() {
+        let out = render_table(&table(), 80);
+        assert!(widest(&out) <= 80, "{out}");
+        let header = out.lines().find(|l| l.contains("source")).unwrap();
+        assert!(
+            header.contains("changed") && header.contains("removed"),
+            "{out}"
+        );
+        assert!(out.lines().any(|l| l.contains("offerslook-demo")), "{out}");
+    }
+
+    #[test]
+    fn a_table_too_wide_for_the_terminal_becomes_records_with_whole_values() {
+        let out = render_table(&table(), 40);
+        assert!(widest(&out) <= 40, "{out}");
+        assert!(
+            out.lines().any(|l| l.trim() == "source  offerslook-demo"),
+            "{out}"
+        );
+        assert!(out.lines().any(|l| l.trim() == "state  partial"), "{out}");
+        assert_eq!(out.matches("changed  0").count(), 2, "{out}");
+    }
 }

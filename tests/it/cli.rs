@@ -504,6 +504,8 @@ async fn once_shows_progress_bars_on_a_terminal_and_plain_output_otherwise() {
         std::process::Command::new("script")
             .args(["-qc", &cmd, "/dev/null"])
             .env_remove("RUST_LOG")
+            // Wide enough for the summary's columns side by side (narrower: records).
+            .env("COLUMNS", "160")
             .output()
             .expect("script (util-linux) runs")
     })
