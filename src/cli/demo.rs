@@ -187,7 +187,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<ExitCode, UsageError> {
         }
         (added, changed, removed)
     });
-    println!("\n== the simulated Trackly changes: {added} offers added, {changed} payouts raised, {removed} offers removed");
+    println!("\n== simulated Trackly changes: {added} offers added, {changed} payouts raised, {removed} offers removed");
 
     let second = sync_round(&config, "second sync: only the differences are recorded").await?;
     // The changes the native Trackly source recorded (the generic one records the same).
