@@ -4,7 +4,7 @@
 //! delivery lease and databases that cannot be used.
 
 use crate::daemon::{until, Daemon};
-use crate::harness::{text, Proxy, Recorder, SourceOpts, TestApp, SOURCE};
+use crate::harness::{sql_i64, text, Proxy, Recorder, SourceOpts, TestApp, SOURCE};
 use crate::push::{af, configure, deliver_all, oi, outbox_states, targets_toml};
 use offersync::config::Config;
 use offersync::http::Limiters;
@@ -13,13 +13,6 @@ use offersync::sandbox::{Fault, FaultRule, Rewrite};
 use offersync::store::RunState;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-
-fn sql_i64(app: &TestApp, sql: &str) -> i64 {
-    rusqlite::Connection::open(&app.db_path)
-        .unwrap()
-        .query_row(sql, [], |r| r.get(0))
-        .unwrap()
-}
 
 fn active(app: &TestApp) -> Vec<offersync::store::StoredOffer> {
     app.offers()

@@ -26,6 +26,14 @@ pub struct SourceOpts {
     pub extra: String,
 }
 
+/// One integer from the test's database (a count, an id).
+pub fn sql_i64(app: &TestApp, sql: &str) -> i64 {
+    rusqlite::Connection::open(&app.db_path)
+        .unwrap()
+        .query_row(sql, [], |r| r.get(0))
+        .unwrap()
+}
+
 impl TestApp {
     /// A sandbox serving `offers` Trackly offers and a config pointing at it.
     pub async fn new(offers: usize) -> TestApp {

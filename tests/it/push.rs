@@ -2,7 +2,7 @@
 //! updates, pauses and re-activations, filter changes, field policies, retries and dead
 //! operations, dry runs, crash reconciliation and coalescing.
 
-use crate::harness::{text, TestApp, SOURCE};
+use crate::harness::{sql_i64, text, TestApp, SOURCE};
 use offersync::config::Config;
 use offersync::http::Limiters;
 use offersync::push::deliver::{deliver, DeliveryReport};
@@ -476,14 +476,10 @@ async fn a_create_interrupted_by_a_crash_is_reconciled() {
         1,
         "exactly one create reached a target before the crash"
     );
-    let in_flight: i64 = rusqlite::Connection::open(&app.db_path)
-        .unwrap()
-        .query_row(
-            "SELECT count(*) FROM push_outbox WHERE state = 'in_flight'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let in_flight = sql_i64(
+        &app,
+        "SELECT count(*) FROM push_outbox WHERE state = 'in_flight'",
+    );
     assert_eq!(in_flight, 1);
 
     // Restart: Offerit cannot be searched, so its create is retried once and flagged; Affise
