@@ -2,6 +2,7 @@
 //! them into the checked [`super::Config`].
 
 use serde::Deserialize;
+use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
 #[derive(Debug, Deserialize)]
@@ -10,8 +11,9 @@ pub struct RawConfig {
     pub database: RawDatabase,
     #[serde(default)]
     pub daemon: RawDaemon,
+    /// Split by [`RawSource::split`]: which keys a table may have depends on its kind.
     #[serde(default)]
-    pub sources: Vec<RawSource>,
+    pub sources: Vec<Map<String, Value>>,
     #[serde(default)]
     pub targets: Vec<RawTarget>,
 }
@@ -34,9 +36,18 @@ pub struct RawDaemon {
     pub delivery_interval_seconds: Option<u64>,
 }
 
+/// A `[[sources]]` table as written: the keys every kind takes, and the platform keys (those
+/// some kind's declaration in `super::platform` takes), still as written.
+#[derive(Debug)]
+pub struct RawSource {
+    pub common: RawCommon,
+    pub platform: Map<String, Value>,
+}
+
+/// The keys of a `[[sources]]` table that every kind takes.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawSource {
+pub struct RawCommon {
     pub name: String,
     pub kind: String,
     pub base_url: String,
@@ -61,81 +72,52 @@ pub struct RawSource {
     pub retry_max_elapsed_seconds: Option<u64>,
     pub max_retry_after_seconds: Option<u64>,
     pub run_timeout_seconds: Option<u64>,
-    // trackly
-    pub include_archived: Option<bool>,
-    // offerslook, affise
-    pub api: Option<String>,
-    // offerslook
-    pub endpoint: Option<String>,
-    pub username: Option<String>,
-    pub filters: Option<BTreeMap<String, String>>,
-    pub rate_limit_codes: Option<Vec<i64>>,
-    // s2s (Youmi / Adxmi)
-    pub os: Option<String>,
-    pub gaid: Option<String>,
-    pub andid: Option<String>,
-    pub country: Option<String>,
-    pub thirdparty_id: Option<String>,
-    // affise
-    pub statuses: Option<Vec<String>>,
-    // generic
-    pub generic: Option<RawGeneric>,
 }
 
-/// `[sources.generic]`: a declarative description of any JSON offer API.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawGeneric {
-    /// Dotted path to the records (an array, or an object whose values are records).
-    pub records_path: String,
-    /// `array` (default) or `object_values` (Offer18's `data` keyed by offer id).
-    pub records_are: Option<String>,
-    #[serde(default)]
-    pub auth: RawGenericAuth,
-    #[serde(default)]
-    pub pagination: RawGenericPagination,
-    /// Extra query parameters sent with every request.
-    #[serde(default)]
-    pub query: BTreeMap<String, String>,
-    /// Canonical field → `path|transform|...`.
-    pub fields: BTreeMap<String, String>,
-    /// Platform status value → canonical status.
-    #[serde(default)]
-    pub status_map: BTreeMap<String, String>,
-    /// Dotted path to a field whose presence/value marks an error body (with HTTP 200).
-    pub error_path: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawGenericAuth {
-    /// `header`, `query`, `basic` or `none` (default `header`).
-    #[serde(rename = "type")]
-    pub kind: Option<String>,
-    /// Header or query parameter name (`X-Api-Key`, `api-key`, ...).
-    pub name: Option<String>,
-    /// Basic auth user; the API key is the password.
-    pub username: Option<String>,
-    /// Header value prefix (`Bearer `).
-    pub prefix: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawGenericPagination {
-    /// `page` (default), `offset`, `cursor`, `next_url` or `none`.
-    #[serde(rename = "type")]
-    pub kind: Option<String>,
-    pub page_param: Option<String>,
-    pub size_param: Option<String>,
-    pub first_page: Option<u64>,
-    pub offset_param: Option<String>,
-    pub cursor_param: Option<String>,
-    pub cursor_path: Option<String>,
-    pub next_url_path: Option<String>,
-    pub total_path: Option<String>,
-    pub total_pages_path: Option<String>,
-    pub has_more_path: Option<String>,
+impl RawSource {
+    /// Split the `index`th `[[sources]]` table into its common keys (type-checked here) and its
+    /// platform keys. A key no kind takes is an error, as `(key path, message)`.
+    pub fn split(index: usize, table: Map<String, Value>) -> Result<RawSource, (String, String)> {
+        let common_keys = super::platform::keys_of::<RawCommon>();
+        let (common, platform): (Map<_, _>, Map<_, _>) = table
+            .into_iter()
+            .partition(|(k, _)| common_keys.contains(&k.as_str()));
+        if let Some(unknown) = platform
+            .keys()
+            .find(|k| super::platform::kinds_taking(k).is_empty())
+        {
+            // Worded like serde's own message, so that the suggestion logic reads it.
+            let kind = common.get("kind").and_then(Value::as_str);
+            let expected: Vec<String> = common_keys
+                .iter()
+                .copied()
+                .chain(
+                    kind.and_then(super::SourceKind::from_name)
+                        .map_or(&[][..], super::SourceKind::keys)
+                        .iter()
+                        .copied(),
+                )
+                .map(|k| format!("`{k}`"))
+                .collect();
+            return Err((
+                format!("sources[{index}]"),
+                format!(
+                    "unknown field `{unknown}`, expected one of {}",
+                    expected.join(", ")
+                ),
+            ));
+        }
+        let common = serde_path_to_error::deserialize(Value::Object(common)).map_err(|e| {
+            let path = e.path().to_string();
+            let key = if path == "." {
+                format!("sources[{index}]")
+            } else {
+                format!("sources[{index}].{path}")
+            };
+            (key, e.into_inner().to_string())
+        })?;
+        Ok(RawSource { common, platform })
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -96,7 +96,8 @@ fn doubling(base: Duration, n: i64) -> Duration {
 
 /// How long an unknown outcome is left to settle on the target before it is looked up.
 fn lookup_delay(cfg: &TargetConfig) -> Duration {
-    cfg.timeout
+    cfg.http
+        .timeout
         .clamp(Duration::from_secs(1), Duration::from_secs(30))
 }
 
@@ -566,7 +567,7 @@ impl Worker<'_> {
                     .map(|t| t.with_timezone(&Utc))
                     .unwrap_or_else(Utc::now);
                 let age = (Utc::now() - first).to_std().unwrap_or_default();
-                let dead = attempts >= i64::from(cfg.max_attempts) && age >= cfg.dead_after;
+                let dead = attempts >= i64::from(cfg.http.max_attempts) && age >= cfg.dead_after;
                 let wait = self.op_wait(&op);
                 if dead {
                     report.dead += 1;

@@ -35,7 +35,7 @@ pub fn prepare_targets(
                 continue;
             }
         };
-        let policy = cfg.http();
+        let policy = cfg.http.clone();
         let built = crate::targets::build(cfg, secret.clone()).and_then(|target| {
             let limiter = limiters.get(
                 &format!("target:{}", cfg.name),

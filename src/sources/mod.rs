@@ -5,11 +5,13 @@
 //! pacing or the clock: the sync engine (`crate::sync`) and the HTTP layer (`crate::http`) do.
 //!
 //! # Adding a platform
-//! 1. Add a file here implementing [`Source`] (build requests, parse pages, normalize offers,
-//!    classify errors with [`Failure`]s).
-//! 2. Add its kind to `config::SourceKind` (and its options to the raw config with validation).
-//! 3. Construct it in [`build`], give it a sandbox twin in `crate::sandbox`, and document its
-//!    normalization in the README's platform table.
+//! 1. `src/sources/<kind>.rs` implementing [`Source`] (build requests, parse pages, normalize
+//!    offers, classify errors with [`Failure`]s).
+//! 2. `src/config/platform/<kind>.rs`: the keys only it takes (a serde struct), their
+//!    validation, its page limits and default pace, as a `Declaration`; a `SourceKind` variant
+//!    with its arm in `SourceKind::declaration`, and a `PlatformOptions` variant for its options.
+//! 3. Its arm in [`build`], a twin in `crate::sandbox`, and its README section with the
+//!    "Platform keys" line (a test compares it with the declaration).
 
 pub mod affise;
 pub mod generic;

@@ -225,3 +225,35 @@ fn the_commented_examples_of_every_kind_in_the_reference_config_are_valid() {
         Some(vec!["US".to_string(), "GB".into()])
     );
 }
+
+#[test]
+fn the_readme_lists_every_platform_with_the_keys_its_declaration_takes() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let sections = readme
+        .lines()
+        .filter(|l| l.starts_with("### ") && l.contains("(`kind = \""))
+        .count();
+    assert_eq!(
+        sections,
+        SourceKind::ALL.len(),
+        "one README section per kind"
+    );
+    for kind in SourceKind::ALL {
+        let heading = format!("(`kind = \"{}\"`)\n", kind.as_str());
+        let start = readme
+            .find(&heading)
+            .unwrap_or_else(|| panic!("no README section {heading}"));
+        let section = &readme[start..];
+        let section = &section[..section[1..].find("\n### ").map_or(section.len(), |i| i + 1)];
+        let keys: Vec<String> = kind.keys().iter().map(|k| format!("`{k}`")).collect();
+        let line = format!(
+            "Platform keys (only this kind takes them): {}.",
+            keys.join(", ")
+        );
+        assert!(
+            section.contains(&line),
+            "README section {heading} should say:\n{line}"
+        );
+    }
+}

@@ -1,90 +1,9 @@
-//! Per-platform source options: the validated form of the keys that only apply to one kind, and
-//! the declarative description of a generic JSON source.
+//! `kind = "generic"`: a declarative description of any JSON offer API (`[sources.generic]`).
 
-use super::raw::{RawGeneric, RawSource};
-use super::{Errors, SourceKind};
+use super::{no_warnings, parse_keys, Declaration, Errors, PlatformOptions};
+use serde::Deserialize;
+use serde_json::{Map, Value};
 use std::collections::BTreeMap;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OfferslookApi {
-    Network,
-    Affiliate,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OfferslookEndpoint {
-    /// `/v1/offers` or `/aff/v1/offers`: flat rows.
-    Offers,
-    /// `/v1/batches/offers` or `/aff/v1/batches/offers`: nested rows with sub-resources.
-    Batches,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AffiseApi {
-    Admin,
-    Partner,
-}
-
-/// The options of a source that depend on its kind.
-#[derive(Debug, Clone)]
-pub enum PlatformOptions {
-    Trackly {
-        include_archived: bool,
-    },
-    Offerslook {
-        api: OfferslookApi,
-        endpoint: OfferslookEndpoint,
-        /// Basic-auth user: the network name (network API) or the affiliate's e-mail.
-        username: String,
-        /// `filters[...]` query parameters, as `(name, value)`.
-        filters: Vec<(String, String)>,
-        /// Application error codes that mean "Too Many Request" (the message is matched too).
-        rate_limit_codes: Vec<i64>,
-    },
-    S2s {
-        os: String,
-        gaid: Option<String>,
-        andid: Option<String>,
-        country: Option<String>,
-        thirdparty_id: Option<String>,
-    },
-    Affise {
-        api: AffiseApi,
-        statuses: Vec<String>,
-    },
-    Generic(GenericSpec),
-}
-
-impl PlatformOptions {
-    /// The largest page the platform serves, and the default page size.
-    pub fn page_limits(&self) -> (u32, u32) {
-        match self {
-            PlatformOptions::Trackly { .. } => (100, 100),
-            PlatformOptions::Offerslook { api, endpoint, .. } => {
-                let max = match (api, endpoint) {
-                    (OfferslookApi::Network, OfferslookEndpoint::Offers) => 1000,
-                    (OfferslookApi::Network, OfferslookEndpoint::Batches) => 100,
-                    (OfferslookApi::Affiliate, OfferslookEndpoint::Offers) => 200,
-                    (OfferslookApi::Affiliate, OfferslookEndpoint::Batches) => 100,
-                };
-                (max, max)
-            }
-            // EN docs: 500; ZH docs: 10000.
-            PlatformOptions::S2s { .. } => (10_000, 500),
-            // Default 100 per page; the maximum is undocumented.
-            PlatformOptions::Affise { .. } => (500, 100),
-            PlatformOptions::Generic(_) => (10_000, 100),
-        }
-    }
-
-    /// Default pace: Youmi/Adxmi allow 50 requests per 10 minutes per publisher.
-    pub fn default_requests_per_second(&self) -> f64 {
-        match self {
-            PlatformOptions::S2s { .. } => 50.0 / 600.0,
-            _ => 5.0,
-        }
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GenericAuth {
@@ -237,191 +156,78 @@ fn parse_rule(text: &str) -> Result<FieldRule, String> {
     Ok(FieldRule { path, transforms })
 }
 
-fn one_of<T: Copy>(
-    key: &str,
-    value: Option<&str>,
-    default: T,
-    options: &[(&str, T)],
-    errs: &mut Errors,
-) -> T {
-    match value {
-        None => default,
-        Some(v) => match options.iter().find(|(name, _)| *name == v) {
-            Some((_, t)) => *t,
-            None => {
-                let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
-                errs.push(key, format!("{v:?} is not one of {}", names.join(", ")));
-                default
-            }
-        },
-    }
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Keys {
+    generic: Option<RawGeneric>,
 }
 
-/// Check that every kind-specific key is used with its kind, then build the options.
-pub(super) fn validate(
-    key: &str,
-    kind: SourceKind,
-    s: &RawSource,
-    errs: &mut Errors,
-) -> PlatformOptions {
-    let present: [(&str, bool, &[SourceKind]); 14] = [
-        (
-            "rate_limit_codes",
-            s.rate_limit_codes.is_some(),
-            &[SourceKind::Offerslook],
-        ),
-        (
-            "include_archived",
-            s.include_archived.is_some(),
-            &[SourceKind::Trackly],
-        ),
-        (
-            "api",
-            s.api.is_some(),
-            &[SourceKind::Offerslook, SourceKind::Affise],
-        ),
-        ("endpoint", s.endpoint.is_some(), &[SourceKind::Offerslook]),
-        ("username", s.username.is_some(), &[SourceKind::Offerslook]),
-        ("filters", s.filters.is_some(), &[SourceKind::Offerslook]),
-        ("os", s.os.is_some(), &[SourceKind::S2s]),
-        ("gaid", s.gaid.is_some(), &[SourceKind::S2s]),
-        ("andid", s.andid.is_some(), &[SourceKind::S2s]),
-        ("country", s.country.is_some(), &[SourceKind::S2s]),
-        (
-            "thirdparty_id",
-            s.thirdparty_id.is_some(),
-            &[SourceKind::S2s],
-        ),
-        ("statuses", s.statuses.is_some(), &[SourceKind::Affise]),
-        ("generic", s.generic.is_some(), &[SourceKind::Generic]),
-        (
-            "generic",
-            s.generic.is_none() && kind == SourceKind::Generic,
-            &[],
-        ),
-    ];
-    for (name, is_set, kinds) in present {
-        if is_set && !kinds.contains(&kind) {
-            if kinds.is_empty() {
-                errs.push(
-                    format!("{key}.generic"),
-                    "kind \"generic\" needs a [sources.generic] table",
-                );
-            } else {
-                let names: Vec<String> =
-                    kinds.iter().map(|k| format!("{:?}", k.as_str())).collect();
-                errs.push(
-                    format!("{key}.{name}"),
-                    format!("only applies to kind {}", names.join(" or ")),
-                );
-            }
-        }
-    }
-    match kind {
-        SourceKind::Trackly => PlatformOptions::Trackly {
-            include_archived: s.include_archived.unwrap_or(false),
-        },
-        SourceKind::Offerslook => {
-            let api = one_of(
-                &format!("{key}.api"),
-                s.api.as_deref(),
-                OfferslookApi::Network,
-                &[
-                    ("network", OfferslookApi::Network),
-                    ("affiliate", OfferslookApi::Affiliate),
-                ],
-                errs,
+/// `[sources.generic]`: a declarative description of any JSON offer API.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGeneric {
+    /// Dotted path to the records (an array, or an object whose values are records).
+    pub records_path: String,
+    /// `array` (default) or `object_values` (Offer18's `data` keyed by offer id).
+    pub records_are: Option<String>,
+    #[serde(default)]
+    pub auth: RawGenericAuth,
+    #[serde(default)]
+    pub pagination: RawGenericPagination,
+    /// Extra query parameters sent with every request.
+    #[serde(default)]
+    pub query: BTreeMap<String, String>,
+    /// Canonical field → `path|transform|...`.
+    pub fields: BTreeMap<String, String>,
+    /// Platform status value → canonical status.
+    #[serde(default)]
+    pub status_map: BTreeMap<String, String>,
+    /// Dotted path to a field whose presence/value marks an error body (with HTTP 200).
+    pub error_path: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGenericAuth {
+    /// `header`, `query`, `basic` or `none` (default `header`).
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// Header or query parameter name (`X-Api-Key`, `api-key`, ...).
+    pub name: Option<String>,
+    /// Basic auth user; the API key is the password.
+    pub username: Option<String>,
+    /// Header value prefix (`Bearer `).
+    pub prefix: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGenericPagination {
+    /// `page` (default), `offset`, `cursor`, `next_url` or `none`.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub page_param: Option<String>,
+    pub size_param: Option<String>,
+    pub first_page: Option<u64>,
+    pub offset_param: Option<String>,
+    pub cursor_param: Option<String>,
+    pub cursor_path: Option<String>,
+    pub next_url_path: Option<String>,
+    pub total_path: Option<String>,
+    pub total_pages_path: Option<String>,
+    pub has_more_path: Option<String>,
+}
+
+fn validate(key: &str, table: Map<String, Value>, errs: &mut Errors) -> PlatformOptions {
+    let k: Keys = parse_keys(key, table, errs);
+    match &k.generic {
+        Some(g) => PlatformOptions::Generic(validate_generic(&format!("{key}.generic"), g, errs)),
+        None => {
+            errs.push(
+                format!("{key}.generic"),
+                "kind \"generic\" needs a [sources.generic] table",
             );
-            let endpoint = one_of(
-                &format!("{key}.endpoint"),
-                s.endpoint.as_deref(),
-                OfferslookEndpoint::Batches,
-                &[
-                    ("offers", OfferslookEndpoint::Offers),
-                    ("batches", OfferslookEndpoint::Batches),
-                ],
-                errs,
-            );
-            let username = s.username.clone().unwrap_or_default();
-            if username.is_empty() {
-                errs.push(
-                    format!("{key}.username"),
-                    "required for kind \"offerslook\": the network name (api = \"network\") or the affiliate's e-mail (api = \"affiliate\")",
-                );
-            }
-            let filters = s
-                .filters
-                .iter()
-                .flatten()
-                .map(|(field, value)| {
-                    // `status` → filters[status]; `geo_country[EQUAL_TO]` → filters[geo_country][EQUAL_TO]
-                    let name = match field.split_once('[') {
-                        Some((f, op)) => format!("filters[{f}][{}", op),
-                        None => format!("filters[{field}]"),
-                    };
-                    (name, value.clone())
-                })
-                .collect();
-            PlatformOptions::Offerslook {
-                api,
-                endpoint,
-                username,
-                filters,
-                rate_limit_codes: s.rate_limit_codes.clone().unwrap_or_default(),
-            }
-        }
-        SourceKind::S2s => {
-            let os = s.os.clone().unwrap_or_default();
-            if !matches!(os.as_str(), "android" | "ios") {
-                errs.push(
-                    format!("{key}.os"),
-                    "required for kind \"s2s\": \"android\" or \"ios\"",
-                );
-            }
-            if os == "android" {
-                for (name, v) in [("gaid", &s.gaid), ("andid", &s.andid)] {
-                    if v.as_deref().is_none_or(str::is_empty) {
-                        errs.push(format!("{key}.{name}"), "required when os = \"android\" (the platform rejects the request with -3006 otherwise)");
-                    }
-                }
-            }
-            PlatformOptions::S2s {
-                os,
-                gaid: s.gaid.clone(),
-                andid: s.andid.clone(),
-                country: s.country.clone(),
-                thirdparty_id: s.thirdparty_id.clone(),
-            }
-        }
-        SourceKind::Affise => {
-            let api = one_of(
-                &format!("{key}.api"),
-                s.api.as_deref(),
-                AffiseApi::Admin,
-                &[("admin", AffiseApi::Admin), ("partner", AffiseApi::Partner)],
-                errs,
-            );
-            let statuses = s.statuses.clone().unwrap_or_else(|| {
-                // All three for admin keys, so stopped and suspended offers are seen, not "removed".
-                ["active", "stopped", "suspended"]
-                    .map(String::from)
-                    .to_vec()
-            });
-            for (i, st) in statuses.iter().enumerate() {
-                if !matches!(st.as_str(), "active" | "stopped" | "suspended") {
-                    errs.push(
-                        format!("{key}.statuses[{i}]"),
-                        format!("{st:?} is not one of active, stopped, suspended"),
-                    );
-                }
-            }
-            PlatformOptions::Affise { api, statuses }
-        }
-        SourceKind::Generic => match &s.generic {
-            Some(g) => {
-                PlatformOptions::Generic(validate_generic(&format!("{key}.generic"), g, errs))
-            }
-            None => PlatformOptions::Generic(GenericSpec {
+            PlatformOptions::Generic(GenericSpec {
                 records_path: vec![],
                 records_are: RecordsAre::Array,
                 auth: GenericAuth::None,
@@ -433,10 +239,19 @@ pub(super) fn validate(
                 fields: BTreeMap::new(),
                 status_map: BTreeMap::new(),
                 error_path: None,
-            }),
-        },
+            })
+        }
     }
 }
+
+pub(super) const DECLARATION: Declaration = Declaration {
+    name: "generic",
+    keys: super::keys_of::<Keys>,
+    validate,
+    page_limits: |_| (10_000, 100),
+    default_requests_per_second: 5.0,
+    warnings: no_warnings,
+};
 
 fn validate_generic(key: &str, g: &RawGeneric, errs: &mut Errors) -> GenericSpec {
     let mut path = |name: &str, text: &str| -> Vec<PathStep> {
