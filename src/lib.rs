@@ -8,7 +8,6 @@ pub mod http;
 pub mod metrics;
 pub mod model;
 pub mod notify;
-pub mod plan;
 pub mod push;
 pub mod sandbox;
 pub mod sources;

@@ -170,9 +170,8 @@ pub(crate) fn dry_run(
     let store = super::open_read_only_db(&config.database.path, config.database.busy_timeout)?;
     let mut rows = Vec::new();
     for t in selected_targets(config, only)? {
-        let crate::store::Preview { shown, counts } = store
-            .preview_target(t, limit)
-            .map_err(super::db_error(&config.database.path))?;
+        let crate::store::Preview { shown, counts } =
+            push::preview(&store, t, limit).map_err(super::db_error(&config.database.path))?;
         let total: u64 = counts.values().sum();
         let by_kind: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
         eprintln!(

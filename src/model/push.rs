@@ -95,3 +95,25 @@ pub fn merged(mut pushed: PushFields, fields: &PushFields) -> PushFields {
     }
     pushed
 }
+
+/// What the store asks about pushing while it writes a page, a removal or a re-plan: the store
+/// hands the planner each offer that needs a decision (added, changed, reappeared, removed) with
+/// what each target holds of it, and writes the operation decided in the same transaction. The
+/// rules live behind this trait (`push::plan`); the store only reads and writes.
+pub trait Planner {
+    /// How many targets there are; they are numbered from 0.
+    fn target_count(&self) -> usize;
+    /// Target `i`'s name.
+    fn target_name(&self, i: usize) -> &str;
+    /// Whether target `i` takes offers of `source`.
+    fn takes(&self, i: usize, source: &str) -> bool;
+    /// The operation that brings `mapping` (what target `i` holds, or will hold once a create
+    /// in flight lands) in step with `offer`, if any.
+    fn plan(
+        &self,
+        i: usize,
+        source: &str,
+        offer: &super::Offer,
+        mapping: Option<&Mapping>,
+    ) -> Option<PlannedOp>;
+}

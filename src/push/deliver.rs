@@ -207,7 +207,11 @@ impl Worker<'_> {
         {
             let c = cfg.clone();
             let waiting = db(self.store, move |s| {
-                s.replan_target(&c, &fingerprint, &now())
+                s.replan_target(
+                    &super::Targets(std::slice::from_ref(&c)),
+                    &fingerprint,
+                    &now(),
+                )
             })
             .await?;
             tracing::info!(target = %cfg.name, waiting, "target planned against its config");

@@ -1,16 +1,27 @@
-//! Pushing the mirror's differences to target networks: the delivery of the outbox
-//! (`deliver`). The pure planner lives below the store in `crate::plan`, because the store
-//! writes its operations to `push_outbox` in the same transaction as the change that caused
-//! them; it is re-exported here for the callers that push.
+//! Pushing the mirror's differences to target networks: the planner (`plan`, pure rules from
+//! an offer, a target's config and what the target holds to one operation; [`Targets`] hands
+//! them to the store, which writes its decisions to `push_outbox` in the transaction of the
+//! change that caused them) and the delivery of the outbox (`deliver`).
 
 pub mod deliver;
+pub mod plan;
 
-pub use crate::plan::{merged, plan, render, wanted, Mapping, OpKind, PlannedOp, PushFields};
+pub use plan::{merged, plan, render, wanted, Mapping, OpKind, PlannedOp, PushFields, Targets};
 
 use crate::config::TargetConfig;
 use crate::http::{Endpoint, Limiters};
 use crate::targets::Target;
 use std::sync::Arc;
+
+/// What delivering `target` would do now (`push --plan`): every offer of its sources planned
+/// against what the target holds. Reads only.
+pub fn preview(
+    store: &crate::store::Store,
+    target: &TargetConfig,
+    limit: usize,
+) -> crate::store::Result<crate::store::Preview> {
+    store.preview_target(&Targets(std::slice::from_ref(target)), limit)
+}
 
 /// A target ready to deliver to: its config, its adapter and its endpoint.
 pub struct PreparedTarget {

@@ -2,9 +2,8 @@
 //! heartbeat), removal detection at the end of a complete run, and approval of held removals.
 
 use super::{Result, Store, StoreError};
-use crate::config::TargetConfig;
 use crate::model::{
-    diff, ChangeKind, Offer, OfferStatus, PayoutType, RunState, SourcedOffer, StopReason,
+    diff, ChangeKind, Offer, OfferStatus, PayoutType, Planner, RunState, SourcedOffer, StopReason,
 };
 use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension, Row, Transaction, TransactionBehavior};
@@ -57,7 +56,7 @@ pub struct StoredOffer {
     pub raw: String,
 }
 
-const OFFER_COLUMNS: &str = "name, status, payout, currency, payout_type, revenue, countries, platforms, \
+pub(super) const OFFER_COLUMNS: &str = "name, status, payout, currency, payout_type, revenue, countries, platforms, \
     categories, tracking_url, preview_url, advertiser, description, icon_url, app_package, starts_at, ends_at, \
     payouts";
 
@@ -108,7 +107,11 @@ fn parse_time(s: Option<String>) -> Option<DateTime<Utc>> {
 }
 
 /// Rebuild an offer from the canonical columns starting at `at`.
-fn offer_from_row(external_id: String, r: &Row<'_>, at: usize) -> rusqlite::Result<Offer> {
+pub(super) fn offer_from_row(
+    external_id: String,
+    r: &Row<'_>,
+    at: usize,
+) -> rusqlite::Result<Offer> {
     let dec = |v: Option<String>| v.and_then(|s| crate::model::parse_decimal(&s));
     Ok(Offer {
         external_id,
@@ -181,7 +184,7 @@ impl Store {
         source: &str,
         holder: &str,
         pages: &[PageBatch],
-        targets: &[TargetConfig],
+        planner: &dyn Planner,
         now: &str,
     ) -> Result<Vec<PageCounts>> {
         let tx = self
@@ -190,7 +193,7 @@ impl Store {
         heartbeat(&tx, source, holder, now)?;
         let mut counts = Vec::with_capacity(pages.len());
         for page in pages {
-            counts.push(apply_page(&tx, run_id, source, page, targets, now)?);
+            counts.push(apply_page(&tx, run_id, source, page, planner, now)?);
         }
         tx.commit()?;
         Ok(counts)
@@ -214,7 +217,7 @@ fn apply_page(
     run_id: i64,
     source: &str,
     page: &PageBatch,
-    targets: &[TargetConfig],
+    planner: &dyn Planner,
     now: &str,
 ) -> Result<PageCounts> {
     let mut c = PageCounts::default();
@@ -244,7 +247,7 @@ fn apply_page(
             }
         }
         let before = c.unchanged;
-        apply_offer(tx, run_id, source, item, targets, now, &mut c)?;
+        apply_offer(tx, run_id, source, item, planner, now, &mut c)?;
         expect_unchanged = c.unchanged > before;
     }
     drop(seen_unchanged);
@@ -295,7 +298,7 @@ impl Store {
         holder: &str,
         grace: u32,
         max_fraction: f64,
-        targets: &[String],
+        planner: &dyn Planner,
         now: &str,
     ) -> Result<FinalizeOutcome> {
         let tx = self
@@ -344,7 +347,7 @@ impl Store {
                 live: live as u64,
             }
         } else {
-            let removed = remove_missing(&tx, run_id, source, grace, targets, now)?;
+            let removed = remove_missing(&tx, run_id, source, grace, planner, now)?;
             FinalizeOutcome::Removed(removed)
         };
         tx.commit()?;
@@ -357,7 +360,7 @@ impl Store {
         &mut self,
         source: &str,
         grace: u32,
-        targets: &[String],
+        planner: &dyn Planner,
         now: &str,
     ) -> Result<ApproveOutcome> {
         let tx = self
@@ -375,7 +378,7 @@ impl Store {
             return Ok(ApproveOutcome::NothingHeld { last });
         };
         debug_assert_eq!(state, "held");
-        let removed = remove_missing(&tx, run_id, source, grace, targets, now)?;
+        let removed = remove_missing(&tx, run_id, source, grace, planner, now)?;
         tx.execute(
             "UPDATE sync_runs SET state = ?2, reason = ?3, error = NULL WHERE id = ?1",
             params![
@@ -432,7 +435,7 @@ fn apply_offer(
     run_id: i64,
     source: &str,
     item: &SourcedOffer,
-    targets: &[TargetConfig],
+    planner: &dyn Planner,
     now: &str,
     c: &mut PageCounts,
 ) -> Result<()> {
@@ -491,7 +494,7 @@ fn apply_offer(
                 "{}",
                 now,
             )?;
-            super::push::plan_offer(tx, targets, source, o, now)?;
+            super::push::plan_offer(tx, planner, source, o, now)?;
             c.added += 1;
         }
         Some((id, false, _)) => {
@@ -541,7 +544,7 @@ fn apply_offer(
                     &d.to_json().to_string(),
                     now,
                 )?;
-                super::push::plan_offer(tx, targets, source, o, now)?;
+                super::push::plan_offer(tx, planner, source, o, now)?;
                 if was_removed {
                     c.reappeared += 1;
                 } else {
@@ -560,11 +563,14 @@ fn remove_missing(
     run_id: i64,
     source: &str,
     grace: u32,
-    targets: &[String],
+    planner: &dyn Planner,
     now: &str,
 ) -> Result<u64> {
+    // `?1` is the run in the statements below; the planner's reading numbers them `?1`, `?2`.
     const MISSING: &str = "FROM offer_rows o JOIN offer_seen s ON s.offer_id = o.id
                            WHERE o.source = ?2 AND s.live_hash IS NOT NULL AND s.missed_runs >= ?3";
+    const MISSING_FOR_PLAN: &str = "FROM offer_rows o JOIN offer_seen s ON s.offer_id = o.id
+                           WHERE o.source = ?1 AND s.live_hash IS NOT NULL AND s.missed_runs >= ?2";
     tx.execute(
         &format!(
             "INSERT INTO offer_changes (run_id, source, external_id, kind, diff, at)
@@ -574,7 +580,7 @@ fn remove_missing(
         ),
         params![run_id, source, grace, now],
     )?;
-    super::push::pause_removed(tx, targets, source, grace, MISSING, now)?;
+    super::push::plan_removed(tx, planner, source, grace, MISSING_FOR_PLAN, now)?;
     let removed = tx.execute(
         &format!(
             "UPDATE offer_rows SET status = 'removed', removed_at = ?4, updated_at = ?4

@@ -8,10 +8,7 @@
 //! against it and delivered after it, in order, instead of being lost.
 
 use super::{Result, Store};
-use crate::config::TargetConfig;
-use crate::model::Offer;
-use crate::model::{merged, Mapping, OpKind, PlannedOp, PushFields};
-use crate::plan::plan;
+use crate::model::{merged, Mapping, Offer, OfferStatus, OpKind, PlannedOp, Planner, PushFields};
 use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 
 /// An operation from the outbox, with what the target held when it was claimed.
@@ -110,20 +107,22 @@ fn effective_mapping(
     }))
 }
 
-/// Plan `offer` for every target and write (or replace, or drop) its waiting operation.
+/// Ask the planner about `offer` for every target that takes its source, and write (or
+/// replace, or drop) its waiting operation on each.
 pub(super) fn plan_offer(
     tx: &Transaction<'_>,
-    targets: &[TargetConfig],
+    planner: &dyn Planner,
     source: &str,
     offer: &Offer,
     now: &str,
 ) -> Result<()> {
-    for t in targets {
-        let m = effective_mapping(tx, &t.name, source, &offer.external_id)?;
-        let op = plan(t, source, offer, m.as_ref());
+    for i in (0..planner.target_count()).filter(|i| planner.takes(*i, source)) {
+        let target = planner.target_name(i);
+        let m = effective_mapping(tx, target, source, &offer.external_id)?;
+        let op = planner.plan(i, source, offer, m.as_ref());
         enqueue(
             tx,
-            &t.name,
+            target,
             source,
             &offer.external_id,
             op.as_ref(),
@@ -205,40 +204,31 @@ fn enqueue(
     Ok(())
 }
 
-/// Before offers matching `missing_sql` are marked removed: drop their waiting operations and
-/// pause what each target holds live, or will hold once a create in flight or unresolved
-/// lands (the pause is delivered after it). `missing_sql` is a `FROM ... WHERE` over
-/// `offer_rows o` with the parameters `?2` (source) and `?3` (grace).
-pub(super) fn pause_removed(
+/// Before offers matching `missing_sql` are marked removed: ask the planner about each as a
+/// removed offer (it pauses what a target holds live, or will hold once a create in flight or
+/// unresolved lands, and drops waiting operations). `missing_sql` is a `FROM ... WHERE` over
+/// `offer_rows o` with the parameters `?1` (source) and `?2` (grace). Streams the offers: a
+/// mass removal holds one offer at a time.
+pub(super) fn plan_removed(
     tx: &Transaction<'_>,
-    targets: &[String],
+    planner: &dyn Planner,
     source: &str,
     grace: u32,
     missing_sql: &str,
     now: &str,
 ) -> Result<()> {
-    for t in targets {
-        tx.execute(
-            &format!(
-                "DELETE FROM push_outbox WHERE target = ?1 AND state IN ('pending', 'failed')
-                 AND (source, external_id) IN (SELECT o.source, o.external_id {missing_sql})"
-            ),
-            params![t, source, grace],
-        )?;
-        tx.execute(
-            &format!(
-                "INSERT INTO push_outbox (target, source, external_id, op, payload, state, created_at)
-                 SELECT ?1, o.source, o.external_id, 'pause', '{{}}', 'pending', ?4 {missing_sql}
-                   AND (EXISTS (SELECT 1 FROM target_offers m WHERE m.target = ?1 AND m.source = o.source
-                                AND m.external_id = o.external_id AND m.state = 'active')
-                        OR (NOT EXISTS (SELECT 1 FROM target_offers m WHERE m.target = ?1
-                                        AND m.source = o.source AND m.external_id = o.external_id)
-                            AND EXISTS (SELECT 1 FROM push_outbox q WHERE q.target = ?1
-                                        AND q.source = o.source AND q.external_id = o.external_id
-                                        AND q.op = 'create' AND q.state IN ('in_flight', 'ambiguous'))))"
-            ),
-            params![t, source, grace, now],
-        )?;
+    if !(0..planner.target_count()).any(|i| planner.takes(i, source)) {
+        return Ok(());
+    }
+    let mut stmt = tx.prepare(&format!(
+        "SELECT o.external_id, {} {missing_sql} ORDER BY o.external_id",
+        super::offers::OFFER_COLUMNS
+    ))?;
+    let mut rows = stmt.query(params![source, grace])?;
+    while let Some(row) = rows.next()? {
+        let mut offer = super::offers::offer_from_row(row.get(0)?, row, 1)?;
+        offer.status = OfferStatus::Removed;
+        plan_offer(tx, planner, source, &offer, now)?;
     }
     Ok(())
 }
@@ -402,14 +392,16 @@ impl Store {
             .optional()?)
     }
 
-    /// Plan every offer of `target`'s sources again (its config changed), in chunks so memory
-    /// stays bounded, then remember the config hash. Returns the operations now waiting.
+    /// Plan every offer of the planner's one target's sources again (its config changed), in
+    /// chunks so memory stays bounded, then remember the config hash. Returns the operations
+    /// now waiting.
     pub fn replan_target(
         &mut self,
-        target: &TargetConfig,
+        planner: &dyn Planner,
         config_hash: &str,
         now: &str,
     ) -> Result<u64> {
+        let name = planner.target_name(0).to_string();
         let mut last_id = 0i64;
         loop {
             let tx = self
@@ -434,33 +426,32 @@ impl Store {
             let Some(&(id, _, _)) = batch.last() else {
                 tx.execute(
                     "INSERT OR REPLACE INTO target_plans (target, config_hash, planned_at) VALUES (?1, ?2, ?3)",
-                    params![target.name, config_hash, now],
+                    params![name, config_hash, now],
                 )?;
                 tx.commit()?;
                 break;
             };
             last_id = id;
-            for (_, source, external_id) in
-                batch.iter().filter(|(_, s, _)| target.sources.contains(s))
-            {
+            for (_, source, external_id) in batch.iter().filter(|(_, s, _)| planner.takes(0, s)) {
                 if let Some(o) = super::offers::offer_in(&tx, source, external_id)? {
-                    plan_offer(&tx, std::slice::from_ref(target), source, &o, now)?;
+                    plan_offer(&tx, planner, source, &o, now)?;
                 }
             }
             tx.commit()?;
         }
         Ok(self.conn.query_row(
             "SELECT count(*) FROM push_outbox WHERE target = ?1 AND state IN ('pending', 'failed')",
-            [&target.name],
+            [&name],
             |r| r.get(0),
         )?)
     }
 
-    /// What delivering `target` would do now: every offer of its sources planned against what
+    /// What delivering the planner's one target would do now: every offer of its sources planned against what
     /// the target holds (or will hold once a create in flight lands). Reads only.
     /// Walks the mirror in chunks (memory stays bounded); keeps the first `limit` operations and
     /// counts all of them by kind.
-    pub fn preview_target(&self, target: &TargetConfig, limit: usize) -> Result<Preview> {
+    pub fn preview_target(&self, planner: &dyn Planner, limit: usize) -> Result<Preview> {
+        let target = planner.target_name(0);
         let mut shown = Vec::new();
         let mut counts = std::collections::BTreeMap::new();
         let mut last_id = 0i64;
@@ -474,16 +465,15 @@ impl Store {
                 break;
             };
             last_id = id;
-            for (_, source, external_id) in batch
-                .into_iter()
-                .filter(|(_, s, _)| target.sources.contains(s))
+            for (_, source, external_id) in
+                batch.into_iter().filter(|(_, s, _)| planner.takes(0, s))
             {
                 let Some(offer) = super::offers::offer_in(&self.conn, &source, &external_id)?
                 else {
                     continue;
                 };
-                let m = effective_mapping(&self.conn, &target.name, &source, &external_id)?;
-                if let Some(op) = plan(target, &source, &offer, m.as_ref()) {
+                let m = effective_mapping(&self.conn, target, &source, &external_id)?;
+                if let Some(op) = planner.plan(0, &source, &offer, m.as_ref()) {
                     *counts.entry(op.kind.as_str()).or_insert(0) += 1;
                     if shown.len() < limit {
                         shown.push((source, external_id, op));

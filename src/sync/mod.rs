@@ -10,6 +10,7 @@
 use crate::config::{SourceConfig, TargetConfig};
 use crate::http::{CallError, Endpoint, Failure, FailureClass, Limiters};
 use crate::model::{format_timestamp, SourcedOffer, StopReason};
+use crate::push::Targets;
 use crate::sources::{Cursor, Rejected, RowsPage, Source};
 use crate::store::{
     ApproveOutcome, FinalizeOutcome, LeaseHolder, LeaseOutcome, PageBatch, RunState, RunTotals,
@@ -245,7 +246,7 @@ fn writer(
                 Err(_) => break,
             }
         }
-        match store.apply_pages(run_id, &source, &holder, &batch, &targets, &now()) {
+        match store.apply_pages(run_id, &source, &holder, &batch, &Targets(&targets), &now()) {
             Ok(counts) => {
                 for c in counts {
                     pages += 1;
@@ -361,13 +362,12 @@ async fn run_pages(
     let targets = ctx.targets_of(&cfg.name);
     let shutdown = ctx.shutdown.clone();
     let name = cfg.name.clone();
-    let target_names: Vec<String> = targets.iter().map(|t| t.name.clone()).collect();
     tracing::info!("sync started");
     let started = std::time::Instant::now();
     let (req0, retry0, limited0) = endpoint.counters.snapshot();
     let (tx, rx) = tokio::sync::mpsc::channel(QUEUED_PAGES);
     let writer_task = {
-        let (name, holder) = (name.clone(), holder.clone());
+        let (name, holder, targets) = (name.clone(), holder.clone(), targets.clone());
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
             span.in_scope(|| writer(store, rx, run_id, name, holder, targets))
@@ -577,7 +577,7 @@ async fn run_pages(
     let cfg = cfg.clone();
     let span = tracing::Span::current();
     let report = tokio::task::spawn_blocking(move || {
-        span.in_scope(|| finish(done, ending, &cfg, run_id, &holder, &target_names, counters))
+        span.in_scope(|| finish(done, ending, &cfg, run_id, &holder, &targets, counters))
     })
     .await
     .unwrap_or_else(|e| RunReport::Error {
@@ -679,7 +679,7 @@ fn finish(
     cfg: &SourceConfig,
     run_id: i64,
     holder: &str,
-    targets: &[String],
+    targets: &[TargetConfig],
     (requests, retries, rate_limited): (u64, u64, u64),
 ) -> RunReport {
     let WriterDone {
@@ -742,7 +742,7 @@ fn finish(
                 holder,
                 cfg.removal_grace_runs,
                 cfg.max_removal_fraction,
-                targets,
+                &Targets(targets),
                 &now(),
             ) {
                 Ok(FinalizeOutcome::Removed(_)) => (RunState::Complete, None, None),
@@ -855,12 +855,13 @@ pub fn approve_removals(
     )? {
         return Ok(Err(h));
     }
-    let targets: Vec<String> = ctx
-        .targets_of(&cfg.name)
-        .into_iter()
-        .map(|t| t.name)
-        .collect();
-    let outcome = store.approve_removals(&cfg.name, cfg.removal_grace_runs, &targets, &now());
+    let targets = ctx.targets_of(&cfg.name);
+    let outcome = store.approve_removals(
+        &cfg.name,
+        cfg.removal_grace_runs,
+        &Targets(&targets),
+        &now(),
+    );
     store.release_lease(&cfg.name, &holder)?;
     outcome.map(Ok)
 }

@@ -12,7 +12,6 @@ const LAYERS: &[(&str, u8)] = &[
     ("telemetry", 1),
     ("notify", 1),
     ("metrics", 2),
-    ("plan", 2),
     ("http", 3),
     ("store", 4),
     ("sources", 5),
@@ -115,4 +114,13 @@ fn no_module_imports_a_layer_above_its_own() {
         stale.is_empty(),
         "these known violations are gone; remove them from KNOWN and ARCHITECTURE.md: {stale:?}"
     );
+}
+
+#[test]
+fn the_store_knows_only_the_model() {
+    // It hands offers to a `model::Planner` and writes what it decides: no config, no planner
+    // rules, no platform, no HTTP.
+    let edges = edges();
+    let used: Vec<&String> = edges["store"].iter().filter(|m| *m != "model").collect();
+    assert!(used.is_empty(), "the store names {used:?}");
 }

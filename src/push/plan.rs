@@ -3,6 +3,7 @@
 //! No IO, no clock: tested with plain values.
 
 use crate::config::{FieldPolicy, TargetConfig, TargetKind};
+use crate::model::Planner;
 use crate::model::{format_timestamp, Offer, OfferStatus};
 pub use crate::model::{merged, Mapping, OpKind, PlannedOp, PushFields};
 use rust_decimal::{Decimal, RoundingStrategy};
@@ -261,6 +262,33 @@ pub fn plan(
                 None
             }
         }
+    }
+}
+
+/// The targets of a sync, a re-plan or a preview, as the store's [`Planner`].
+pub struct Targets<'a>(pub &'a [TargetConfig]);
+
+impl Planner for Targets<'_> {
+    fn target_count(&self) -> usize {
+        self.0.len()
+    }
+
+    fn target_name(&self, i: usize) -> &str {
+        &self.0[i].name
+    }
+
+    fn takes(&self, i: usize, source: &str) -> bool {
+        self.0[i].sources.iter().any(|s| s == source)
+    }
+
+    fn plan(
+        &self,
+        i: usize,
+        source: &str,
+        offer: &Offer,
+        mapping: Option<&Mapping>,
+    ) -> Option<PlannedOp> {
+        plan(&self.0[i], source, offer, mapping)
     }
 }
 
