@@ -1,0 +1,86 @@
+//! The writer: a blocking thread that owns the run's SQLite connection and stores pages as the
+//! fetch loop sends them, each page whole in one transaction, with the planner asked inside it.
+
+use crate::config::TargetConfig;
+use crate::push::Targets;
+use crate::store::{PageBatch, Store, StoreError};
+
+pub(super) struct WriterDone {
+    pub store: Store,
+    pub pages: u64,
+    /// Rejected offers without an id (they could be any offer the run did not see).
+    pub unidentified: u64,
+    pub error: Option<StoreError>,
+}
+
+/// Pages the fetch loop may run ahead of the writer.
+pub(super) const QUEUED_PAGES: usize = 4;
+/// Most pages the writer stores in one transaction.
+const PAGES_PER_TRANSACTION: usize = 8;
+
+/// Writes pages as they arrive until the channel closes or a write fails. Pages that queued up
+/// while the writer was busy share one transaction (each page whole or not at all), which saves
+/// a commit, and a rewrite of the same narrow pages, per page when the database is the
+/// bottleneck; a lone page is stored at once.
+pub(super) fn writer(
+    mut store: Store,
+    mut rx: tokio::sync::mpsc::Receiver<PageBatch>,
+    run_id: i64,
+    source: String,
+    holder: String,
+    targets: Vec<TargetConfig>,
+) -> WriterDone {
+    let mut pages = 0;
+    let mut unidentified = 0;
+    let mut batch = Vec::with_capacity(PAGES_PER_TRANSACTION);
+    while let Some(page) = rx.blocking_recv() {
+        batch.push(page);
+        while batch.len() < PAGES_PER_TRANSACTION {
+            match rx.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
+        }
+        match store.apply_pages(
+            run_id,
+            &source,
+            &holder,
+            &batch,
+            &Targets(&targets),
+            &super::now(),
+        ) {
+            Ok(counts) => {
+                for c in counts {
+                    pages += 1;
+                    tracing::debug!(
+                        page = pages,
+                        added = c.added,
+                        changed = c.changed + c.reappeared,
+                        unchanged = c.unchanged,
+                        duplicates = c.duplicates,
+                        "page stored"
+                    );
+                }
+                unidentified += batch
+                    .iter()
+                    .map(|p| p.rejected - p.rejected_ids.len() as u64)
+                    .sum::<u64>();
+                batch.clear();
+            }
+            Err(e) => {
+                return WriterDone {
+                    store,
+                    pages,
+                    unidentified,
+                    error: Some(e),
+                }
+            }
+        }
+    }
+    WriterDone {
+        store,
+        pages,
+        unidentified,
+        error: None,
+    }
+}
