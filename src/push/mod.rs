@@ -5,6 +5,7 @@
 
 pub mod deliver;
 pub mod plan;
+pub mod render;
 
 pub use plan::{merged, plan, render, wanted, Mapping, OpKind, PlannedOp, PushFields, Targets};
 

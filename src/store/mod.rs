@@ -5,14 +5,18 @@
 
 mod lease;
 mod offers;
-mod push;
+mod outbox;
+mod planning;
 pub mod query;
+mod removals;
 mod runs;
 mod schema;
 
 pub use lease::{LeaseHolder, LeaseOutcome};
-pub use offers::{ApproveOutcome, FinalizeOutcome, PageBatch, PageCounts, StoredOffer};
-pub use push::{OutboxOp, OutboxTx, Preview, TargetHealth};
+pub use offers::{PageBatch, PageCounts, StoredOffer};
+pub use outbox::{OutboxOp, OutboxTx, TargetHealth};
+pub use planning::Preview;
+pub use removals::{ApproveOutcome, FinalizeOutcome};
 pub use runs::{RunState, RunTotals};
 
 use rusqlite::{Connection, OpenFlags};

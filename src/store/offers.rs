@@ -2,9 +2,7 @@
 //! heartbeat), removal detection at the end of a complete run, and approval of held removals.
 
 use super::{Result, Store, StoreError};
-use crate::model::{
-    diff, ChangeKind, Offer, OfferStatus, PayoutType, Planner, RunState, SourcedOffer, StopReason,
-};
+use crate::model::{diff, ChangeKind, Offer, OfferStatus, PayoutType, Planner, SourcedOffer};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension, Row, Transaction, TransactionBehavior};
 use std::str::FromStr;
@@ -18,29 +16,6 @@ pub struct PageCounts {
     pub reappeared: u64,
     pub unchanged: u64,
     pub duplicates: u64,
-}
-
-/// Result of removal detection at the end of a complete run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FinalizeOutcome {
-    Removed(u64),
-    /// The mass-removal guard held `candidates` removals out of `live` offers.
-    Held {
-        candidates: u64,
-        live: u64,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ApproveOutcome {
-    Approved {
-        run_id: i64,
-        removed: u64,
-    },
-    /// The source's last complete run holds nothing; `last` describes it, if any.
-    NothingHeld {
-        last: Option<(i64, String)>,
-    },
 }
 
 /// An offer as stored, with its bookkeeping.
@@ -141,7 +116,7 @@ pub(super) fn offer_from_row(
     })
 }
 
-fn heartbeat(tx: &Transaction<'_>, source: &str, holder: &str, now: &str) -> Result<()> {
+pub(super) fn heartbeat(tx: &Transaction<'_>, source: &str, holder: &str, now: &str) -> Result<()> {
     let n = tx
         .prepare_cached(
             "UPDATE source_leases SET heartbeat_at = ?3 WHERE source = ?1 AND holder = ?2",
@@ -286,111 +261,6 @@ fn apply_page(
 }
 
 impl Store {
-    /// Removal detection at the end of a complete run (invariants 3 and 7): every live offer of
-    /// `source` not seen by `run_id` has its missed-run count raised; those missed for
-    /// `grace` complete runs are marked removed, unless they are more than `max_fraction` of the
-    /// live offers, in which case nothing is removed and the run is held.
-    #[allow(clippy::too_many_arguments)]
-    pub fn finalize_complete(
-        &mut self,
-        run_id: i64,
-        source: &str,
-        holder: &str,
-        grace: u32,
-        max_fraction: f64,
-        planner: &dyn Planner,
-        now: &str,
-    ) -> Result<FinalizeOutcome> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        heartbeat(&tx, source, holder, now)?;
-        // Liveness is `offer_seen.live_hash IS NOT NULL`: these walk the (source, external_id)
-        // index and the narrow offer_seen rows, never the wide offer rows.
-        let live: i64 = tx.query_row(
-            "SELECT count(*) FROM offer_rows o JOIN offer_seen s ON s.offer_id = o.id
-             WHERE o.source = ?1 AND s.live_hash IS NOT NULL",
-            [source],
-            |r| r.get(0),
-        )?;
-        // Every offer this run stored is live and was seen by it (added, changed or reappeared,
-        // unchanged; duplicates are not counted twice). When that is every live offer, nothing
-        // was missed: skip the two passes over the source's offers.
-        let seen_live: i64 = tx.query_row(
-            "SELECT added + changed + unchanged FROM sync_runs WHERE id = ?1",
-            [run_id],
-            |r| r.get(0),
-        )?;
-        let candidates: i64 = if seen_live >= live {
-            0
-        } else {
-            tx.execute(
-                "UPDATE offer_seen SET missed_runs = missed_runs + 1
-                 WHERE last_run_id <> ?2 AND live_hash IS NOT NULL
-                   AND offer_id IN (SELECT id FROM offer_rows WHERE source = ?1)",
-                params![source, run_id],
-            )?;
-            tx.query_row(
-                "SELECT count(*) FROM offer_rows o JOIN offer_seen s ON s.offer_id = o.id
-                 WHERE o.source = ?1 AND s.live_hash IS NOT NULL AND s.missed_runs >= ?2",
-                params![source, grace],
-                |r| r.get(0),
-            )?
-        };
-        let outcome = if candidates > 0 && candidates as f64 > max_fraction * live as f64 {
-            tx.execute(
-                "UPDATE sync_runs SET held_removals = ?2 WHERE id = ?1",
-                params![run_id, candidates],
-            )?;
-            FinalizeOutcome::Held {
-                candidates: candidates as u64,
-                live: live as u64,
-            }
-        } else {
-            let removed = remove_missing(&tx, run_id, source, grace, planner, now)?;
-            FinalizeOutcome::Removed(removed)
-        };
-        tx.commit()?;
-        Ok(outcome)
-    }
-
-    /// Apply the removals held by the source's last complete run, if it was held. The caller
-    /// holds the source's lease.
-    pub fn approve_removals(
-        &mut self,
-        source: &str,
-        grace: u32,
-        planner: &dyn Planner,
-        now: &str,
-    ) -> Result<ApproveOutcome> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let last: Option<(i64, String)> = tx
-            .query_row(
-                "SELECT id, state FROM sync_runs WHERE source = ?1 AND state IN ('complete', 'held')
-                 ORDER BY id DESC LIMIT 1",
-                [source],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        let Some((run_id, state)) = last.clone().filter(|(_, s)| s == "held") else {
-            return Ok(ApproveOutcome::NothingHeld { last });
-        };
-        debug_assert_eq!(state, "held");
-        let removed = remove_missing(&tx, run_id, source, grace, planner, now)?;
-        tx.execute(
-            "UPDATE sync_runs SET state = ?2, reason = ?3, error = NULL WHERE id = ?1",
-            params![
-                run_id,
-                RunState::Complete.as_str(),
-                StopReason::RemovalsApproved.as_str()
-            ],
-        )?;
-        tx.commit()?;
-        Ok(ApproveOutcome::Approved { run_id, removed })
-    }
-
     /// One offer with its bookkeeping, removed ones included.
     pub fn offer(&self, source: &str, external_id: &str) -> Result<Option<StoredOffer>> {
         let sql = format!(
@@ -467,140 +337,120 @@ fn apply_offer(
             c.unchanged += 1;
         }
         None => {
-            let k = Cols::of(o);
-            tx.prepare_cached(&format!(
-                "INSERT INTO offer_rows (source, external_id, {OFFER_COLUMNS}, content_hash, first_seen_at,
-                                         updated_at, raw)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
-                         ?20, ?21, ?22, ?22, ?23)"
-            ))?
-            .execute(params![
-                source, o.external_id, k.name, k.status, k.payout, k.currency, k.payout_type, k.revenue,
-                k.countries, k.platforms, k.categories, o.tracking_url, o.preview_url, o.advertiser,
-                o.description, o.icon_url, o.app_package, k.starts_at, k.ends_at, k.payouts,
-                item.content_hash, now, item.raw
-            ])?;
-            tx.prepare_cached(
-                "INSERT INTO offer_seen (offer_id, last_run_id, last_seen_at, live_hash)
-                 VALUES (last_insert_rowid(), ?1, ?2, ?3)",
-            )?
-            .execute(params![run_id, now, item.content_hash])?;
-            record_change(
-                tx,
-                run_id,
-                source,
-                &o.external_id,
-                ChangeKind::Added,
-                "{}",
-                now,
-            )?;
-            super::push::plan_offer(tx, planner, source, o, now)?;
+            insert_offer(tx, run_id, source, item, planner, now)?;
             c.added += 1;
         }
-        Some((id, false, _)) => {
-            let k = Cols::of(o);
-            let old = tx
-                .prepare_cached(&format!(
-                    "SELECT {OFFER_COLUMNS} FROM offer_rows WHERE id = ?1"
-                ))?
-                .query_row([id], |r| offer_from_row(o.external_id.clone(), r, 0))?;
-            let was_removed = old.status == OfferStatus::Removed;
-            let d = diff(&old, o);
-            tx.prepare_cached(
-                "UPDATE offer_rows SET name = ?3, status = ?4, payout = ?5, currency = ?6, payout_type = ?7,
-                        revenue = ?8, countries = ?9, platforms = ?10, categories = ?11, tracking_url = ?12,
-                        preview_url = ?13, advertiser = ?14, description = ?15, icon_url = ?16,
-                        app_package = ?17, starts_at = ?18, ends_at = ?19, payouts = ?20, content_hash = ?21,
-                        updated_at = CASE WHEN ?24 THEN ?22 ELSE updated_at END, raw = ?23, removed_at = NULL
-                 WHERE id = ?1 AND external_id = ?2",
-            )?
-            .execute(params![
-                id, o.external_id, k.name, k.status, k.payout, k.currency, k.payout_type, k.revenue,
-                k.countries, k.platforms, k.categories, o.tracking_url, o.preview_url, o.advertiser,
-                o.description, o.icon_url, o.app_package, k.starts_at, k.ends_at, k.payouts,
-                item.content_hash, now, item.raw, !d.is_empty()
-            ])?;
-            tx.prepare_cached(
-                "UPDATE offer_seen SET last_run_id = ?2, last_seen_at = ?3, missed_runs = 0, live_hash = ?4
-                 WHERE offer_id = ?1",
-            )?
-            .execute(params![id, run_id, now, item.content_hash])?;
-            if d.is_empty() {
-                // Same canonical content under a different hash (a row written by an older
-                // normalization): refresh the hash, record nothing.
-                c.unchanged += 1;
-            } else {
-                let kind = if was_removed {
-                    ChangeKind::Reappeared
-                } else {
-                    ChangeKind::Changed
-                };
-                record_change(
-                    tx,
-                    run_id,
-                    source,
-                    &o.external_id,
-                    kind,
-                    &d.to_json().to_string(),
-                    now,
-                )?;
-                super::push::plan_offer(tx, planner, source, o, now)?;
-                if was_removed {
-                    c.reappeared += 1;
-                } else {
-                    c.changed += 1;
-                }
-            }
-        }
+        Some((id, false, _)) => match rewrite_offer(tx, id, run_id, source, item, planner, now)? {
+            None => c.unchanged += 1,
+            Some(ChangeKind::Reappeared) => c.reappeared += 1,
+            Some(_) => c.changed += 1,
+        },
     }
     Ok(())
 }
 
-/// Mark removed every live offer of `source` missed by `grace` complete runs, with a change
-/// record each. Set-based, so a mass removal needs no memory per offer.
-fn remove_missing(
+/// A new offer: its wide row, its `offer_seen` row, an `added` change, and a plan.
+fn insert_offer(
     tx: &Transaction<'_>,
     run_id: i64,
     source: &str,
-    grace: u32,
+    item: &SourcedOffer,
     planner: &dyn Planner,
     now: &str,
-) -> Result<u64> {
-    // `?1` is the run in the statements below; the planner's reading numbers them `?1`, `?2`.
-    const MISSING: &str = "FROM offer_rows o JOIN offer_seen s ON s.offer_id = o.id
-                           WHERE o.source = ?2 AND s.live_hash IS NOT NULL AND s.missed_runs >= ?3";
-    const MISSING_FOR_PLAN: &str = "FROM offer_rows o JOIN offer_seen s ON s.offer_id = o.id
-                           WHERE o.source = ?1 AND s.live_hash IS NOT NULL AND s.missed_runs >= ?2";
-    tx.execute(
-        &format!(
-            "INSERT INTO offer_changes (run_id, source, external_id, kind, diff, at)
-             SELECT ?1, o.source, o.external_id, 'removed',
-                    json_object('status', json_object('old', o.status, 'new', 'removed')), ?4
-             {MISSING} ORDER BY o.external_id"
-        ),
-        params![run_id, source, grace, now],
+) -> Result<()> {
+    let o = &item.offer;
+    let k = Cols::of(o);
+    tx.prepare_cached(&format!(
+            "INSERT INTO offer_rows (source, external_id, {OFFER_COLUMNS}, content_hash, first_seen_at,
+                                     updated_at, raw)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
+                     ?20, ?21, ?22, ?22, ?23)"
+        ))?
+        .execute(params![
+            source, o.external_id, k.name, k.status, k.payout, k.currency, k.payout_type, k.revenue,
+            k.countries, k.platforms, k.categories, o.tracking_url, o.preview_url, o.advertiser,
+            o.description, o.icon_url, o.app_package, k.starts_at, k.ends_at, k.payouts,
+            item.content_hash, now, item.raw
+        ])?;
+    tx.prepare_cached(
+        "INSERT INTO offer_seen (offer_id, last_run_id, last_seen_at, live_hash)
+             VALUES (last_insert_rowid(), ?1, ?2, ?3)",
+    )?
+    .execute(params![run_id, now, item.content_hash])?;
+    record_change(
+        tx,
+        run_id,
+        source,
+        &o.external_id,
+        ChangeKind::Added,
+        "{}",
+        now,
     )?;
-    super::push::plan_removed(tx, planner, source, grace, MISSING_FOR_PLAN, now)?;
-    let removed = tx.execute(
-        &format!(
-            "UPDATE offer_rows SET status = 'removed', removed_at = ?4, updated_at = ?4
-             WHERE id IN (SELECT o.id {MISSING}) AND ?1 = ?1"
-        ),
-        params![run_id, source, grace, now],
+    super::planning::plan_offer(tx, planner, source, o, now)?;
+    Ok(())
+}
+
+/// A known offer whose content hash differs: rewrite it, record the field-level diff (a change,
+/// or a reappearance after a removal) and plan it. `None` when the canonical content is the
+/// same after all (only the hash is refreshed).
+fn rewrite_offer(
+    tx: &Transaction<'_>,
+    id: i64,
+    run_id: i64,
+    source: &str,
+    item: &SourcedOffer,
+    planner: &dyn Planner,
+    now: &str,
+) -> Result<Option<ChangeKind>> {
+    let o = &item.offer;
+    let k = Cols::of(o);
+    let old = tx
+        .prepare_cached(&format!(
+            "SELECT {OFFER_COLUMNS} FROM offer_rows WHERE id = ?1"
+        ))?
+        .query_row([id], |r| offer_from_row(o.external_id.clone(), r, 0))?;
+    let was_removed = old.status == OfferStatus::Removed;
+    let d = diff(&old, o);
+    tx.prepare_cached(
+    "UPDATE offer_rows SET name = ?3, status = ?4, payout = ?5, currency = ?6, payout_type = ?7,
+            revenue = ?8, countries = ?9, platforms = ?10, categories = ?11, tracking_url = ?12,
+            preview_url = ?13, advertiser = ?14, description = ?15, icon_url = ?16,
+            app_package = ?17, starts_at = ?18, ends_at = ?19, payouts = ?20, content_hash = ?21,
+            updated_at = CASE WHEN ?24 THEN ?22 ELSE updated_at END, raw = ?23, removed_at = NULL
+     WHERE id = ?1 AND external_id = ?2",
+)?
+.execute(params![
+    id, o.external_id, k.name, k.status, k.payout, k.currency, k.payout_type, k.revenue,
+    k.countries, k.platforms, k.categories, o.tracking_url, o.preview_url, o.advertiser,
+    o.description, o.icon_url, o.app_package, k.starts_at, k.ends_at, k.payouts,
+    item.content_hash, now, item.raw, !d.is_empty()
+])?;
+    tx.prepare_cached(
+        "UPDATE offer_seen SET last_run_id = ?2, last_seen_at = ?3, missed_runs = 0, live_hash = ?4
+     WHERE offer_id = ?1",
+    )?
+    .execute(params![id, run_id, now, item.content_hash])?;
+    if d.is_empty() {
+        // Same canonical content under a different hash (a row written by an older
+        // normalization): refresh the hash, record nothing.
+        return Ok(None);
+    }
+    let kind = if was_removed {
+        ChangeKind::Reappeared
+    } else {
+        ChangeKind::Changed
+    };
+    record_change(
+        tx,
+        run_id,
+        source,
+        &o.external_id,
+        kind,
+        &d.to_json().to_string(),
+        now,
     )?;
-    // Last: this ends their match of MISSING.
-    tx.execute(
-        &format!(
-            "UPDATE offer_seen SET live_hash = NULL
-             WHERE offer_id IN (SELECT o.id {MISSING}) AND ?1 = ?1 AND ?4 = ?4"
-        ),
-        params![run_id, source, grace, now],
-    )?;
-    tx.execute(
-        "UPDATE sync_runs SET removed = removed + ?2 WHERE id = ?1",
-        params![run_id, removed as i64],
-    )?;
-    Ok(removed as u64)
+    super::planning::plan_offer(tx, planner, source, o, now)?;
+    Ok(Some(kind))
 }
 
 /// The canonical offer as stored, inside a transaction (for planning).
