@@ -143,27 +143,7 @@ fn validate(
         path: PathBuf::from(&raw.database.path),
         busy_timeout: Duration::from_secs(raw.database.busy_timeout_seconds.unwrap_or(10)),
     };
-    let daemon = DaemonConfig {
-        metrics_listen: raw.daemon.metrics_listen.clone(),
-        max_concurrent_sources: raw.daemon.max_concurrent_sources.unwrap_or(4),
-        run_on_start: raw.daemon.run_on_start.unwrap_or(false),
-        shutdown_timeout: Duration::from_secs(raw.daemon.shutdown_timeout_seconds.unwrap_or(30)),
-        stale_after: Duration::from_secs(raw.daemon.stale_after_seconds.unwrap_or(3600)),
-        delivery_interval: Duration::from_secs(
-            raw.daemon.delivery_interval_seconds.unwrap_or(60).max(1),
-        ),
-    };
-    if daemon.max_concurrent_sources == 0 {
-        errs.push("daemon.max_concurrent_sources", "must be at least 1");
-    }
-    if let Some(listen) = &daemon.metrics_listen {
-        if listen.parse::<std::net::SocketAddr>().is_err() {
-            errs.push(
-                "daemon.metrics_listen",
-                format!("{listen:?} is not an address like \"127.0.0.1:9464\""),
-            );
-        }
-    }
+    let daemon = validate_daemon(&raw.daemon, &mut errs);
 
     let mut seen = HashSet::new();
     let mut sources = Vec::new();
@@ -243,4 +223,28 @@ pub fn validate_cron(expr: &str) -> Result<(), String> {
         .parse(expr)
         .map(|_| ())
         .map_err(|e| e.to_string())
+}
+
+/// `[daemon]` with its defaults.
+fn validate_daemon(d: &raw::RawDaemon, errs: &mut Errors) -> DaemonConfig {
+    let daemon = DaemonConfig {
+        metrics_listen: d.metrics_listen.clone(),
+        max_concurrent_sources: d.max_concurrent_sources.unwrap_or(4),
+        run_on_start: d.run_on_start.unwrap_or(false),
+        shutdown_timeout: Duration::from_secs(d.shutdown_timeout_seconds.unwrap_or(30)),
+        stale_after: Duration::from_secs(d.stale_after_seconds.unwrap_or(3600)),
+        delivery_interval: Duration::from_secs(d.delivery_interval_seconds.unwrap_or(60).max(1)),
+    };
+    if daemon.max_concurrent_sources == 0 {
+        errs.push("daemon.max_concurrent_sources", "must be at least 1");
+    }
+    if let Some(listen) = &daemon.metrics_listen {
+        if listen.parse::<std::net::SocketAddr>().is_err() {
+            errs.push(
+                "daemon.metrics_listen",
+                format!("{listen:?} is not an address like \"127.0.0.1:9464\""),
+            );
+        }
+    }
+    daemon
 }

@@ -2,7 +2,7 @@
 //! `super::platform`.
 
 use super::platform::{self, PlatformOptions, SourceKind};
-use super::raw::RawSource;
+use super::raw::{RawCommon, RawSource};
 use super::{
     credential, valid_name, validate_cron, validate_url, CredentialSpec, Errors, NAME_HELP,
 };
@@ -79,31 +79,86 @@ pub(super) fn validate_source(
     if !valid_name(&s.name) {
         errs.push(format!("{key}.name"), format!("{:?}: {NAME_HELP}", s.name));
     }
-    let kind = SourceKind::from_name(&s.kind);
-    if kind.is_none() {
-        let known: Vec<_> = SourceKind::ALL.iter().map(|k| k.as_str()).collect();
-        errs.push(
-            format!("{key}.kind"),
-            format!(
-                "unknown kind {:?} (expected one of: {})",
-                s.kind,
-                known.join(", ")
-            ),
-        );
-    }
+    let kind = source_kind(key, &s.kind, errs);
     validate_url(key, &s.base_url, errs);
     let options = kind.map(|k| platform::validate(key, k, raw.platform, errs));
-    let cred = credential(key, s.api_key_env, s.api_key_file, s.api_key, base, errs);
-    let schedule = s.schedule.unwrap_or_else(|| "0 */15 * * * *".to_string());
+    let cred = credential(
+        key,
+        s.api_key_env.clone(),
+        s.api_key_file.clone(),
+        s.api_key.clone(),
+        base,
+        errs,
+    );
+    let schedule = s
+        .schedule
+        .clone()
+        .unwrap_or_else(|| "0 */15 * * * *".to_string());
     if let Err(e) = validate_cron(&schedule) {
         errs.push(
             format!("{key}.schedule"),
             format!("{schedule:?} is not a cron expression with seconds ({e}); example: \"0 */15 * * * *\""),
         );
     }
-    let (max_page, default_page) = options
-        .as_ref()
-        .map_or((100, 100), PlatformOptions::page_limits);
+    let page_size = page_size(key, &s, options.as_ref(), errs);
+    let rps = s.requests_per_second.unwrap_or_else(|| {
+        options
+            .as_ref()
+            .map_or(5.0, PlatformOptions::default_requests_per_second)
+    });
+    let max_attempts = s.max_attempts.unwrap_or(5);
+    check_pace(key, rps, max_attempts, errs);
+    let (fraction, grace) = removal_rules(key, &s, errs);
+    if errs.0.len() > before {
+        return None;
+    }
+    let http = http_policy(&s, rps, max_attempts);
+    Some(SourceConfig {
+        http,
+        name: s.name,
+        kind: kind?,
+        base_url: s.base_url,
+        enabled: s.enabled.unwrap_or(true),
+        credential: cred?,
+        schedule,
+        schedule_jitter: Duration::from_secs(s.schedule_jitter_seconds.unwrap_or(0)),
+        page_size,
+        max_pages: s.max_pages.unwrap_or(100_000).max(1),
+        rate_limit_group: s.rate_limit_group,
+        removal_grace_runs: grace,
+        max_removal_fraction: fraction,
+        options: options?,
+        index,
+    })
+}
+
+/// Timeouts and retry budget as written, with their defaults.
+fn http_policy(s: &RawCommon, rps: f64, max_attempts: u32) -> HttpPolicy {
+    HttpPolicy {
+        timeout: Duration::from_secs(s.timeout_seconds.unwrap_or(30).max(1)),
+        connect_timeout: Duration::from_secs(s.connect_timeout_seconds.unwrap_or(10).max(1)),
+        max_attempts,
+        initial_interval: Duration::from_millis(s.retry_initial_interval_ms.unwrap_or(500)),
+        max_interval: Duration::from_secs(s.retry_max_interval_seconds.unwrap_or(60)),
+        max_elapsed: Duration::from_secs(s.retry_max_elapsed_seconds.unwrap_or(300)),
+        max_retry_after: Duration::from_secs(s.max_retry_after_seconds.unwrap_or(300)),
+        requests_per_second: rps,
+        burst: s.burst.unwrap_or(1).max(1),
+        run_timeout: s
+            .run_timeout_seconds
+            .filter(|s| *s > 0)
+            .map(Duration::from_secs),
+    }
+}
+
+/// `page_size`: within what the platform serves (default: the platform's).
+fn page_size(
+    key: &str,
+    s: &RawCommon,
+    options: Option<&PlatformOptions>,
+    errs: &mut Errors,
+) -> u32 {
+    let (max_page, default_page) = options.map_or((100, 100), PlatformOptions::page_limits);
     let page_size = s.page_size.unwrap_or(default_page);
     if page_size == 0 || page_size > max_page {
         errs.push(
@@ -114,13 +169,11 @@ pub(super) fn validate_source(
             ),
         );
     }
-    let rps = s.requests_per_second.unwrap_or_else(|| {
-        options
-            .as_ref()
-            .map_or(5.0, PlatformOptions::default_requests_per_second)
-    });
-    let max_attempts = s.max_attempts.unwrap_or(5);
-    check_pace(key, rps, max_attempts, errs);
+    page_size
+}
+
+/// `max_removal_fraction`, `removal_grace_runs` and `rate_limit_group` checked.
+fn removal_rules(key: &str, s: &RawCommon, errs: &mut Errors) -> (f64, u32) {
     let fraction = s.max_removal_fraction.unwrap_or(0.5);
     if !(fraction > 0.0 && fraction <= 1.0) {
         errs.push(
@@ -140,38 +193,22 @@ pub(super) fn validate_source(
             );
         }
     }
-    if errs.0.len() > before {
-        return None;
+    (fraction, grace)
+}
+
+/// `kind`: one of the declared platforms.
+fn source_kind(key: &str, name: &str, errs: &mut Errors) -> Option<SourceKind> {
+    let kind = SourceKind::from_name(name);
+    if kind.is_none() {
+        let known: Vec<_> = SourceKind::ALL.iter().map(|k| k.as_str()).collect();
+        errs.push(
+            format!("{key}.kind"),
+            format!(
+                "unknown kind {:?} (expected one of: {})",
+                name,
+                known.join(", ")
+            ),
+        );
     }
-    Some(SourceConfig {
-        name: s.name,
-        kind: kind?,
-        base_url: s.base_url,
-        enabled: s.enabled.unwrap_or(true),
-        credential: cred?,
-        schedule,
-        schedule_jitter: Duration::from_secs(s.schedule_jitter_seconds.unwrap_or(0)),
-        page_size,
-        max_pages: s.max_pages.unwrap_or(100_000).max(1),
-        rate_limit_group: s.rate_limit_group,
-        removal_grace_runs: grace,
-        max_removal_fraction: fraction,
-        http: HttpPolicy {
-            timeout: Duration::from_secs(s.timeout_seconds.unwrap_or(30).max(1)),
-            connect_timeout: Duration::from_secs(s.connect_timeout_seconds.unwrap_or(10).max(1)),
-            max_attempts,
-            initial_interval: Duration::from_millis(s.retry_initial_interval_ms.unwrap_or(500)),
-            max_interval: Duration::from_secs(s.retry_max_interval_seconds.unwrap_or(60)),
-            max_elapsed: Duration::from_secs(s.retry_max_elapsed_seconds.unwrap_or(300)),
-            max_retry_after: Duration::from_secs(s.max_retry_after_seconds.unwrap_or(300)),
-            requests_per_second: rps,
-            burst: s.burst.unwrap_or(1).max(1),
-            run_timeout: s
-                .run_timeout_seconds
-                .filter(|s| *s > 0)
-                .map(Duration::from_secs),
-        },
-        options: options?,
-        index,
-    })
+    kind
 }

@@ -1,6 +1,6 @@
 //! A `[[targets]]` table validated.
 
-use super::raw::RawTarget;
+use super::raw::{RawFilters, RawTarget};
 use super::{credential, valid_name, validate_url, CredentialSpec, Errors, HttpPolicy, NAME_HELP};
 use crate::model::{normalize_country, parse_decimal, OfferStatus, PayoutType};
 use rust_decimal::Decimal;
@@ -124,50 +124,64 @@ pub(super) fn validate_target(
         }
     };
     validate_url(key, &t.base_url, errs);
+    kind_requirements(key, kind, &t, errs);
     let cred = credential(key, t.api_key_env, t.api_key_file, t.api_key, base, errs);
-    if kind == Some(TargetKind::Offerit) && t.api_username.is_none() {
-        errs.push(
-            format!("{key}.api_username"),
-            "required for kind \"offerit\"",
-        );
+    let ratio = payout_ratio(key, t.payout_ratio.as_deref(), errs);
+    let currency = default_currency(key, t.currency.as_deref(), errs);
+    let fields = validate_fields(key, kind, t.fields, errs);
+    let filters = validate_filters(key, t.filters, errs);
+    let rps = t.requests_per_second.unwrap_or(5.0);
+    let max_attempts = t.max_attempts.unwrap_or(5);
+    super::source::check_pace(key, rps, max_attempts, errs);
+    if errs.0.len() > before {
+        return None;
     }
-    let ratio = match t.payout_ratio.as_deref().map(parse_decimal) {
-        None => Decimal::ONE,
-        Some(Some(d)) if d > Decimal::ZERO => d,
-        Some(_) => {
-            errs.push(
-                format!("{key}.payout_ratio"),
-                "must be a positive decimal such as \"0.80\"",
-            );
-            Decimal::ONE
-        }
-    };
-    if kind == Some(TargetKind::Affise)
-        && t.advertiser_id
-            .as_deref()
-            .is_none_or(|a| a.trim().is_empty())
-    {
-        errs.push(
-            format!("{key}.advertiser_id"),
-            "required for kind \"affise\": every create must name its advertiser (Affise's `advertiser`, an advertiser id such as \"5e39279bac611cda7e5765ab\")",
-        );
-    }
-    let currency = match t.currency.as_deref().map(crate::model::normalize_currency) {
-        None => "USD".to_string(),
-        Some(Some(c)) if crate::model::is_iso_currency(&c) => c,
-        Some(_) => {
-            errs.push(
-                format!("{key}.currency"),
-                format!(
-                    "{:?} is not an ISO 4217 currency code",
-                    t.currency.unwrap_or_default()
-                ),
-            );
-            "USD".to_string()
-        }
-    };
+    Some(TargetConfig {
+        name: t.name,
+        kind: kind?,
+        base_url: t.base_url,
+        enabled: t.enabled.unwrap_or(true),
+        api_username: t.api_username,
+        credential: cred?,
+        sources: t.sources,
+        payout_ratio: ratio,
+        tracking_url_template: t.tracking_url_template,
+        name_template: t.name_template,
+        advertiser_id: t.advertiser_id,
+        create_status: t.create_status,
+        currency,
+        fields,
+        filters,
+        http: HttpPolicy {
+            timeout: Duration::from_secs(t.timeout_seconds.unwrap_or(30).max(1)),
+            connect_timeout: Duration::from_secs(10),
+            max_attempts,
+            initial_interval: Duration::from_millis(t.retry_initial_interval_ms.unwrap_or(500)),
+            max_interval: Duration::from_secs(30),
+            max_elapsed: Duration::from_secs(300),
+            max_retry_after: Duration::from_secs(300),
+            requests_per_second: rps,
+            burst: 1,
+            run_timeout: None,
+        },
+        redelivery_interval: Duration::from_secs(
+            t.redelivery_interval_seconds.unwrap_or(60).max(1),
+        ),
+        dead_after: Duration::from_secs(t.dead_after_seconds.unwrap_or(86_400)),
+        index,
+    })
+}
+
+/// `fields.<name> = "always" | "once" | "never"`; a field the target requires on create
+/// cannot be `never`.
+fn validate_fields(
+    key: &str,
+    kind: Option<TargetKind>,
+    raw: BTreeMap<String, String>,
+    errs: &mut Errors,
+) -> BTreeMap<String, FieldPolicy> {
     let mut fields = BTreeMap::new();
-    for (field, policy) in t.fields {
+    for (field, policy) in raw {
         let p = match policy.as_str() {
             "always" => FieldPolicy::Always,
             "once" => FieldPolicy::Once,
@@ -193,7 +207,11 @@ pub(super) fn validate_target(
         }
         fields.insert(field, p);
     }
-    let f = t.filters;
+    fields
+}
+
+/// `[targets.filters]`: statuses, ISO countries, payout types and a decimal minimum.
+fn validate_filters(key: &str, f: RawFilters, errs: &mut Errors) -> TargetFilters {
     let status = f.status.map(|v| {
         v.iter()
             .enumerate()
@@ -239,50 +257,64 @@ pub(super) fn validate_target(
         }
         d
     });
-    let rps = t.requests_per_second.unwrap_or(5.0);
-    let max_attempts = t.max_attempts.unwrap_or(5);
-    super::source::check_pace(key, rps, max_attempts, errs);
-    if errs.0.len() > before {
-        return None;
+    TargetFilters {
+        status,
+        countries,
+        min_payout,
+        payout_types,
+        categories: f.categories,
     }
-    Some(TargetConfig {
-        name: t.name,
-        kind: kind?,
-        base_url: t.base_url,
-        enabled: t.enabled.unwrap_or(true),
-        api_username: t.api_username,
-        credential: cred?,
-        sources: t.sources,
-        payout_ratio: ratio,
-        tracking_url_template: t.tracking_url_template,
-        name_template: t.name_template,
-        advertiser_id: t.advertiser_id,
-        create_status: t.create_status,
-        currency,
-        fields,
-        filters: TargetFilters {
-            status,
-            countries,
-            min_payout,
-            payout_types,
-            categories: f.categories,
-        },
-        http: HttpPolicy {
-            timeout: Duration::from_secs(t.timeout_seconds.unwrap_or(30).max(1)),
-            connect_timeout: Duration::from_secs(10),
-            max_attempts,
-            initial_interval: Duration::from_millis(t.retry_initial_interval_ms.unwrap_or(500)),
-            max_interval: Duration::from_secs(30),
-            max_elapsed: Duration::from_secs(300),
-            max_retry_after: Duration::from_secs(300),
-            requests_per_second: rps,
-            burst: 1,
-            run_timeout: None,
-        },
-        redelivery_interval: Duration::from_secs(
-            t.redelivery_interval_seconds.unwrap_or(60).max(1),
-        ),
-        dead_after: Duration::from_secs(t.dead_after_seconds.unwrap_or(86_400)),
-        index,
-    })
+}
+
+/// What a kind requires: Offerit's API user, Affise's advertiser.
+fn kind_requirements(key: &str, kind: Option<TargetKind>, t: &RawTarget, errs: &mut Errors) {
+    if kind == Some(TargetKind::Offerit) && t.api_username.is_none() {
+        errs.push(
+            format!("{key}.api_username"),
+            "required for kind \"offerit\"",
+        );
+    }
+    if kind == Some(TargetKind::Affise)
+        && t.advertiser_id
+            .as_deref()
+            .is_none_or(|a| a.trim().is_empty())
+    {
+        errs.push(
+            format!("{key}.advertiser_id"),
+            "required for kind \"affise\": every create must name its advertiser (Affise's `advertiser`, an advertiser id such as \"5e39279bac611cda7e5765ab\")",
+        );
+    }
+}
+
+/// `payout_ratio`: a positive decimal (default 1).
+fn payout_ratio(key: &str, text: Option<&str>, errs: &mut Errors) -> Decimal {
+    match text.map(parse_decimal) {
+        None => Decimal::ONE,
+        Some(Some(d)) if d > Decimal::ZERO => d,
+        Some(_) => {
+            errs.push(
+                format!("{key}.payout_ratio"),
+                "must be a positive decimal such as \"0.80\"",
+            );
+            Decimal::ONE
+        }
+    }
+}
+
+/// `currency`: the ISO 4217 code of offers whose source gives none (default USD).
+fn default_currency(key: &str, text: Option<&str>, errs: &mut Errors) -> String {
+    match text.map(crate::model::normalize_currency) {
+        None => "USD".to_string(),
+        Some(Some(c)) if crate::model::is_iso_currency(&c) => c,
+        Some(_) => {
+            errs.push(
+                format!("{key}.currency"),
+                format!(
+                    "{:?} is not an ISO 4217 currency code",
+                    text.unwrap_or_default()
+                ),
+            );
+            "USD".to_string()
+        }
+    }
 }

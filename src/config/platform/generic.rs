@@ -294,8 +294,30 @@ fn validate_generic(key: &str, g: &RawGeneric, errs: &mut Errors) -> GenericSpec
             RecordsAre::Array
         }
     };
-    let a = &g.auth;
-    let auth = match a.kind.as_deref().unwrap_or("header") {
+    let auth = validate_auth(key, &g.auth, errs);
+    let paging = validate_paging(key, p, cursor_path, next_url_path, errs);
+    let fields = validate_fields(key, g, errs);
+    GenericSpec {
+        records_path,
+        records_are,
+        auth,
+        paging,
+        total_path,
+        total_pages_path,
+        has_more_path,
+        query: g
+            .query
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        fields,
+        status_map: g.status_map.clone(),
+        error_path,
+    }
+}
+
+fn validate_auth(key: &str, a: &RawGenericAuth, errs: &mut Errors) -> GenericAuth {
+    match a.kind.as_deref().unwrap_or("header") {
         "none" => GenericAuth::None,
         "header" => GenericAuth::Header {
             name: a.name.clone().unwrap_or_else(|| "X-Api-Key".into()),
@@ -320,9 +342,18 @@ fn validate_generic(key: &str, g: &RawGeneric, errs: &mut Errors) -> GenericSpec
             );
             GenericAuth::None
         }
-    };
+    }
+}
+
+fn validate_paging(
+    key: &str,
+    p: &RawGenericPagination,
+    cursor_path: Option<Vec<PathStep>>,
+    next_url_path: Option<Vec<PathStep>>,
+    errs: &mut Errors,
+) -> GenericPaging {
     let size_param = p.size_param.clone();
-    let paging = match p.kind.as_deref().unwrap_or("page") {
+    match p.kind.as_deref().unwrap_or("page") {
         "none" => GenericPaging::None,
         "page" => GenericPaging::Page {
             page_param: p.page_param.clone().unwrap_or_else(|| "page".into()),
@@ -361,7 +392,11 @@ fn validate_generic(key: &str, g: &RawGeneric, errs: &mut Errors) -> GenericSpec
             );
             GenericPaging::None
         }
-    };
+    }
+}
+
+/// `fields.<canonical>` rules (`external_id` and `name` required) and `status_map` targets.
+fn validate_fields(key: &str, g: &RawGeneric, errs: &mut Errors) -> BTreeMap<String, FieldRule> {
     let mut fields = BTreeMap::new();
     for (field, rule) in &g.fields {
         if !GENERIC_FIELDS.contains(&field.as_str()) {
@@ -401,23 +436,7 @@ fn validate_generic(key: &str, g: &RawGeneric, errs: &mut Errors) -> GenericSpec
             );
         }
     }
-    GenericSpec {
-        records_path,
-        records_are,
-        auth,
-        paging,
-        total_path,
-        total_pages_path,
-        has_more_path,
-        query: g
-            .query
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-        fields,
-        status_map: g.status_map.clone(),
-        error_path,
-    }
+    fields
 }
 
 #[cfg(test)]
