@@ -180,19 +180,7 @@ pub(crate) fn run(
         What::Offer {
             source,
             external_id,
-        } => {
-            let Some(o) = store.offer(&source, &external_id).map_err(&db_err)? else {
-                eprintln!(
-                    "offersync: no offer {external_id:?} from source {source:?} in {}",
-                    path.display()
-                );
-                return Ok(ExitCode::from(1));
-            };
-            let history = store
-                .query_history(&source, &external_id)
-                .map_err(&db_err)?;
-            print_offer(&o, &history, format);
-        }
+        } => return show_offer(&store, &path, &source, &external_id, format),
         What::Changes {
             since,
             source,
@@ -200,20 +188,8 @@ pub(crate) fn run(
             run,
             limit,
         } => {
-            check_value::<crate::model::ChangeKind>("--kind", &kind)?;
-            let since = since
-                .map(|s| parse_since(&s, Utc::now()))
-                .transpose()
-                .map_err(UsageError::Other)?;
-            let t = store
-                .query_changes(&ChangeFilter {
-                    since,
-                    source,
-                    kind,
-                    run_id: run,
-                    limit,
-                })
-                .map_err(&db_err)?;
+            let filter = changes_filter(since, source, kind, run, limit)?;
+            let t = store.query_changes(&filter).map_err(&db_err)?;
             output::print(&t, format);
         }
         What::Runs {
@@ -222,24 +198,7 @@ pub(crate) fn run(
             wide,
         } => {
             let t = store.query_runs(source.as_ref(), limit).map_err(&db_err)?;
-            let t = if wide || format != Format::Table {
-                t
-            } else {
-                let mut t = t.only(&[
-                    "id",
-                    "source",
-                    "state",
-                    "reason",
-                    "offers_seen",
-                    "added",
-                    "changed",
-                    "removed",
-                    "error",
-                ]);
-                t.columns[4] = "offers".into();
-                t
-            };
-            output::print(&t, format)
+            output::print(&runs_view(t, wide || format != Format::Table), format)
         }
         What::Pushes {
             target,
@@ -256,27 +215,95 @@ pub(crate) fn run(
         }
         What::Stats { section } => {
             let (sources, targets) = store.query_stats().map_err(&db_err)?;
-            match (format, section) {
-                (_, Some(Section::Sources)) => output::print(&sources, format),
-                (_, Some(Section::Targets)) => output::print(&targets, format),
-                (Format::Json, None) => println!(
-                    "{}",
-                    serde_json::to_string_pretty(
-                        &json!({"sources": sources.to_objects(), "targets": targets.to_objects()})
-                    )
-                    .unwrap_or_default()
-                ),
-                // One CSV document: one table.
-                (Format::Csv, None) => output::print(&sources, format),
-                (Format::Table, None) => {
-                    println!("sources:");
-                    output::print(&sources, format);
-                    println!("targets:");
-                    output::print(&targets, format);
-                }
-            }
+            print_stats(&sources, &targets, section, format);
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `inspect runs` in a table: the columns that fit, unless `wide` (or not a table).
+fn runs_view(t: Table, wide: bool) -> Table {
+    if wide {
+        return t;
+    }
+    let mut t = t.only(&[
+        "id",
+        "source",
+        "state",
+        "reason",
+        "offers_seen",
+        "added",
+        "changed",
+        "removed",
+        "error",
+    ]);
+    t.columns[4] = "offers".into();
+    t
+}
+
+/// `inspect stats`: per source and per target, or one section.
+fn print_stats(sources: &Table, targets: &Table, section: Option<Section>, format: Format) {
+    match (format, section) {
+        (_, Some(Section::Sources)) => output::print(sources, format),
+        (_, Some(Section::Targets)) => output::print(targets, format),
+        (Format::Json, None) => println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &json!({"sources": sources.to_objects(), "targets": targets.to_objects()})
+            )
+            .unwrap_or_default()
+        ),
+        // One CSV document: one table.
+        (Format::Csv, None) => output::print(sources, format),
+        (Format::Table, None) => {
+            println!("sources:");
+            output::print(sources, format);
+            println!("targets:");
+            output::print(targets, format);
+        }
+    }
+}
+
+/// `inspect changes` options checked.
+fn changes_filter(
+    since: Option<String>,
+    source: Option<String>,
+    kind: Option<String>,
+    run_id: Option<i64>,
+    limit: usize,
+) -> Result<ChangeFilter, UsageError> {
+    check_value::<crate::model::ChangeKind>("--kind", &kind)?;
+    let since = since
+        .map(|s| parse_since(&s, Utc::now()))
+        .transpose()
+        .map_err(UsageError::Other)?;
+    Ok(ChangeFilter {
+        since,
+        source,
+        kind,
+        run_id,
+        limit,
+    })
+}
+
+/// `inspect offer SOURCE ID`: every field, the raw payload and the history; exit 1 if unknown.
+fn show_offer(
+    store: &crate::store::Store,
+    path: &std::path::Path,
+    source: &str,
+    external_id: &str,
+    format: Format,
+) -> Result<ExitCode, UsageError> {
+    let db_err = super::db_error(path);
+    let Some(o) = store.offer(source, external_id).map_err(&db_err)? else {
+        eprintln!(
+            "offersync: no offer {external_id:?} from source {source:?} in {}",
+            path.display()
+        );
+        return Ok(ExitCode::from(1));
+    };
+    let history = store.query_history(source, external_id).map_err(&db_err)?;
+    print_offer(&o, &history, format);
     Ok(ExitCode::SUCCESS)
 }
 

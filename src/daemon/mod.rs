@@ -308,6 +308,26 @@ pub async fn run(path: PathBuf) -> Result<ExitCode, DaemonError> {
             }
         }
     }
+    drain(&d, shutdown_tx, &mut sched, term, int, &workers).await;
+    if let Some(w) = watchdog {
+        w.abort();
+    }
+    crate::notify::flush(Duration::from_secs(1));
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Stop scheduling, tell running work to stop, and wait for it (at most
+/// `shutdown_timeout_seconds`); a second signal exits at once.
+async fn drain(
+    d: &Daemon,
+    shutdown_tx: tokio::sync::watch::Sender<bool>,
+    sched: &mut JobScheduler,
+    mut term: tokio::signal::unix::Signal,
+    mut int: tokio::signal::unix::Signal,
+    workers: &[tokio::task::JoinHandle<()>],
+) {
+    let config = d.config();
     tracing::info!("shutting down: letting running pages and pushes finish");
     crate::notify::stopping();
     let _ = shutdown_tx.send(true);
@@ -329,10 +349,4 @@ pub async fn run(path: PathBuf) -> Result<ExitCode, DaemonError> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    if let Some(w) = watchdog {
-        w.abort();
-    }
-    crate::notify::flush(Duration::from_secs(1));
-    tracing::info!("stopped");
-    Ok(ExitCode::SUCCESS)
 }

@@ -67,23 +67,8 @@ where
     let mut n = 0u32;
     loop {
         n += 1;
-        // A hold (Retry-After of the group, a spent X-RateLimit budget) that outlasts what is
-        // left of the budget is not waited out: the call ends rate limited now.
-        if let Some(held) = ctx.limiter.held_for() {
-            let left = ctx.policy.max_elapsed.saturating_sub(started.elapsed());
-            if held > left {
-                return Err(CallError {
-                    class: FailureClass::RateLimited,
-                    message: format!(
-                        "the platform's rate limit holds requests for {}s more, beyond the retry budget (retry_max_elapsed_seconds = {}); not waited",
-                        held.as_secs(),
-                        ctx.policy.max_elapsed.as_secs()
-                    ),
-                    attempts: n - 1,
-                    status: None,
-                    reason: None,
-                });
-            }
+        if let Some(e) = held_beyond_budget(ctx, started, n) {
+            return Err(e);
         }
         ctx.limiter.acquire().await;
         ctx.counters.requests.fetch_add(1, Ordering::Relaxed);
@@ -100,61 +85,15 @@ where
             ctx.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
             ctx.limiter.on_rate_limited();
         }
-        let give_up = |why: String| CallError {
-            class: failure.class,
-            message: format!("{message} ({why})"),
-            attempts: n,
-            status: failure.status,
-            reason: failure.reason,
-        };
-        if matches!(
-            failure.class,
-            FailureClass::Permanent | FailureClass::Ambiguous
-        ) {
-            return Err(give_up("not retried".into()));
-        }
-        if !idempotent && !failure.not_applied() {
-            return Err(CallError {
-                class: FailureClass::Ambiguous,
-                message: format!(
-                    "{message} (the request may have taken effect; not sent again blindly)"
-                ),
-                attempts: n,
-                status: failure.status,
-                reason: failure.reason,
-            });
-        }
-        if n >= ctx.policy.max_attempts {
-            return Err(give_up(format!("gave up after {n} attempts")));
-        }
-        let wait = match failure.retry_after {
-            Some(hint) if hint > ctx.policy.max_retry_after => {
-                tracing::warn!(
-                    endpoint = ctx.endpoint,
-                    retry_after_s = hint.as_secs(),
-                    max_retry_after_s = ctx.policy.max_retry_after.as_secs(),
-                    "Retry-After above max_retry_after_seconds; waiting the maximum instead"
-                );
-                ctx.policy.max_retry_after
-            }
-            Some(hint) => hint,
-            // No usable hint (absent, 0, negative, past): back off, never retry at once.
-            None => match backoff.next_backoff() {
-                Some(d) => d.max(Duration::from_millis(1)),
-                None => {
-                    return Err(give_up(format!(
-                        "retry budget of {}s exhausted",
-                        ctx.policy.max_elapsed.as_secs()
-                    )))
-                }
-            },
-        };
-        if started.elapsed() + wait > ctx.policy.max_elapsed {
-            return Err(give_up(format!(
-                "retry budget of {}s exhausted",
-                ctx.policy.max_elapsed.as_secs()
-            )));
-        }
+        let wait = next_wait(
+            ctx,
+            &failure,
+            &message,
+            idempotent,
+            n,
+            started,
+            &mut backoff,
+        )?;
         ctx.counters.retries.fetch_add(1, Ordering::Relaxed);
         crate::metrics::retry(ctx.role, ctx.endpoint, rate_limited);
         tracing::warn!(
@@ -174,6 +113,95 @@ where
             tokio::time::sleep(wait).await;
         }
     }
+}
+
+/// A hold (Retry-After of the group, a spent X-RateLimit budget) that outlasts what is left of
+/// the budget is not waited out: the call ends rate limited now. `n` is the attempt about to
+/// be made.
+fn held_beyond_budget(ctx: &RetryCtx<'_>, started: Instant, n: u32) -> Option<CallError> {
+    let held = ctx.limiter.held_for()?;
+    let left = ctx.policy.max_elapsed.saturating_sub(started.elapsed());
+    (held > left).then(|| CallError {
+        class: FailureClass::RateLimited,
+        message: format!(
+            "the platform's rate limit holds requests for {}s more, beyond the retry budget (retry_max_elapsed_seconds = {}); not waited",
+            held.as_secs(),
+            ctx.policy.max_elapsed.as_secs()
+        ),
+        attempts: n - 1,
+        status: None,
+        reason: None,
+    })
+}
+
+/// How long to wait before attempt `n + 1` after `failure`, or why there is none: a permanent
+/// or ambiguous failure, a request that may have taken effect and is not idempotent, the
+/// attempts or the time budget spent.
+fn next_wait(
+    ctx: &RetryCtx<'_>,
+    failure: &Failure,
+    message: &str,
+    idempotent: bool,
+    n: u32,
+    started: Instant,
+    backoff: &mut impl Backoff,
+) -> Result<Duration, CallError> {
+    let give_up = |why: String| CallError {
+        class: failure.class,
+        message: format!("{message} ({why})"),
+        attempts: n,
+        status: failure.status,
+        reason: failure.reason,
+    };
+    if matches!(
+        failure.class,
+        FailureClass::Permanent | FailureClass::Ambiguous
+    ) {
+        return Err(give_up("not retried".into()));
+    }
+    if !idempotent && !failure.not_applied() {
+        return Err(CallError {
+            class: FailureClass::Ambiguous,
+            message: format!(
+                "{message} (the request may have taken effect; not sent again blindly)"
+            ),
+            attempts: n,
+            status: failure.status,
+            reason: failure.reason,
+        });
+    }
+    if n >= ctx.policy.max_attempts {
+        return Err(give_up(format!("gave up after {n} attempts")));
+    }
+    let wait = match failure.retry_after {
+        Some(hint) if hint > ctx.policy.max_retry_after => {
+            tracing::warn!(
+                endpoint = ctx.endpoint,
+                retry_after_s = hint.as_secs(),
+                max_retry_after_s = ctx.policy.max_retry_after.as_secs(),
+                "Retry-After above max_retry_after_seconds; waiting the maximum instead"
+            );
+            ctx.policy.max_retry_after
+        }
+        Some(hint) => hint,
+        // No usable hint (absent, 0, negative, past): back off, never retry at once.
+        None => match backoff.next_backoff() {
+            Some(d) => d.max(Duration::from_millis(1)),
+            None => {
+                return Err(give_up(format!(
+                    "retry budget of {}s exhausted",
+                    ctx.policy.max_elapsed.as_secs()
+                )))
+            }
+        },
+    };
+    if started.elapsed() + wait > ctx.policy.max_elapsed {
+        return Err(give_up(format!(
+            "retry budget of {}s exhausted",
+            ctx.policy.max_elapsed.as_secs()
+        )));
+    }
+    Ok(wait)
 }
 
 #[cfg(test)]

@@ -284,44 +284,9 @@ impl Source for Generic {
             ))
         };
         let doc: Value = serde_json::from_slice(&resp.body).map_err(not_json)?;
-        if let Some(err) = self
-            .spec
-            .error_path
-            .as_ref()
-            .and_then(|p| value_at(&doc, p))
-        {
-            if !matches!(err, Value::Null | Value::Bool(false))
-                && as_text(err).is_some_and(|t| !t.is_empty() && t != "0")
-            {
-                let msg = format!(
-                    "the platform reported an error: {}",
-                    as_text(err).unwrap_or_default()
-                );
-                return Err(Failure::in_body(resp, None, FailureClass::Permanent, msg));
-            }
-        }
+        self.in_body_error(&doc, resp)?;
         let root: &RawValue = serde_json::from_slice(&resp.body).map_err(not_json)?;
-        let records: Vec<&RawValue> = match raw_at(root, &self.spec.records_path) {
-            None => Vec::new(),
-            Some(r) => match self.spec.records_are {
-                RecordsAre::Array => serde_json::from_str(r.get()).map_err(|e| {
-                    Failure::transient(format!(
-                        "records_path does not hold an array ({e}): {}",
-                        resp.body_excerpt()
-                    ))
-                })?,
-                RecordsAre::ObjectValues => {
-                    let m: BTreeMap<String, &RawValue> =
-                        serde_json::from_str(r.get()).map_err(|e| {
-                            Failure::transient(format!(
-                                "records_path does not hold an object ({e}): {}",
-                                resp.body_excerpt()
-                            ))
-                        })?;
-                    m.into_values().collect()
-                }
-            },
-        };
+        let records = self.records(root, resp)?;
         let rows = super::own_rows(&records);
         let num = |p: &Option<Vec<PathStep>>| {
             p.as_ref()
@@ -343,58 +308,111 @@ impl Source for Generic {
                 Value::String(s) => !matches!(s.as_str(), "" | "0" | "false"),
                 _ => false,
             });
-        let token_at = |p: &Vec<PathStep>| {
-            value_at(&doc, p)
-                .and_then(as_text)
-                .filter(|s| !s.is_empty())
-        };
         let next = if records.is_empty() || has_more == Some(false) {
             None
         } else {
-            match &self.spec.paging {
-                GenericPaging::None => None,
-                GenericPaging::Cursor { cursor_path, .. } => {
-                    token_at(cursor_path).map(|t| Cursor {
-                        pass: 0,
-                        page: cursor.page.saturating_add(1),
-                        token: Some(t),
-                    })
-                }
-                GenericPaging::NextUrl { next_url_path, .. } => match token_at(next_url_path) {
-                    None => None,
-                    Some(t) => {
-                        // The credential goes with every request: never to another origin.
-                        let same_origin = self
-                            .url
-                            .join(&t)
-                            .is_ok_and(|u| u.origin() == self.url.origin());
-                        if !same_origin {
-                            return Err(Failure::permanent(format!(
-                                "the platform's next URL does not resolve to base_url's origin ({}); offersync does not send the credential elsewhere",
-                                self.url.origin().ascii_serialization()
-                            )));
-                        }
-                        Some(Cursor {
-                            pass: 0,
-                            page: cursor.page.saturating_add(1),
-                            token: Some(t),
-                        })
-                    }
-                },
-                GenericPaging::Page { .. } | GenericPaging::Offset { .. } => {
-                    let more = match (has_more, expected_pages) {
-                        (Some(true), _) => true,
-                        (_, Some(pages)) => cursor.page < pages,
-                        _ => records.len() as u64 >= self.page_size as u64,
-                    };
-                    more.then(|| cursor.next_page())
-                }
-            }
+            self.next_cursor(&doc, cursor, records.len(), has_more, expected_pages)?
         };
         Ok(RowsPage {
             rows,
             next,
             expected_pages,
+        })
+    }
+}
+impl Generic {
+    /// An error the platform reports in a 200 body, at `error_path`.
+    fn in_body_error(&self, doc: &Value, resp: &HttpResponse) -> Result<(), Failure> {
+        if let Some(err) = self.spec.error_path.as_ref().and_then(|p| value_at(doc, p)) {
+            if !matches!(err, Value::Null | Value::Bool(false))
+                && as_text(err).is_some_and(|t| !t.is_empty() && t != "0")
+            {
+                let msg = format!(
+                    "the platform reported an error: {}",
+                    as_text(err).unwrap_or_default()
+                );
+                return Err(Failure::in_body(resp, None, FailureClass::Permanent, msg));
+            }
+        }
+        Ok(())
+    }
+
+    /// The page's records at `records_path`: an array, or an object's values.
+    fn records<'r>(
+        &self,
+        root: &'r RawValue,
+        resp: &HttpResponse,
+    ) -> Result<Vec<&'r RawValue>, Failure> {
+        Ok(match raw_at(root, &self.spec.records_path) {
+            None => Vec::new(),
+            Some(r) => match self.spec.records_are {
+                RecordsAre::Array => serde_json::from_str(r.get()).map_err(|e| {
+                    Failure::transient(format!(
+                        "records_path does not hold an array ({e}): {}",
+                        resp.body_excerpt()
+                    ))
+                })?,
+                RecordsAre::ObjectValues => {
+                    let m: BTreeMap<String, &RawValue> =
+                        serde_json::from_str(r.get()).map_err(|e| {
+                            Failure::transient(format!(
+                                "records_path does not hold an object ({e}): {}",
+                                resp.body_excerpt()
+                            ))
+                        })?;
+                    m.into_values().collect()
+                }
+            },
+        })
+    }
+
+    /// The cursor after a page of `records` rows that was not the last by its own signals.
+    fn next_cursor(
+        &self,
+        doc: &Value,
+        cursor: &Cursor,
+        records: usize,
+        has_more: Option<bool>,
+        expected_pages: Option<u64>,
+    ) -> Result<Option<Cursor>, Failure> {
+        let token_at =
+            |p: &Vec<PathStep>| value_at(doc, p).and_then(as_text).filter(|s| !s.is_empty());
+        Ok(match &self.spec.paging {
+            GenericPaging::None => None,
+            GenericPaging::Cursor { cursor_path, .. } => token_at(cursor_path).map(|t| Cursor {
+                pass: 0,
+                page: cursor.page.saturating_add(1),
+                token: Some(t),
+            }),
+            GenericPaging::NextUrl { next_url_path, .. } => match token_at(next_url_path) {
+                None => None,
+                Some(t) => {
+                    // The credential goes with every request: never to another origin.
+                    let same_origin = self
+                        .url
+                        .join(&t)
+                        .is_ok_and(|u| u.origin() == self.url.origin());
+                    if !same_origin {
+                        return Err(Failure::permanent(format!(
+                            "the platform's next URL does not resolve to base_url's origin ({}); offersync does not send the credential elsewhere",
+                            self.url.origin().ascii_serialization()
+                        )));
+                    }
+                    Some(Cursor {
+                        pass: 0,
+                        page: cursor.page.saturating_add(1),
+                        token: Some(t),
+                    })
+                }
+            },
+            GenericPaging::Page { .. } | GenericPaging::Offset { .. } => {
+                let more = match (has_more, expected_pages) {
+                    (Some(true), _) => true,
+                    (_, Some(pages)) => cursor.page < pages,
+                    _ => records as u64 >= self.page_size as u64,
+                };
+                more.then(|| cursor.next_page())
+            }
         })
     }
 }
