@@ -112,9 +112,9 @@ async fn sync_round(config: &Config, title: &str) -> Result<Vec<RunReport>, Usag
     let reports = sync::run_all(&ctx, prepared, config.daemon.max_concurrent_sources).await;
     output::print_run_summary(&reports, Some(Format::Table));
     let targets: Vec<_> = config.targets.iter().collect();
-    let prepared = super::once::prepare_targets(&targets, config)?;
+    let prepared = super::push::prepare_targets(&targets, config)?;
     println!("pushed to the simulated target networks:");
-    let pushed_ok = super::once::deliver_all(config, prepared, Some(Format::Table)).await;
+    let pushed_ok = super::push::deliver_all(config, prepared, Some(Format::Table)).await;
     if !pushed_ok {
         return Err(UsageError::Other(
             "the demo's push failed; see the table above".into(),

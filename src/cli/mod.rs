@@ -2,11 +2,14 @@
 //! subcommand and maps outcomes to the exit-code contract: 0 all ok, 1 some source failed (the
 //! others still ran), 2 usage or config error.
 
+mod approve;
+mod check;
 mod demo;
 mod inspect;
 mod once;
 mod output;
 mod progress;
+mod push;
 
 use crate::config::{Config, ConfigError, DEFAULT_CONFIG_PATH};
 use clap::{Parser, Subcommand};
@@ -72,7 +75,7 @@ enum Command {
     /// Run the whole pipeline against the built-in simulated platforms
     Demo(demo::DemoArgs),
     /// Inspect and steer delivery to the targets
-    Push(once::PushArgs),
+    Push(push::PushArgs),
 }
 
 impl From<crate::daemon::DaemonError> for UsageError {
@@ -171,14 +174,14 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, UsageError> {
         Some(Command::Demo(args)) => demo::run(args).await,
         Some(Command::Inspect(args)) => inspect::run(&cli.config, args),
         Some(Command::Check { config_only }) => {
-            once::check(&load_config(&cli.config)?, config_only).await
+            check::check(&load_config(&cli.config)?, config_only).await
         }
         Some(Command::ApproveRemovals { source }) => {
-            once::approve(&load_config(&cli.config)?, &source)
+            approve::approve(&load_config(&cli.config)?, &source)
         }
-        Some(Command::Push(args)) => once::push(&load_config(&cli.config)?, args).await,
+        Some(Command::Push(args)) => push::push(&load_config(&cli.config)?, args).await,
         None if cli.once && cli.dry_run => {
-            once::dry_run(&load_config(&cli.config)?, None, 1000, cli.format)
+            push::dry_run(&load_config(&cli.config)?, None, 1000, cli.format)
         }
         None if cli.once => {
             let config = load_config(&cli.config)?;

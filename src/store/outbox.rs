@@ -129,13 +129,17 @@ impl OutboxTx<'_> {
             .map(String::from)
             .or_else(|| op.mapping.as_ref().map(|m| m.target_offer_id.clone()))
             .unwrap_or_default();
+        let payload = serde_json::to_string(&payload).unwrap_or_default();
+        // A fingerprint of what the target holds, so tools can compare without parsing JSON.
+        let hash = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(payload.as_bytes()));
         self.tx.execute(
             "INSERT INTO target_offers (target, source, external_id, target_offer_id, pushed_hash, pushed_at, state, pushed_payload)
-             VALUES (?1, ?2, ?3, ?4, NULL, ?5, ?6, ?7)
+             VALUES (?1, ?2, ?3, ?4, ?8, ?5, ?6, ?7)
              ON CONFLICT (target, source, external_id) DO UPDATE SET
                  target_offer_id = excluded.target_offer_id, pushed_at = excluded.pushed_at,
-                 state = excluded.state, pushed_payload = excluded.pushed_payload",
-            params![op.target, op.source, op.external_id, id, now, state, serde_json::to_string(&payload).unwrap_or_default()],
+                 state = excluded.state, pushed_payload = excluded.pushed_payload,
+                 pushed_hash = excluded.pushed_hash",
+            params![op.target, op.source, op.external_id, id, now, state, payload, hash],
         )?;
         Ok(())
     }

@@ -196,6 +196,21 @@ async fn first_sync_creates_each_offer_once_per_target_with_filters_ratio_and_ma
         outbox_states(&app, "af"),
         vec![("done".to_string(), active.len() as i64)]
     );
+    // Every mapping carries the fingerprint of what was pushed.
+    assert_eq!(
+        sql_i64(
+            &app,
+            "SELECT count(*) FROM target_offers WHERE pushed_hash IS NULL OR length(pushed_hash) <> 16"
+        ),
+        0
+    );
+    assert!(
+        sql_i64(
+            &app,
+            "SELECT count(DISTINCT pushed_hash) FROM target_offers"
+        ) > 1,
+        "different offers, different fingerprints"
+    );
 
     // Nothing changed: nothing is sent.
     let calls = (oi(&app, |t| t.calls.len()), af(&app, |t| t.calls.len()));

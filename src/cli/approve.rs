@@ -1,0 +1,38 @@
+//! `offersync approve-removals SOURCE`: apply what the mass-removal guard held.
+
+use super::once::{context, select};
+use super::UsageError;
+use crate::config::Config;
+use crate::store::ApproveOutcome;
+use crate::sync::{self};
+use std::process::ExitCode;
+
+pub(crate) fn approve(config: &Config, name: &str) -> Result<ExitCode, UsageError> {
+    let cfg = select(config, &[name.to_string()])?[0];
+    match sync::approve_removals(&context(config), cfg) {
+        Ok(Ok(ApproveOutcome::Approved { run_id, removed })) => {
+            println!("{name}: removed {removed} offer(s) held by run {run_id}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(Ok(ApproveOutcome::NothingHeld { last })) => {
+            match last {
+                Some((id, state)) => {
+                    println!("{name}: nothing to approve (its last complete run, {id}, is {state})")
+                }
+                None => println!("{name}: nothing to approve (no complete run yet)"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(Err(holder)) => {
+            eprintln!(
+                "offersync: {name} is being synced by {holder}; try again when that run ends"
+            );
+            Ok(ExitCode::from(1))
+        }
+        Err(e) if e.is_unusable() => Err(super::db_error(&config.database.path)(e)),
+        Err(e) => {
+            eprintln!("offersync: {name}: {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
