@@ -50,7 +50,8 @@ pub struct SourceConfig {
 impl SourceConfig {
     /// What is valid but probably not meant, for `check`.
     pub(super) fn warnings(&self) -> Vec<String> {
-        self.options.warnings(&format!("sources[{}]", self.index))
+        self.kind
+            .warnings(&format!("sources[{}]", self.index), &self.options)
     }
 }
 
@@ -100,12 +101,10 @@ pub(super) fn validate_source(
             format!("{schedule:?} is not a cron expression with seconds ({e}); example: \"0 */15 * * * *\""),
         );
     }
-    let page_size = page_size(key, &s, options.as_ref(), errs);
-    let rps = s.requests_per_second.unwrap_or_else(|| {
-        options
-            .as_ref()
-            .map_or(5.0, PlatformOptions::default_requests_per_second)
-    });
+    let page_size = page_size(key, &s, kind.zip(options.as_ref()), errs);
+    let rps = s
+        .requests_per_second
+        .unwrap_or_else(|| kind.map_or(5.0, SourceKind::default_requests_per_second));
     let max_attempts = s.max_attempts.unwrap_or(5);
     check_pace(key, rps, max_attempts, errs);
     let (fraction, grace) = removal_rules(key, &s, errs);
@@ -155,10 +154,10 @@ fn http_policy(s: &RawCommon, rps: f64, max_attempts: u32) -> HttpPolicy {
 fn page_size(
     key: &str,
     s: &RawCommon,
-    options: Option<&PlatformOptions>,
+    platform: Option<(SourceKind, &PlatformOptions)>,
     errs: &mut Errors,
 ) -> u32 {
-    let (max_page, default_page) = options.map_or((100, 100), PlatformOptions::page_limits);
+    let (max_page, default_page) = platform.map_or((100, 100), |(k, o)| k.page_limits(o));
     let page_size = s.page_size.unwrap_or(default_page);
     if page_size == 0 || page_size > max_page {
         errs.push(

@@ -9,7 +9,7 @@
 
 use super::planning::{effective_mapping, enqueue, real_mapping};
 use super::{Result, Store};
-use crate::model::{merged, Mapping, Offer, OpKind, PlannedOp, PushFields};
+use crate::model::{merged, Mapping, Offer, OpKind, OutboxState, PlannedOp, PushFields};
 use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 
 /// An operation from the outbox, with what the target held when it was claimed.
@@ -23,8 +23,8 @@ pub struct OutboxOp {
     pub fields: PushFields,
     /// Delivery passes that tried it (each pass counts once, whatever the HTTP retries).
     pub attempts: i64,
-    /// The state it was claimed from: `pending`, `failed` or `ambiguous`.
-    pub was: String,
+    /// The state it was claimed from: pending, failed or ambiguous.
+    pub was: OutboxState,
     pub possible_duplicate: bool,
     /// When it first failed (an operation dies only after a minimum age).
     pub first_failed_at: Option<String>,
@@ -181,7 +181,10 @@ fn outbox_op(conn: &rusqlite::Connection, id: i64, was: Option<&str>) -> Result<
         source,
         external_id,
         attempts,
-        was: was.map(String::from).unwrap_or(state),
+        was: was
+            .unwrap_or(&state)
+            .parse()
+            .unwrap_or(OutboxState::Pending),
         possible_duplicate: dup,
         first_failed_at,
         mapping: m,
@@ -277,7 +280,13 @@ impl Store {
             "UPDATE push_outbox SET state = ?2, last_error = ?3, attempts = attempts + 1, next_attempt_at = ?4,
                     first_failed_at = coalesce(first_failed_at, ?5)
              WHERE id = ?1",
-            params![op_id, if dead { "dead" } else { "failed" }, error, next_attempt_at, now],
+            params![
+                op_id,
+                if dead { OutboxState::Dead } else { OutboxState::Failed }.as_str(),
+                error,
+                next_attempt_at,
+                now
+            ],
         )?;
         Ok(())
     }
@@ -308,11 +317,11 @@ impl Store {
         error: &str,
         next_attempt_at: Option<&str>,
     ) -> Result<()> {
-        let state = match op.was.as_str() {
-            "ambiguous" => "ambiguous",
-            "failed" => "failed",
-            _ => "pending",
-        };
+        let state = match op.was {
+            OutboxState::Ambiguous | OutboxState::Failed => op.was,
+            _ => OutboxState::Pending,
+        }
+        .as_str();
         self.conn.execute(
             "UPDATE push_outbox SET state = ?2, last_error = ?3, next_attempt_at = ?4 WHERE id = ?1",
             params![op.id, state, error, next_attempt_at],
@@ -335,10 +344,10 @@ impl Store {
     }
 
     /// How many operations of `target` are in `state`.
-    pub fn count_in_state(&self, target: &str, state: &str) -> Result<i64> {
+    pub fn count_in_state(&self, target: &str, state: OutboxState) -> Result<i64> {
         Ok(self.conn.query_row(
             "SELECT count(*) FROM push_outbox WHERE target = ?1 AND state = ?2",
-            [target, state],
+            [target, state.as_str()],
             |r| r.get(0),
         )?)
     }

@@ -4,8 +4,8 @@
 //! to kind ..."), the list of kinds and the README's key lines all derive from [`SourceKind`]'s
 //! declarations.
 //!
-//! Adding a platform here: a file with its [`Declaration`], a [`SourceKind`] variant, its arm in
-//! [`SourceKind::declaration`] and, when it has options, a [`PlatformOptions`] variant.
+//! Adding a platform here: a file with its [`Declaration`], a [`SourceKind`] variant with its
+//! arm in [`SourceKind::declaration`], and a [`PlatformOptions`] variant for its options.
 
 mod affise;
 mod generic;
@@ -199,29 +199,20 @@ pub(super) fn validate(
     (kind.declaration().validate)(key, own, errs)
 }
 
-impl PlatformOptions {
-    fn kind(&self) -> SourceKind {
-        match self {
-            PlatformOptions::Trackly { .. } => SourceKind::Trackly,
-            PlatformOptions::Offerslook { .. } => SourceKind::Offerslook,
-            PlatformOptions::S2s { .. } => SourceKind::S2s,
-            PlatformOptions::Affise { .. } => SourceKind::Affise,
-            PlatformOptions::Generic(_) => SourceKind::Generic,
-        }
+impl SourceKind {
+    /// The largest page the platform serves with these options, and the default page size.
+    pub fn page_limits(self, options: &PlatformOptions) -> (u32, u32) {
+        (self.declaration().page_limits)(options)
     }
 
-    /// The largest page the platform serves, and the default page size.
-    pub fn page_limits(&self) -> (u32, u32) {
-        (self.kind().declaration().page_limits)(self)
+    /// The pace when `requests_per_second` is not set.
+    pub fn default_requests_per_second(self) -> f64 {
+        self.declaration().default_requests_per_second
     }
 
-    pub fn default_requests_per_second(&self) -> f64 {
-        self.kind().declaration().default_requests_per_second
-    }
-
-    /// What is valid but probably not meant (`key` is `sources[3]`).
-    pub fn warnings(&self, key: &str) -> Vec<String> {
-        (self.kind().declaration().warnings)(key, self)
+    /// What is valid but probably not meant in these options (`key` is `sources[3]`).
+    pub fn warnings(self, key: &str, options: &PlatformOptions) -> Vec<String> {
+        (self.declaration().warnings)(key, options)
     }
 }
 

@@ -250,8 +250,10 @@ impl Worker<'_> {
             .await?;
         }
         let name = cfg.name.clone();
-        report.ambiguous =
-            db(self.store, move |s| s.count_in_state(&name, "ambiguous")).await? as u64;
+        report.ambiguous = db(self.store, move |s| {
+            s.count_in_state(&name, crate::model::OutboxState::Ambiguous)
+        })
+        .await? as u64;
         if failures != health.failures && failures < BREAKER_AFTER {
             let (name, h) = (
                 cfg.name.clone(),
@@ -338,7 +340,7 @@ impl Worker<'_> {
         op: OutboxOp,
         report: &mut DeliveryReport,
     ) -> Result<(Outcome, Option<String>), StoreError> {
-        if op.was == "ambiguous" {
+        if op.was == crate::model::OutboxState::Ambiguous {
             return self.resolve(op, report).await;
         }
         if op.kind != OpKind::Create && op.mapping.is_none() {
