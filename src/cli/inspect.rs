@@ -83,7 +83,8 @@ enum What {
         /// Only this target's operations
         #[arg(long)]
         target: Option<String>,
-        /// pending, in_flight, ambiguous, done, failed, dead or skipped
+        /// pending, in_flight, ambiguous, done, failed, dead, skipped, awaiting_approval,
+        /// rejected, or detached (the target offers operators took over)
         #[arg(long)]
         state: Option<String>,
         /// At most this many rows
@@ -205,7 +206,9 @@ pub(crate) fn run(
             state,
             limit,
         } => {
-            check_value::<crate::model::OutboxState>("--state", &state)?;
+            if state.as_deref() != Some("detached") {
+                check_value::<crate::model::OutboxState>("--state", &state)?;
+            }
             output::print(
                 &store
                     .query_pushes(target.as_ref(), state.as_ref(), limit)

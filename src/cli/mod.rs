@@ -4,6 +4,7 @@
 
 mod approve;
 mod check;
+mod decide;
 mod demo;
 mod inspect;
 mod once;
@@ -71,6 +72,41 @@ enum Command {
     ApproveRemovals {
         /// The source whose held removals to apply
         source: String,
+    },
+    /// Release what waits in TARGET's approval queue (new offers, held payout jumps)
+    Approve {
+        /// The target
+        target: String,
+        /// The source of the offers named
+        #[arg(required_unless_present = "all")]
+        source: Option<String>,
+        /// The offers' ids at the source
+        external_ids: Vec<String>,
+        /// Everything waiting for TARGET
+        #[arg(long, conflicts_with = "source")]
+        all: bool,
+        /// Deliver TARGET's outbox now instead of with the next delivery
+        #[arg(long)]
+        deliver: bool,
+    },
+    /// Reject offers waiting in TARGET's queue: never created until approved
+    Reject {
+        target: String,
+        source: String,
+        #[arg(required = true)]
+        external_ids: Vec<String>,
+    },
+    /// Stop offersync from updating, pausing or activating one offer on TARGET
+    Detach {
+        target: String,
+        source: String,
+        external_id: String,
+    },
+    /// Resume a detached offer on TARGET with a fresh plan
+    Attach {
+        target: String,
+        source: String,
+        external_id: String,
     },
     /// Run the whole pipeline against the built-in simulated platforms
     Demo(demo::DemoArgs),
@@ -180,6 +216,51 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, UsageError> {
             approve::approve(&load_config(&cli.config)?, &source)
         }
         Some(Command::Push(args)) => push::push(&load_config(&cli.config)?, args).await,
+        Some(Command::Approve {
+            target,
+            source,
+            external_ids,
+            all,
+            deliver,
+        }) => {
+            let config = load_config(&cli.config)?;
+            decide::approve(
+                &config,
+                &target,
+                all,
+                source.as_deref(),
+                &external_ids,
+                deliver,
+            )
+            .await
+        }
+        Some(Command::Reject {
+            target,
+            source,
+            external_ids,
+        }) => decide::reject(&load_config(&cli.config)?, &target, &source, &external_ids),
+        Some(Command::Detach {
+            target,
+            source,
+            external_id,
+        }) => decide::detach_or_attach(
+            &load_config(&cli.config)?,
+            &target,
+            &source,
+            &external_id,
+            true,
+        ),
+        Some(Command::Attach {
+            target,
+            source,
+            external_id,
+        }) => decide::detach_or_attach(
+            &load_config(&cli.config)?,
+            &target,
+            &source,
+            &external_id,
+            false,
+        ),
         None if cli.once && cli.dry_run => {
             push::dry_run(&load_config(&cli.config)?, None, 1000, cli.format)
         }

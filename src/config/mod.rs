@@ -7,6 +7,7 @@
 //! table each, `platform/` holds one file per source platform (its keys and checks), and
 //! `credentials.rs` resolves keys.
 
+mod controls;
 mod credentials;
 mod env;
 mod load;
@@ -16,6 +17,7 @@ mod secret;
 mod source;
 mod target;
 
+pub use controls::{Approval, AutoApprove, Controls, TargetDefaults};
 pub use credentials::{resolve_credential, CredentialSpec};
 pub use platform::{
     AffiseApi, FieldRule, GenericAuth, GenericPaging, GenericSpec, OfferslookApi,

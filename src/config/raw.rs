@@ -149,6 +149,38 @@ pub struct RawTarget {
     pub fields: BTreeMap<String, String>,
     #[serde(default)]
     pub filters: RawFilters,
+    /// `auto` (default) or `manual`: creates wait for `offersync approve`.
+    pub approval: Option<String>,
+    /// With `approval = "manual"`: creates matching these go out without waiting.
+    pub auto_approve: Option<RawAutoApprove>,
+    /// Payout-jump guard: fractions (`1.0` = +100 %, `0.5` = -50 %).
+    pub max_payout_increase: Option<f64>,
+    pub max_payout_decrease: Option<f64>,
+    /// What a create carries when the source gives nothing (or the field's policy is `never`).
+    #[serde(default)]
+    pub defaults: RawDefaults,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAutoApprove {
+    pub countries: Option<Vec<String>>,
+    pub categories: Option<Vec<String>>,
+    pub min_payout: Option<String>,
+    pub payout_types: Option<Vec<String>>,
+    pub advertisers: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDefaults {
+    pub categories: Option<Vec<String>>,
+    pub currency: Option<String>,
+    pub description_prefix: Option<String>,
+    /// Affise: `public`, `premoderation` or `private`.
+    pub privacy: Option<String>,
+    /// Offerit: create offers hidden from affiliates (`true`) until an operator shows them.
+    pub hidden: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -159,4 +191,9 @@ pub struct RawFilters {
     pub min_payout: Option<String>,
     pub payout_types: Option<Vec<String>>,
     pub categories: Option<Vec<String>>,
+    /// Blocklists: never pushed (and paused when already on the target).
+    pub exclude_advertisers: Option<Vec<String>>,
+    pub exclude_external_ids: Option<Vec<String>>,
+    /// Dropped from what is pushed; an offer targeting only these is not pushed.
+    pub exclude_countries: Option<Vec<String>>,
 }

@@ -49,6 +49,12 @@ pub struct TargetFilters {
     pub min_payout: Option<Decimal>,
     pub payout_types: Option<Vec<PayoutType>>,
     pub categories: Option<Vec<String>>,
+    /// Blocklists: an offer of these advertisers, or with these ids, is never pushed (and is
+    /// paused where it is already live).
+    pub exclude_advertisers: Option<Vec<String>>,
+    pub exclude_external_ids: Option<Vec<String>>,
+    /// Dropped from the pushed countries; an offer targeting only these is not pushed.
+    pub exclude_countries: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone)]
@@ -71,6 +77,8 @@ pub struct TargetConfig {
     pub filters: TargetFilters,
     /// Timeouts, pace and retry budget of calls to this target.
     pub http: HttpPolicy,
+    /// Approval queue, payout-jump guard, import defaults.
+    pub controls: super::controls::Controls,
     /// How long a failed operation waits before a later delivery tries it again (doubling per
     /// failure, at most an hour); also the first pause of the target's breaker.
     pub redelivery_interval: Duration,
@@ -85,7 +93,7 @@ impl TargetConfig {
     /// A fingerprint of everything that decides what the target should hold.
     pub fn plan_fingerprint(&self) -> String {
         let text = format!(
-            "{:?}|{}|{:?}|{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+            "{:?}|{}|{:?}|{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
             self.kind,
             self.base_url,
             self.sources,
@@ -95,7 +103,8 @@ impl TargetConfig {
             (&self.advertiser_id, &self.currency),
             self.create_status,
             self.fields,
-            self.filters
+            self.filters,
+            self.controls
         );
         format!("{:016x}", xxhash_rust::xxh3::xxh3_64(text.as_bytes()))
     }
@@ -104,7 +113,7 @@ impl TargetConfig {
 pub(super) fn validate_target(
     key: &str,
     index: usize,
-    t: RawTarget,
+    mut t: RawTarget,
     base: &Path,
     errs: &mut Errors,
 ) -> Option<TargetConfig> {
@@ -125,6 +134,7 @@ pub(super) fn validate_target(
     };
     validate_url(key, &t.base_url, errs);
     kind_requirements(key, kind, &t, errs);
+    let controls = super::controls::validate_controls(key, kind, &mut t, errs);
     let cred = credential(key, t.api_key_env, t.api_key_file, t.api_key, base, errs);
     let ratio = payout_ratio(key, t.payout_ratio.as_deref(), errs);
     let currency = default_currency(key, t.currency.as_deref(), errs);
@@ -152,6 +162,7 @@ pub(super) fn validate_target(
         currency,
         fields,
         filters,
+        controls,
         http: HttpPolicy {
             timeout: Duration::from_secs(t.timeout_seconds.unwrap_or(30).max(1)),
             connect_timeout: Duration::from_secs(10),
@@ -212,58 +223,83 @@ fn validate_fields(
 
 /// `[targets.filters]`: statuses, ISO countries, payout types and a decimal minimum.
 fn validate_filters(key: &str, f: RawFilters, errs: &mut Errors) -> TargetFilters {
+    let key = format!("{key}.filters");
     let status = f.status.map(|v| {
         v.iter()
             .enumerate()
             .filter_map(|(i, s)| {
                 OfferStatus::from_str(s)
-                    .map_err(|e| errs.push(format!("{key}.filters.status[{i}]"), e))
+                    .map_err(|e| errs.push(format!("{key}.status[{i}]"), e))
                     .ok()
             })
             .collect()
     });
-    let countries = f.countries.map(|v| {
+    TargetFilters {
+        status,
+        countries: country_list(&format!("{key}.countries"), f.countries, errs),
+        min_payout: decimal(&format!("{key}.min_payout"), f.min_payout, errs),
+        payout_types: payout_type_list(&format!("{key}.payout_types"), f.payout_types, errs),
+        categories: f.categories,
+        exclude_advertisers: f.exclude_advertisers,
+        exclude_external_ids: f.exclude_external_ids,
+        exclude_countries: country_list(
+            &format!("{key}.exclude_countries"),
+            f.exclude_countries,
+            errs,
+        ),
+    }
+}
+
+/// ISO 3166-1 alpha-2 codes, normalized; each bad one an error at `key[i]`.
+pub(super) fn country_list(
+    key: &str,
+    list: Option<Vec<String>>,
+    errs: &mut Errors,
+) -> Option<Vec<String>> {
+    list.map(|v| {
         v.iter()
             .enumerate()
             .filter_map(|(i, c)| {
                 let n = normalize_country(c);
                 if n.is_none() {
                     errs.push(
-                        format!("{key}.filters.countries[{i}]"),
+                        format!("{key}[{i}]"),
                         format!("{c:?} is not an ISO 3166-1 alpha-2 code"),
                     );
                 }
                 n
             })
             .collect()
-    });
-    let payout_types = f.payout_types.map(|v| {
+    })
+}
+
+/// Payout types (`CPA`, `cpi`, ...); each bad one an error at `key[i]`.
+pub(super) fn payout_type_list(
+    key: &str,
+    list: Option<Vec<String>>,
+    errs: &mut Errors,
+) -> Option<Vec<PayoutType>> {
+    list.map(|v| {
         v.iter()
             .enumerate()
             .filter_map(|(i, s)| {
                 PayoutType::from_str(&s.to_ascii_uppercase())
-                    .map_err(|e| errs.push(format!("{key}.filters.payout_types[{i}]"), e))
+                    .map_err(|e| errs.push(format!("{key}[{i}]"), e))
                     .ok()
             })
             .collect()
-    });
-    let min_payout = f.min_payout.as_deref().and_then(|m| {
+    })
+}
+
+/// A decimal written as text (`"0.50"`).
+pub(super) fn decimal(key: &str, text: Option<String>, errs: &mut Errors) -> Option<Decimal> {
+    text.as_deref().and_then(|m| {
         let d = parse_decimal(m);
         if d.is_none() {
-            errs.push(
-                format!("{key}.filters.min_payout"),
-                format!("{m:?} is not a decimal"),
-            );
+            errs.push(key, format!("{m:?} is not a decimal"));
         }
         d
-    });
-    TargetFilters {
-        status,
-        countries,
-        min_payout,
-        payout_types,
-        categories: f.categories,
-    }
+    })
 }
 
 /// What a kind requires: Offerit's API user, Affise's advertiser.

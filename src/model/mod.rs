@@ -17,7 +17,9 @@ pub use normalize::{
     normalize_categories, normalize_countries, normalize_country, normalize_currency,
     normalize_platforms, parse_decimal, parse_timestamp, unix_to_utc,
 };
-pub use push::{merged, Mapping, OpKind, OutboxState, PlannedOp, Planner, PushFields};
+pub use push::{
+    merged, Decision, Held, Mapping, OpKind, OutboxState, PlannedOp, Planner, PushFields,
+};
 pub use run::{ChangeKind, RunState, StopReason};
 
 use chrono::{DateTime, SecondsFormat, Utc};

@@ -31,7 +31,32 @@ text_enum! {
         Dead => "dead",
         /// A create the target's contract rules out; never sent.
         Skipped => "skipped",
+        /// Waits for an operator: a create on a target with `approval = "manual"`, or an update
+        /// whose payout jumps further than the target's guard allows.
+        AwaitingApproval => "awaiting_approval",
+        /// An operator rejected it: never sent, and planned again only into this state, until
+        /// approved.
+        Rejected => "rejected",
     }
+}
+
+/// An operator's decision on an offer for a target (`push_decisions`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Its create may go out; a payout jump to exactly `payout` (decimal text) may go out.
+    Approved { payout: Option<String> },
+    /// Not created (and a held payout jump not sent) until approved.
+    Rejected,
+}
+
+/// Why a planned operation waits instead of going out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Held {
+    /// Until an operator approves it; the reason says what is held (and the old and new payout
+    /// for a jump).
+    Approval(String),
+    /// An operator rejected it.
+    Rejected,
 }
 
 /// What a target holds of an offer, from `target_offers`.
@@ -48,6 +73,9 @@ pub struct Mapping {
     pub pending: bool,
     /// The fields as last pushed.
     pub pushed: PushFields,
+    /// Detached by an operator (or because the target's operators stopped it by hand): never
+    /// updated, paused or activated until attached again.
+    pub detached: bool,
 }
 
 impl Mapping {
@@ -59,6 +87,7 @@ impl Mapping {
             hidden: false,
             pending: false,
             pushed,
+            detached: false,
         }
     }
 }
@@ -72,6 +101,8 @@ pub struct PlannedOp {
     /// Set when the target's contract rules the operation out (a create missing a field the
     /// platform requires): it is recorded as `skipped` with this reason and never sent.
     pub skipped: Option<String>,
+    /// Set when the operation waits for an operator (`awaiting_approval`) or was rejected.
+    pub held: Option<Held>,
 }
 
 impl PlannedOp {
@@ -80,6 +111,27 @@ impl PlannedOp {
             kind,
             fields,
             skipped: None,
+            held: None,
+        }
+    }
+
+    /// The outbox state it is written in.
+    pub fn state(&self) -> OutboxState {
+        match (&self.skipped, &self.held) {
+            (Some(_), _) => OutboxState::Skipped,
+            (None, Some(Held::Approval(_))) => OutboxState::AwaitingApproval,
+            (None, Some(Held::Rejected)) => OutboxState::Rejected,
+            (None, None) => OutboxState::Pending,
+        }
+    }
+
+    /// Why it is not sent, when it is not (`push_outbox.last_error`).
+    pub fn why_not_sent(&self) -> Option<String> {
+        match (&self.skipped, &self.held) {
+            (Some(s), _) => Some(s.clone()),
+            (None, Some(Held::Approval(r))) => Some(r.clone()),
+            (None, Some(Held::Rejected)) => Some("rejected by an operator".into()),
+            (None, None) => None,
         }
     }
 }
@@ -109,11 +161,13 @@ pub trait Planner {
     fn takes(&self, i: usize, source: &str) -> bool;
     /// The operation that brings `mapping` (what target `i` holds, or will hold once a create
     /// in flight lands) in step with `offer`, if any.
+    /// `decision` is what an operator decided for the offer on this target, if anything.
     fn plan(
         &self,
         i: usize,
         source: &str,
         offer: &super::Offer,
         mapping: Option<&Mapping>,
+        decision: Option<&Decision>,
     ) -> Option<PlannedOp>;
 }

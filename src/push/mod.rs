@@ -3,6 +3,7 @@
 //! them to the store, which writes its decisions to `push_outbox` in the transaction of the
 //! change that caused them) and the delivery of the outbox (`deliver`).
 
+pub mod controls;
 pub mod deliver;
 pub mod plan;
 pub mod render;

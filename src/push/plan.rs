@@ -3,9 +3,10 @@
 //! No IO, no clock: tested with plain values.
 
 pub use super::render::{apply_ratio, render, PUSH_FIELDS};
-use crate::config::{FieldPolicy, TargetConfig};
+use crate::config::{Approval, FieldPolicy, TargetConfig};
 pub use crate::model::{merged, Mapping, OpKind, PlannedOp, PushFields};
-use crate::model::{Offer, OfferStatus, Planner};
+use crate::model::{parse_decimal, Decision, Held, Offer, OfferStatus, Planner};
+use rust_decimal::Decimal;
 use serde_json::Value;
 
 /// Why a create of these fields would be refused by the target, if it would: a field its
@@ -61,7 +62,18 @@ fn passes(target: &TargetConfig, offer: &Offer) -> bool {
                 .any(|x| have.iter().any(|h| h.eq_ignore_ascii_case(x)))
         })
     };
+    let listed = |list: &Option<Vec<String>>, v: Option<&str>| {
+        list.as_ref()
+            .is_some_and(|l| v.is_some_and(|v| l.iter().any(|x| x.eq_ignore_ascii_case(v))))
+    };
+    // Blocklists: an excluded advertiser or id, or only excluded countries.
+    let blocked = listed(&f.exclude_advertisers, offer.advertiser.as_deref())
+        || listed(&f.exclude_external_ids, Some(&offer.external_id))
+        || f.exclude_countries.as_ref().is_some_and(|ex| {
+            !offer.countries.is_empty() && offer.countries.iter().all(|c| ex.contains(c))
+        });
     offer.status != OfferStatus::Removed
+        && !blocked
         && status_ok
         && overlap(&f.countries, &offer.countries)
         && overlap(&f.categories, &offer.categories)
@@ -72,12 +84,124 @@ fn passes(target: &TargetConfig, offer: &Offer) -> bool {
             .is_none_or(|t| offer.payout_type.is_some_and(|p| t.contains(&p)))
 }
 
+/// Whether a create on a `manual` target goes out without waiting: every list of
+/// `[targets.auto_approve]` that is set matches.
+fn auto_approved(target: &TargetConfig, offer: &Offer) -> bool {
+    let Some(a) = &target.controls.auto_approve else {
+        return false;
+    };
+    let overlap = |want: &Option<Vec<String>>, have: &[String]| {
+        want.as_ref().is_none_or(|w| {
+            w.iter()
+                .any(|x| have.iter().any(|h| h.eq_ignore_ascii_case(x)))
+        })
+    };
+    overlap(&a.countries, &offer.countries)
+        && overlap(&a.categories, &offer.categories)
+        && a.min_payout
+            .is_none_or(|min| offer.payout.is_some_and(|p| p >= min))
+        && a.payout_types
+            .as_ref()
+            .is_none_or(|t| offer.payout_type.is_some_and(|p| t.contains(&p)))
+        && a.advertisers.as_ref().is_none_or(|l| {
+            offer
+                .advertiser
+                .as_deref()
+                .is_some_and(|v| l.iter().any(|x| x.eq_ignore_ascii_case(v)))
+        })
+}
+
+/// Why a create waits for an operator, if it does.
+fn create_hold(target: &TargetConfig, offer: &Offer, decision: Option<&Decision>) -> Option<Held> {
+    match decision {
+        Some(Decision::Rejected) => Some(Held::Rejected),
+        Some(Decision::Approved { .. }) => None,
+        None if target.controls.approval == Approval::Manual && !auto_approved(target, offer) => {
+            Some(Held::Approval(format!(
+                "new offer awaiting approval (target {} has approval = \"manual\"): offersync approve {} {{source}} {}",
+                target.name, target.name, offer.external_id
+            )))
+        }
+        None => None,
+    }
+}
+
+/// The fields that move with the payout: held together by the payout-jump guard.
+const PAYOUT_FIELDS: &[&str] = &["payout", "cost", "currency"];
+
+fn as_decimal(v: Option<&Value>) -> Option<Decimal> {
+    match v? {
+        Value::String(s) => parse_decimal(s),
+        Value::Number(n) => parse_decimal(&n.to_string()),
+        _ => None,
+    }
+}
+
+/// The payout-jump guard: when `changed` moves the payout further than the target allows (and
+/// no operator approved exactly this payout), the other changes go out now and the payout
+/// waits, alone, in a later operation; `None` in the second place when nothing is held.
+fn guard_payout(
+    target: &TargetConfig,
+    m: &Mapping,
+    changed: PushFields,
+    decision: Option<&Decision>,
+) -> (PushFields, Option<Held>) {
+    let c = &target.controls;
+    let (Some(new), Some(old)) = (
+        as_decimal(changed.get("payout")),
+        as_decimal(m.pushed.get("payout")),
+    ) else {
+        return (changed, None);
+    };
+    let too_far = if new > old {
+        c.max_payout_increase
+            .is_some_and(|max| old.is_zero() || (new - old) / old > max)
+    } else {
+        c.max_payout_decrease
+            .is_some_and(|max| !old.is_zero() && (old - new) / old > max)
+    };
+    let approved = matches!(decision, Some(Decision::Approved { payout: Some(p) })
+        if parse_decimal(p) == Some(new));
+    if !too_far || approved {
+        return (changed, None);
+    }
+    let (payout, rest): (PushFields, PushFields) = changed
+        .into_iter()
+        .partition(|(k, _)| PAYOUT_FIELDS.contains(&k.as_str()));
+    if !rest.is_empty() {
+        return (rest, None);
+    }
+    let held = match decision {
+        Some(Decision::Rejected) => Held::Rejected,
+        _ => {
+            let pct = |d: Decimal| (d * Decimal::ONE_HUNDRED).round_dp(0);
+            let (key, max) = if new > old {
+                ("max_payout_increase", c.max_payout_increase)
+            } else {
+                ("max_payout_decrease", c.max_payout_decrease)
+            };
+            let change = if old.is_zero() {
+                "from zero".to_string()
+            } else {
+                format!("{:+}%", pct((new - old) / old))
+            };
+            Held::Approval(format!(
+                "payout jump held: {old} -> {new} ({change}) exceeds {key} = {}%",
+                pct(max.unwrap_or_default())
+            ))
+        }
+    };
+    (payout, Some(held))
+}
+
 /// The operation that brings `mapping` (what the target holds) in step with `offer`, if any.
+/// `decision` is what an operator decided for the offer on this target.
 pub fn plan(
     target: &TargetConfig,
     source: &str,
     offer: &Offer,
     mapping: Option<&Mapping>,
+    decision: Option<&Decision>,
 ) -> Option<PlannedOp> {
     let want = wanted(target, offer);
     let rendered = render(target, source, offer);
@@ -90,13 +214,20 @@ pub fn plan(
                 .filter(|(k, _)| policy(target, k) != FieldPolicy::Never)
                 .collect();
             let skipped = missing_required(target, &fields);
+            let held = create_hold(target, offer, decision).map(|h| match h {
+                Held::Approval(r) => Held::Approval(r.replace("{source}", source)),
+                h => h,
+            });
             Some(PlannedOp {
                 kind: OpKind::Create,
                 fields,
                 skipped,
+                held,
             })
         }
         None => None,
+        // Detached: the target's operators own it.
+        Some(m) if m.detached => None,
         Some(m) if !want => m
             .active
             .then(|| PlannedOp::new(OpKind::Pause, PushFields::new())),
@@ -116,13 +247,15 @@ pub fn plan(
                     )
                 })
                 .collect();
-            if !m.active {
-                Some(PlannedOp::new(OpKind::Activate, changed))
+            let (changed, held) = guard_payout(target, m, changed, decision);
+            let op = if !m.active {
+                PlannedOp::new(OpKind::Activate, changed)
             } else if !changed.is_empty() {
-                Some(PlannedOp::new(OpKind::Update, changed))
+                PlannedOp::new(OpKind::Update, changed)
             } else {
-                None
-            }
+                return None;
+            };
+            Some(PlannedOp { held, ..op })
         }
     }
 }
@@ -149,8 +282,9 @@ impl Planner for Targets<'_> {
         source: &str,
         offer: &Offer,
         mapping: Option<&Mapping>,
+        decision: Option<&Decision>,
     ) -> Option<PlannedOp> {
-        plan(&self.0[i], source, offer, mapping)
+        plan(&self.0[i], source, offer, mapping, decision)
     }
 }
 
@@ -179,6 +313,7 @@ mod tests {
             currency: "USD".into(),
             fields: BTreeMap::new(),
             filters: TargetFilters::default(),
+            controls: crate::config::Controls::default(),
             http: crate::config::HttpPolicy {
                 timeout: std::time::Duration::from_secs(30),
                 connect_timeout: std::time::Duration::from_secs(10),
@@ -259,23 +394,23 @@ mod tests {
     fn plan_covers_create_update_pause_activate_and_nothing() {
         let t = target(TargetKind::Offerit);
         let o = offer();
-        let create = plan(&t, "s", &o, None).unwrap();
+        let create = plan(&t, "s", &o, None, None).unwrap();
         assert_eq!(create.kind, OpKind::Create);
         let mapping = Mapping::live("400", create.fields.clone());
         assert_eq!(
-            plan(&t, "s", &o, Some(&mapping)),
+            plan(&t, "s", &o, Some(&mapping), None),
             None,
             "nothing changed: nothing to do"
         );
         let mut changed = o.clone();
         changed.payout = parse_decimal("2.5");
-        let up = plan(&t, "s", &changed, Some(&mapping)).unwrap();
+        let up = plan(&t, "s", &changed, Some(&mapping), None).unwrap();
         assert_eq!(up.kind, OpKind::Update);
         assert_eq!(up.fields.keys().collect::<Vec<_>>(), vec!["cost", "payout"]);
         let mut paused = o.clone();
         paused.status = OfferStatus::Paused;
         assert_eq!(
-            plan(&t, "s", &paused, Some(&mapping)).unwrap().kind,
+            plan(&t, "s", &paused, Some(&mapping), None).unwrap().kind,
             OpKind::Pause
         );
         let was_paused = Mapping {
@@ -283,16 +418,16 @@ mod tests {
             ..mapping.clone()
         };
         assert_eq!(
-            plan(&t, "s", &paused, Some(&was_paused)),
+            plan(&t, "s", &paused, Some(&was_paused), None),
             None,
             "paused once only"
         );
-        let back = plan(&t, "s", &o, Some(&was_paused)).unwrap();
+        let back = plan(&t, "s", &o, Some(&was_paused), None).unwrap();
         assert_eq!((back.kind, back.fields.len()), (OpKind::Activate, 0));
         let mut removed = o.clone();
         removed.status = OfferStatus::Removed;
         assert_eq!(
-            plan(&t, "s", &removed, None),
+            plan(&t, "s", &removed, None, None),
             None,
             "never create what is gone"
         );
@@ -322,13 +457,13 @@ mod tests {
         t.fields.insert("description".into(), FieldPolicy::Never);
         let mut o = offer();
         o.description = Some("secret sauce".into());
-        let create = plan(&t, "s", &o, None).unwrap();
+        let create = plan(&t, "s", &o, None, None).unwrap();
         assert!(create.fields.contains_key("name") && !create.fields.contains_key("description"));
         let mapping = Mapping::live("1", create.fields);
         o.name = "Renamed".into();
         o.description = Some("new sauce".into());
         assert_eq!(
-            plan(&t, "s", &o, Some(&mapping)),
+            plan(&t, "s", &o, Some(&mapping), None),
             None,
             "once and never fields are not kept in step"
         );
@@ -387,7 +522,7 @@ mod tests {
         proptest! {
             #[test]
             fn a_mapped_offer_is_never_created(t in any_target(), o in version(), m in mapping()) {
-                let op = plan(&t, "s", &o, Some(&m));
+                let op = plan(&t, "s", &o, Some(&m), None);
                 prop_assert!(op.is_none_or(|op| op.kind != OpKind::Create));
             }
 
@@ -399,7 +534,7 @@ mod tests {
                 let mut held: Option<Mapping> = None;
                 let mut creates = 0;
                 for o in &versions {
-                    let Some(op) = plan(&t, "s", o, held.as_ref()).filter(|op| op.skipped.is_none()) else { continue };
+                    let Some(op) = plan(&t, "s", o, held.as_ref(), None).filter(|op| op.skipped.is_none()) else { continue };
                     match op.kind {
                         OpKind::Create => {
                             creates += 1;

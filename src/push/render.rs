@@ -99,10 +99,31 @@ pub fn render(target: &TargetConfig, source: &str, offer: &Offer) -> PushFields 
         put("url", Value::String(url));
     }
     put("preview_url", s(&offer.preview_url));
-    put("description", s(&offer.description));
+    let defaults = &target.controls.defaults;
+    let description = match (&defaults.description_prefix, &offer.description) {
+        (Some(prefix), Some(d)) => Some(format!("{prefix}{d}")),
+        (_, d) => d.clone(),
+    };
+    put("description", s(&description));
     let list = |l: &[String]| Value::Array(l.iter().cloned().map(Value::String).collect());
-    put("countries", list(&offer.countries));
-    put("categories", list(&offer.categories));
+    // Excluded countries are never pushed (an offer left with none is filtered out).
+    let excluded = target
+        .filters
+        .exclude_countries
+        .as_deref()
+        .unwrap_or_default();
+    let countries: Vec<String> = offer
+        .countries
+        .iter()
+        .filter(|c| !excluded.contains(c))
+        .cloned()
+        .collect();
+    put("countries", list(&countries));
+    let categories = match &defaults.categories {
+        Some(d) if offer.categories.is_empty() => d.as_slice(),
+        _ => offer.categories.as_slice(),
+    };
+    put("categories", list(categories));
     if let Some(p) = offer.payout {
         put(
             "payout",
@@ -139,7 +160,11 @@ pub fn render(target: &TargetConfig, source: &str, offer: &Offer) -> PushFields 
     f
 }
 
-/// The offer's currency, or the target's for sources that give none.
+/// The offer's currency, or the target's default for sources that give none.
 fn currency<'a>(target: &'a TargetConfig, offer: &'a Offer) -> &'a str {
-    offer.currency.as_deref().unwrap_or(&target.currency)
+    offer
+        .currency
+        .as_deref()
+        .or(target.controls.defaults.currency.as_deref())
+        .unwrap_or(&target.currency)
 }

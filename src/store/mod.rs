@@ -3,6 +3,7 @@
 //! One [`Store`] is one connection. Writers store each page whole in one transaction (invariant 2); readers
 //! (`inspect`, `sqlite3`) work alongside thanks to WAL. The file is created with mode 0600.
 
+mod decisions;
 mod lease;
 mod offers;
 mod outbox;
@@ -12,6 +13,7 @@ mod removals;
 mod runs;
 mod schema;
 
+pub use decisions::{Decided, Selection};
 pub use lease::{LeaseHolder, LeaseOutcome};
 pub use offers::{PageBatch, PageCounts, StoredOffer};
 pub use outbox::{OutboxOp, OutboxTx, TargetHealth};

@@ -51,7 +51,7 @@ impl OutboxOp {
 /// The outbox inside one transaction, for the push layer: read the offer and its mapping, plan
 /// with them, write the result, all or nothing.
 pub struct OutboxTx<'a> {
-    tx: &'a Transaction<'a>,
+    pub(super) tx: &'a Transaction<'a>,
 }
 
 impl OutboxTx<'_> {
@@ -68,6 +68,16 @@ impl OutboxTx<'_> {
         external_id: &str,
     ) -> Result<Option<Mapping>> {
         effective_mapping(self.tx, target, source, external_id)
+    }
+
+    /// What an operator decided for the offer on `target`, if anything.
+    pub fn decision(
+        &self,
+        target: &str,
+        source: &str,
+        external_id: &str,
+    ) -> Result<Option<crate::model::Decision>> {
+        super::planning::decision(self.tx, target, source, external_id)
     }
 
     /// Write (or replace, or drop) the offer's waiting operation; see [`Store`]'s planning.

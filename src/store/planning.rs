@@ -5,7 +5,7 @@
 //! whose config changed and previewing a delivery walk the mirror through the same path.
 
 use super::{Result, Store};
-use crate::model::{Mapping, Offer, OfferStatus, PlannedOp, Planner};
+use crate::model::{Decision, Held, Mapping, Offer, OfferStatus, OutboxState, PlannedOp, Planner};
 use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 
 /// What delivering a target would do now: the first operations, and how many of each kind.
@@ -25,7 +25,7 @@ pub(super) fn real_mapping(
 ) -> Result<Option<Mapping>> {
     Ok(tx
         .prepare_cached(
-            "SELECT target_offer_id, state, pushed_payload FROM target_offers
+            "SELECT target_offer_id, state, pushed_payload, detached_at IS NOT NULL FROM target_offers
              WHERE target = ?1 AND source = ?2 AND external_id = ?3",
         )?
         .query_row(params![target, source, external_id], |r| {
@@ -36,6 +36,7 @@ pub(super) fn real_mapping(
                 hidden: state == "hidden",
                 pending: false,
                 pushed: serde_json::from_str(&r.get::<_, String>(2)?).unwrap_or_default(),
+                detached: r.get(3)?,
             })
         })
         .optional()?)
@@ -65,7 +66,29 @@ pub(super) fn effective_mapping(
         hidden: false,
         pending: true,
         pushed: serde_json::from_str(&payload).unwrap_or_default(),
+        detached: false,
     }))
+}
+
+/// What an operator decided for the offer on `target`, if anything (`push_decisions`).
+pub(super) fn decision(
+    tx: &rusqlite::Connection,
+    target: &str,
+    source: &str,
+    external_id: &str,
+) -> Result<Option<Decision>> {
+    Ok(tx
+        .prepare_cached(
+            "SELECT decision, payout FROM push_decisions
+             WHERE target = ?1 AND source = ?2 AND external_id = ?3",
+        )?
+        .query_row(params![target, source, external_id], |r| {
+            Ok(match r.get::<_, String>(0)?.as_str() {
+                "rejected" => Decision::Rejected,
+                _ => Decision::Approved { payout: r.get(1)? },
+            })
+        })
+        .optional()?)
 }
 
 /// Ask the planner about `offer` for every target that takes its source, and write (or
@@ -80,7 +103,8 @@ pub(super) fn plan_offer(
     for i in (0..planner.target_count()).filter(|i| planner.takes(*i, source)) {
         let target = planner.target_name(i);
         let m = effective_mapping(tx, target, source, &offer.external_id)?;
-        let op = planner.plan(i, source, offer, m.as_ref());
+        let d = decision(tx, target, source, &offer.external_id)?;
+        let op = planner.plan(i, source, offer, m.as_ref(), d.as_ref());
         enqueue(
             tx,
             target,
@@ -109,20 +133,16 @@ pub(super) fn enqueue(
     let waiting: Option<i64> = tx
         .prepare_cached(
             "SELECT id FROM push_outbox WHERE target = ?1 AND source = ?2 AND external_id = ?3
-             AND state IN ('pending', 'failed', 'skipped') ORDER BY id DESC LIMIT 1",
+             AND state IN ('pending', 'failed', 'skipped', 'awaiting_approval', 'rejected')
+             ORDER BY id DESC LIMIT 1",
         )?
         .query_row(params![target, source, external_id], |r| r.get(0))
         .optional()?;
     let payload = |op: &PlannedOp| serde_json::to_string(&op.fields).unwrap_or_default();
-    // A create the target's contract rules out waits as `skipped` (with the reason) until a
-    // later plan replaces it; it is never delivered.
-    let state = |op: &PlannedOp| {
-        if op.skipped.is_some() {
-            "skipped"
-        } else {
-            "pending"
-        }
-    };
+    // A create the target's contract rules out waits as `skipped`, one held for an operator
+    // as `awaiting_approval` or `rejected` (with the reason), until a later plan replaces it;
+    // neither is delivered.
+    let state = |op: &PlannedOp| op.state().as_str();
     match (op, waiting) {
         (None, None) => {}
         (None, Some(id)) => {
@@ -140,7 +160,7 @@ pub(super) fn enqueue(
                 payload(op),
                 possible_duplicate,
                 state(op),
-                op.skipped
+                op.why_not_sent()
             ])?;
         }
         (Some(op), None) => {
@@ -158,7 +178,7 @@ pub(super) fn enqueue(
                 now,
                 possible_duplicate,
                 state(op),
-                op.skipped
+                op.why_not_sent()
             ])?;
         }
     }
@@ -288,8 +308,15 @@ impl Store {
                     continue;
                 };
                 let m = effective_mapping(&self.conn, target, &source, &external_id)?;
-                if let Some(op) = planner.plan(0, &source, &offer, m.as_ref()) {
-                    *counts.entry(op.kind.as_str()).or_insert(0) += 1;
+                let d = decision(&self.conn, target, &source, &external_id)?;
+                if let Some(op) = planner.plan(0, &source, &offer, m.as_ref(), d.as_ref()) {
+                    // What waits for an operator is counted apart from what would go out.
+                    let key = match op.held {
+                        Some(Held::Approval(_)) => OutboxState::AwaitingApproval.as_str(),
+                        Some(Held::Rejected) => OutboxState::Rejected.as_str(),
+                        None => op.kind.as_str(),
+                    };
+                    *counts.entry(key).or_insert(0) += 1;
                     if shown.len() < limit {
                         shown.push((source, external_id, op));
                     }

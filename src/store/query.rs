@@ -95,6 +95,15 @@ impl Where {
             format!("WHERE {}", self.conds.join(" AND "))
         }
     }
+
+    /// A `WHERE` clause that more conditions can follow with `AND`.
+    fn sql_or_true(&self) -> String {
+        if self.conds.is_empty() {
+            "WHERE 1".into()
+        } else {
+            self.sql()
+        }
+    }
 }
 
 fn cell(v: ValueRef<'_>, json: bool) -> Value {
@@ -210,6 +219,15 @@ impl Store {
     ) -> Result<Table> {
         let mut w = Where::default();
         w.eq("target", target);
+        if state.is_some_and(|s| s == "detached") {
+            // Not an outbox state: the target offers operators took over.
+            let sql = format!(
+                "SELECT target, source, external_id, target_offer_id, state, detached_at, detached_reason
+                 FROM target_offers {} AND detached_at IS NOT NULL ORDER BY detached_at DESC LIMIT {limit}",
+                w.sql_or_true()
+            );
+            return self.table(&sql, w.args);
+        }
         w.eq("state", state);
         let sql = format!(
             "SELECT id, target, source, external_id, op, state, attempts, possible_duplicate, next_attempt_at,
@@ -242,7 +260,11 @@ impl Store {
                     sum(state = 'ambiguous') AS ambiguous, sum(state = 'failed') AS failed,
                     sum(state = 'dead') AS dead, sum(state = 'skipped') AS skipped,
                     sum(state = 'done') AS done,
+                    sum(state = 'awaiting_approval') AS awaiting_approval,
+                    sum(state = 'rejected') AS rejected,
                     (SELECT count(*) FROM target_offers t WHERE t.target = p.target) AS mapped,
+                    (SELECT count(*) FROM target_offers t WHERE t.target = p.target
+                       AND t.detached_at IS NOT NULL) AS detached,
                     (SELECT failures FROM target_state s WHERE s.target = p.target) AS failures_in_a_row,
                     (SELECT open_until FROM target_state s WHERE s.target = p.target) AS paused_until
              FROM push_outbox p GROUP BY target ORDER BY target",

@@ -224,6 +224,50 @@ FROM offer_rows o JOIN offer_seen s ON s.offer_id = o.id;
 ALTER TABLE target_offers ADD COLUMN payout_value REAL
     GENERATED ALWAYS AS (CAST(json_extract(pushed_payload, '$.payout') AS REAL)) VIRTUAL;
 "#,
+    // 7: operators in control. Creates wait for approval (`awaiting_approval`) or were
+    // `rejected`; `push_decisions` remembers each decision so later plans honour it; a detached
+    // target offer is never touched until attached. push_outbox is rebuilt for its CHECK.
+    r#"
+CREATE TABLE push_outbox_v7 (
+    id                 INTEGER PRIMARY KEY,
+    target             TEXT NOT NULL,
+    source             TEXT NOT NULL,
+    external_id        TEXT NOT NULL,
+    op                 TEXT NOT NULL CHECK (op IN ('create', 'update', 'pause', 'activate')),
+    payload            TEXT NOT NULL,
+    state              TEXT NOT NULL DEFAULT 'pending'
+                       CHECK (state IN ('pending', 'in_flight', 'ambiguous', 'done', 'failed', 'dead',
+                                        'skipped', 'awaiting_approval', 'rejected')),
+    attempts           INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at    TEXT,
+    last_error         TEXT,
+    created_at         TEXT NOT NULL,
+    done_at            TEXT,
+    possible_duplicate INTEGER NOT NULL DEFAULT 0,
+    first_failed_at    TEXT
+);
+INSERT INTO push_outbox_v7 SELECT id, target, source, external_id, op, payload, state, attempts,
+       next_attempt_at, last_error, created_at, done_at, possible_duplicate, first_failed_at
+FROM push_outbox;
+DROP TABLE push_outbox;
+ALTER TABLE push_outbox_v7 RENAME TO push_outbox;
+CREATE INDEX push_outbox_queue ON push_outbox (target, state, id);
+CREATE INDEX push_outbox_by_offer ON push_outbox (target, source, external_id, state);
+
+CREATE TABLE push_decisions (
+    target      TEXT NOT NULL,
+    source      TEXT NOT NULL,
+    external_id TEXT NOT NULL,
+    decision    TEXT NOT NULL CHECK (decision IN ('approved', 'rejected')),
+    -- For an approved payout jump: the payout approved (decimal text).
+    payout      TEXT,
+    decided_at  TEXT NOT NULL,
+    PRIMARY KEY (target, source, external_id)
+);
+
+ALTER TABLE target_offers ADD COLUMN detached_at TEXT;
+ALTER TABLE target_offers ADD COLUMN detached_reason TEXT;
+"#,
 ];
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 mod cli;
 mod config;
+mod controls;
 mod crash;
 mod daemon;
 mod failures;

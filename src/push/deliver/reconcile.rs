@@ -145,7 +145,8 @@ pub fn replan_in(
     let op = match tx.offer(source, external_id)? {
         Some(offer) if cfg.sources.iter().any(|s| s == source) => {
             let m = tx.mapping(&cfg.name, source, external_id)?;
-            plan(cfg, source, &offer, m.as_ref())
+            let d = tx.decision(&cfg.name, source, external_id)?;
+            plan(cfg, source, &offer, m.as_ref(), d.as_ref())
         }
         _ => None,
     };
