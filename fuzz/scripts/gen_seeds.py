@@ -423,6 +423,29 @@ def main():
     write(t, "next-url-error.json", "004", {"error": {"code": "rate_limit", "message": "slow down"}, "results": []})
     write(t, "http-500.html", "500", "<html>oops</html>")
 
+    # Everflow (APIS.md §8.2): variant 0 runnable/500, 1 all offers/2, 2 runnable/2000.
+    t = "parse_everflow"
+    ef_row = lambda i, kind, status: {
+        "network_offer_id": 4000 + i, "name": "Offer %d" % i, "offer_status": "active",
+        "currency_id": "USD", "tracking_url": "https://trk.example/c?o=%d" % i,
+        "preview_url": "https://adv.example", "thumbnail_url": "", "time_saved": 1735689600,
+        "relationship": {"offer_affiliate_status": status, "payouts": {"entries": [
+            {"payout_type": kind, "payout_amount": 2.5, "payout_percentage": 30}]},
+            "ruleset": {"countries": [{"country_code": "US", "targeting_type": "include"},
+                                      {"country_code": "CN", "targeting_type": "exclude"}]}}}
+    write(t, "apis-md.json", "000", {"offers": [ef_row(1, "cpa", "approved")],
+                                     "paging": {"page": 1, "page_size": 50, "total_count": 1234}})
+    write(t, "all-cps-page2.json", "021", {"offers": [ef_row(2, "cps", "require_approval"),
+                                                      ef_row(3, "cpa_cps", "public")],
+                                           "paging": {"page": 2, "page_size": 2, "total_count": 5}})
+    write(t, "empty.json", "000", {"offers": [], "paging": {"page": 1, "page_size": 50, "total_count": 0}})
+    write(t, "no-auth-401.json", "700", {"error": "No Authentication Method Found"})
+    write(t, "rate-limit-429.json", "400", {"error": "Too many requests"})
+    write(t, "two-pages.bin", "011", two(
+        {"offers": [ef_row(4, "cpc", "public"), ef_row(5, "cpm", "approved")],
+         "paging": {"page": 1, "page_size": 2, "total_count": 3}},
+        {"offers": [ef_row(6, "cpa", "pending")], "paging": {"page": 2, "page_size": 2, "total_count": 3}}))
+
     # Config: the repository's configs, the demo config with its placeholders filled in, and
     # the fuzz targets' own configs.
     t = "config"
@@ -435,7 +458,8 @@ def main():
     demo = re.sub(r"\{([a-z0-9_]+)\}", lambda m: json.dumps(
         "http://127.0.0.1:8080/" + m.group(1) if m.group(1).endswith("url") else m.group(1)), demo)
     open(os.path.join(d, "demo-filled.toml"), "w").write(demo)
-    for target in ["parse_trackly", "parse_offerslook", "parse_s2s", "parse_affise", "parse_generic"]:
+    for target in ["parse_trackly", "parse_offerslook", "parse_s2s", "parse_affise", "parse_everflow",
+                   "parse_generic"]:
         src = open(os.path.join(FUZZ, "fuzz_targets", target + ".rs")).read()
         m = re.search(r'const CONFIG: &str = r#"(.*?)"#;', src, re.S)
         open(os.path.join(d, target + ".toml"), "w").write(m.group(1).lstrip())

@@ -18,7 +18,7 @@ mod target;
 
 pub use credentials::{resolve_credential, CredentialSpec};
 pub use platform::{
-    AffiseApi, FieldRule, GenericAuth, GenericPaging, GenericSpec, OfferslookApi,
+    AffiseApi, EverflowListing, FieldRule, GenericAuth, GenericPaging, GenericSpec, OfferslookApi,
     OfferslookEndpoint, PathStep, PlatformOptions, RecordsAre, SourceKind, Transform,
 };
 pub use secret::Secret;

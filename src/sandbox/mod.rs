@@ -11,9 +11,11 @@
 //! | Offerslook | `{url}/offerslook` (`/v1/offers`, `/v1/batches/offers`, `/aff/v1/...`) |
 //! | Youmi / Adxmi | `{url}/youmi/v1/online` (seed envelope), `{url}/youmi/v2/offline` (flat) |
 //! | Affise | `{url}/affise` (`/3.0/offers`, `/3.0/partner/offers`) |
+//! | Everflow | `{url}/everflow` (`/v1/affiliates/offersrunnable`, `/v1/affiliates/alloffers`) |
 
 pub mod affise;
 pub mod catalog;
+pub mod everflow;
 pub mod limits;
 pub mod offerslook;
 pub mod targets;
@@ -156,6 +158,7 @@ pub(crate) fn take_fault(rules: &mut Vec<FaultRule>, page: u64) -> Option<Fault>
 pub const OFFERSLOOK_KEY: &str = "ol_sandbox00000000000000000000000";
 pub const S2S_APP_ID: &str = "ym_sandbox_app_0000000000000000";
 pub const AFFISE_KEY: &str = "af_sandbox00000000000000000000000";
+pub const EVERFLOW_KEY: &str = "ef_sandbox00000000000000000000000";
 /// The simulated Offerit target's credentials.
 pub const OFFERIT_KEY: &str = "oi_target0000000000000000000000000";
 pub const OFFERIT_USERNAME: &str = "ops";
@@ -171,10 +174,12 @@ pub struct SandboxConfig {
     pub offerslook_offers: usize,
     pub s2s_offers: usize,
     pub affise_offers: usize,
+    pub everflow_offers: usize,
     /// The credentials the twins accept (tests set unique markers to grep for leaks).
     pub offerslook_key: String,
     pub s2s_app_id: String,
     pub affise_key: String,
+    pub everflow_key: String,
     pub offerit_key: String,
     pub affise_target_key: String,
 }
@@ -188,9 +193,11 @@ impl Default for SandboxConfig {
             offerslook_offers: 120,
             s2s_offers: 90,
             affise_offers: 150,
+            everflow_offers: 130,
             offerslook_key: OFFERSLOOK_KEY.into(),
             s2s_app_id: S2S_APP_ID.into(),
             affise_key: AFFISE_KEY.into(),
+            everflow_key: EVERFLOW_KEY.into(),
             offerit_key: OFFERIT_KEY.into(),
             affise_target_key: AFFISE_TARGET_KEY.into(),
         }
@@ -204,6 +211,7 @@ pub struct Sandbox {
     pub offerslook: Shared,
     pub s2s: Shared,
     pub affise: Shared,
+    pub everflow: Shared,
     /// The simulated Offerit target.
     pub offerit_target: targets::SharedTarget,
     /// The simulated Affise target (admin offer API).
@@ -231,6 +239,7 @@ impl Sandbox {
         let offerslook = state(1, cfg.offerslook_offers, &cfg.offerslook_key);
         let s2s = state(2, cfg.s2s_offers, &cfg.s2s_app_id);
         let affise = state(3, cfg.affise_offers, &cfg.affise_key);
+        let everflow = state(4, cfg.everflow_offers, &cfg.everflow_key);
         use axum::body::Bytes;
         use axum::extract::{Path, RawQuery};
         use axum::http::{HeaderMap, Method};
@@ -343,6 +352,14 @@ impl Sandbox {
             .route(
                 "/affise/3.0/partner/offers",
                 route(&affise, affise::Affise { partner: true }),
+            )
+            .route(
+                "/everflow/v1/affiliates/offersrunnable",
+                route(&everflow, everflow::Everflow { all: false }),
+            )
+            .route(
+                "/everflow/v1/affiliates/alloffers",
+                route(&everflow, everflow::Everflow { all: true }),
             );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -360,6 +377,7 @@ impl Sandbox {
             offerslook,
             s2s,
             affise,
+            everflow,
             offerit_target,
             affise_target,
             stop: Some(stop),
@@ -392,6 +410,11 @@ impl Sandbox {
     /// The `base_url` to configure for an Affise source.
     pub fn affise_base_url(&self) -> String {
         format!("{}/affise", self.url())
+    }
+
+    /// The `base_url` to configure for an Everflow source.
+    pub fn everflow_base_url(&self) -> String {
+        format!("{}/everflow", self.url())
     }
 
     /// The `base_url` of the simulated Offerit target.

@@ -14,9 +14,12 @@
 //!    "Platform keys" line (a test compares it with the declaration).
 
 pub mod affise;
+pub mod everflow;
 pub mod generic;
 pub mod lenient;
 pub mod offerslook;
+#[cfg(test)]
+mod testing;
 pub mod trackly;
 pub mod youmi;
 
@@ -191,5 +194,6 @@ pub fn build(cfg: &SourceConfig, api_key: Secret) -> Result<Box<dyn Source>, Str
         SourceKind::S2s => Ok(Box::new(youmi::Youmi::new(cfg, api_key)?)),
         SourceKind::Affise => Ok(Box::new(affise::Affise::new(cfg, api_key)?)),
         SourceKind::Generic => Ok(Box::new(generic::Generic::new(cfg, api_key)?)),
+        SourceKind::Everflow => Ok(Box::new(everflow::Everflow::new(cfg, api_key)?)),
     }
 }

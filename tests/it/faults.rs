@@ -35,7 +35,7 @@ struct Kind {
     text: &'static str,
 }
 
-const KINDS: [Kind; 5] = [
+const KINDS: [Kind; 6] = [
     Kind {
         kind: "trackly",
         rows: "/offers",
@@ -86,6 +86,16 @@ const KINDS: [Kind; 5] = [
         countries_csv: false,
         text: "/description",
     },
+    Kind {
+        kind: "everflow",
+        rows: "/offers",
+        id: "/network_offer_id",
+        payout: "/relationship/payouts/entries/0/payout_amount",
+        currency: Some("/currency_id"),
+        countries: "/relationship/ruleset/countries/0/country_code",
+        countries_csv: true,
+        text: "/preview_url",
+    },
 ];
 
 fn source_toml(app: &TestApp, kind: &str) -> String {
@@ -120,6 +130,11 @@ fn source_toml(app: &TestApp, kind: &str) -> String {
             app.sandbox.affise_base_url(),
             offersync::sandbox::AFFISE_KEY
         ),
+        "everflow" => format!(
+            "[[sources]]\nname = \"src\"\nkind = \"everflow\"\nbase_url = {:?}\napi_key = {:?}\n{common}",
+            app.sandbox.everflow_base_url(),
+            offersync::sandbox::EVERFLOW_KEY
+        ),
         other => panic!("unknown kind {other}"),
     }
 }
@@ -130,6 +145,7 @@ fn twin<'a>(sandbox: &'a Sandbox, kind: &str) -> &'a Shared {
         "offerslook" => &sandbox.offerslook,
         "s2s" => &sandbox.s2s,
         "affise" => &sandbox.affise,
+        "everflow" => &sandbox.everflow,
         other => panic!("unknown kind {other}"),
     }
 }
@@ -137,7 +153,7 @@ fn twin<'a>(sandbox: &'a Sandbox, kind: &str) -> &'a Shared {
 /// A fresh sandbox (every twin serving `OFFERS` offers) and a config with one source of `kind`.
 async fn app(kind: &str) -> TestApp {
     let app = TestApp::new(OFFERS).await;
-    for k in ["offerslook", "s2s", "affise"] {
+    for k in ["offerslook", "s2s", "affise", "everflow"] {
         Sandbox::with(twin(&app.sandbox, k), |t| {
             let n = t.catalog.len();
             if n > OFFERS {

@@ -20,6 +20,8 @@ const AFFISE_TARGET: &str = "zq7AFFISETARGETsecretMARK06";
 /// Wrong keys: the platforms' "invalid key" answers echo them back.
 const WRONG_S2S: &str = "zq7WRONGS2SsecretMARK07";
 const WRONG_TRACKLY: &str = "zq7WRONGTRACKLYsecretMARK08";
+const EVERFLOW: &str = "zq7EVERFLOWsecretMARK09";
+const WRONG_EVERFLOW: &str = "zq7WRONGEVERFLOWsecretMARK10";
 
 fn markers() -> Vec<String> {
     use base64::Engine;
@@ -32,6 +34,8 @@ fn markers() -> Vec<String> {
         AFFISE_TARGET,
         WRONG_S2S,
         WRONG_TRACKLY,
+        EVERFLOW,
+        WRONG_EVERFLOW,
     ];
     let mut all: Vec<String> = plain.iter().map(|s| s.to_string()).collect();
     // Offerslook's Basic auth carries the key base64-encoded.
@@ -102,6 +106,18 @@ api = "admin"
 base_url = {af:?}
 api_key = {AFFISE:?}
 {common}
+[[sources]]
+name = "ef"
+kind = "everflow"
+base_url = {ef:?}
+api_key = {EVERFLOW:?}
+{common}
+[[sources]]
+name = "ef-bad"
+kind = "everflow"
+base_url = {ef:?}
+api_key = {WRONG_EVERFLOW:?}
+{common}
 {generic}
 
 [[targets]]
@@ -132,6 +148,7 @@ retry_initial_interval_ms = 10
         ol = sandbox.offerslook_base_url(),
         ym = sandbox.s2s_base_url(false),
         af = sandbox.affise_base_url(),
+        ef = sandbox.everflow_base_url(),
         oi = sandbox.offerit_target_url(),
         aft = sandbox.affise_target_url(),
     )
@@ -176,6 +193,8 @@ async fn no_credential_reaches_a_log_an_error_the_database_or_inspect() {
         affise_key: AFFISE.into(),
         offerit_key: OFFERIT.into(),
         affise_target_key: AFFISE_TARGET.into(),
+        everflow_offers: 50,
+        everflow_key: EVERFLOW.into(),
     })
     .await
     .unwrap();
@@ -201,6 +220,13 @@ async fn no_credential_reaches_a_log_an_error_the_database_or_inspect() {
             page: Some(2),
             remaining: Some(2),
             fault: Fault::ServerError,
+        })
+    });
+    Sandbox::with(&sandbox.everflow, |t| {
+        t.faults.push(FaultRule {
+            page: Some(2),
+            remaining: Some(1),
+            fault: Fault::RateLimited { retry_after: None },
         })
     });
     Sandbox::with_target(&sandbox.offerit_target, |t| {
@@ -246,6 +272,8 @@ async fn no_credential_reaches_a_log_an_error_the_database_or_inspect() {
         "ym-bad",
         "af",
         "trackly-generic",
+        "ef",
+        "ef-bad",
     ] {
         assert!(runs.contains(source), "no run of {source}: {runs}");
     }

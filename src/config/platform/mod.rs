@@ -8,12 +8,14 @@
 //! [`SourceKind::declaration`] and, when it has options, a [`PlatformOptions`] variant.
 
 mod affise;
+mod everflow;
 mod generic;
 mod offerslook;
 mod s2s;
 mod trackly;
 
 pub use affise::AffiseApi;
+pub use everflow::EverflowListing;
 pub use generic::{
     FieldRule, GenericAuth, GenericPaging, GenericSpec, PathStep, RecordsAre, Transform,
 };
@@ -32,15 +34,17 @@ pub enum SourceKind {
     S2s,
     Affise,
     Generic,
+    Everflow,
 }
 
 impl SourceKind {
-    pub const ALL: [SourceKind; 5] = [
+    pub const ALL: [SourceKind; 6] = [
         SourceKind::Trackly,
         SourceKind::Offerslook,
         SourceKind::S2s,
         SourceKind::Affise,
         SourceKind::Generic,
+        SourceKind::Everflow,
     ];
 
     /// What the platform's config file declares.
@@ -51,6 +55,7 @@ impl SourceKind {
             SourceKind::S2s => &s2s::DECLARATION,
             SourceKind::Affise => &affise::DECLARATION,
             SourceKind::Generic => &generic::DECLARATION,
+            SourceKind::Everflow => &everflow::DECLARATION,
         }
     }
 
@@ -97,6 +102,9 @@ pub enum PlatformOptions {
         statuses: Vec<String>,
     },
     Generic(GenericSpec),
+    Everflow {
+        listing: EverflowListing,
+    },
 }
 
 /// What one platform's config file declares.
@@ -207,6 +215,7 @@ impl PlatformOptions {
             PlatformOptions::S2s { .. } => SourceKind::S2s,
             PlatformOptions::Affise { .. } => SourceKind::Affise,
             PlatformOptions::Generic(_) => SourceKind::Generic,
+            PlatformOptions::Everflow { .. } => SourceKind::Everflow,
         }
     }
 

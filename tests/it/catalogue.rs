@@ -1,0 +1,322 @@
+//! The connector catalogue of APIS.md §8 (Everflow, HasOffers, Trackier, Offer18, CAKE), each
+//! against its twin through the real binary's `--once`: every offer stored with exact decimal
+//! payouts, ISO currencies and countries as the twin served them; a second run after catalogue
+//! changes records exactly those changes; the platform's own rate-limit style is survived with
+//! every offer.
+
+use crate::harness::{sql_i64, text, TestApp};
+use offersync::model::{OfferStatus, PayoutType};
+use offersync::sandbox::catalog::SimOffer;
+use offersync::sandbox::limits::{Limit, LimitAnswer};
+use offersync::sandbox::twin::Shared;
+use offersync::sandbox::{self, Sandbox};
+use offersync::store::StoredOffer;
+use rust_decimal::Decimal;
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// The name of the one source of every config written here.
+const SOURCE: &str = "src";
+
+/// One platform of the catalogue: how to configure it against its twin, and how to read what
+/// its twin served.
+struct Platform {
+    kind: &'static str,
+    twin: fn(&Sandbox) -> &Shared,
+    /// The `[[sources]]` table's platform lines (kind, base_url, key, platform keys).
+    keys: fn(&Sandbox) -> String,
+    /// The external id of catalogue offer `index`.
+    id: fn(usize) -> String,
+    /// A catalogue index whose payout is an amount (its change must show).
+    amount_index: usize,
+    /// Check one stored offer against the twin's offer.
+    check: fn(&SimOffer, &StoredOffer),
+}
+
+fn config(app: &TestApp, p: &Platform, extra: &str) {
+    let text = format!(
+        "[database]\npath = {:?}\n[[sources]]\nname = \"{SOURCE}\"\n{}\npage_size = 20\nrequests_per_second = 1000\nmax_attempts = 10\nretry_initial_interval_ms = 10\nretry_max_interval_seconds = 1\nremoval_grace_runs = 1\n{extra}\n",
+        app.db_path.to_string_lossy(),
+        (p.keys)(&app.sandbox)
+    );
+    std::fs::write(&app.config_path, text).unwrap();
+}
+
+/// `--once` through the real binary; the run's row.
+async fn once(app: &TestApp) -> (i64, i64, i64, i64, String) {
+    let out = app.bin(&["--once"], &[]).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let conn = rusqlite::Connection::open(&app.db_path).unwrap();
+    conn.query_row(
+        "SELECT id, added, changed, removed, state FROM sync_runs WHERE source = ?1 ORDER BY id DESC LIMIT 1",
+        [SOURCE],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+    )
+    .unwrap()
+}
+
+fn live(app: &TestApp) -> Vec<StoredOffer> {
+    app.store()
+        .offers_of(SOURCE)
+        .unwrap()
+        .into_iter()
+        .filter(|o| o.offer.status != OfferStatus::Removed)
+        .collect()
+}
+
+/// Every live catalogue offer is stored and matches what the twin served.
+fn assert_mirrors(app: &TestApp, p: &Platform) {
+    let served = Sandbox::with((p.twin)(&app.sandbox), |t| t.catalog.live(|_| true));
+    let stored = live(app);
+    assert_eq!(stored.len(), served.len(), "{}: every offer stored", p.kind);
+    for o in &served {
+        let id = (p.id)(o.index);
+        let s = stored
+            .iter()
+            .find(|s| s.offer.external_id == id)
+            .unwrap_or_else(|| panic!("{}: offer {id} is stored", p.kind));
+        (p.check)(o, s);
+    }
+}
+
+/// A decimal from a JSON number or string, exactly as written.
+fn dec(v: &Value) -> Option<Decimal> {
+    match v {
+        Value::Number(n) => Decimal::from_str(&n.to_string()).ok(),
+        Value::String(s) => Decimal::from_str(s).ok(),
+        _ => None,
+    }
+    .map(|d| d.normalize())
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// The raw payload is the row exactly as the twin served it.
+fn raw_is(s: &StoredOffer, row: &Value) {
+    assert_eq!(
+        &serde_json::from_str::<Value>(&s.raw).unwrap(),
+        row,
+        "raw of {}",
+        s.offer.external_id
+    );
+}
+
+async fn mirrors_every_offer(p: &Platform) {
+    let app = TestApp::new(1).await;
+    config(&app, p, "");
+    let (_, added, _, _, state) = once(&app).await;
+    assert_eq!(state, "complete", "{}", p.kind);
+    assert!(added > 100, "{}: {added} offers added", p.kind);
+    assert_mirrors(&app, p);
+}
+
+/// After a clean run: one payout changed, one offer paused, one removed, two added. The next
+/// run records exactly those five changes.
+async fn records_exactly_the_changes(p: &Platform) {
+    let app = TestApp::new(1).await;
+    config(&app, p, "");
+    assert_eq!(once(&app).await.4, "complete", "{}", p.kind);
+    let a = p.amount_index;
+    let added = Sandbox::with((p.twin)(&app.sandbox), |t| {
+        // An active offer to pause, and another to remove.
+        let b = (a + 1..)
+            .find(|i| t.catalog.offer(*i).status == "active")
+            .unwrap();
+        let c = b + 1;
+        t.catalog.update(a, |o| o.payout_cents += 111);
+        t.catalog.update(b, |o| o.status = "paused");
+        t.catalog.remove(c);
+        (b, c, t.catalog.add(2))
+    });
+    let (b, c, added) = added;
+    let (run, added_n, changed, removed, state) = once(&app).await;
+    assert_eq!(
+        (state.as_str(), added_n, changed, removed),
+        ("complete", 2, 2, 1),
+        "{}",
+        p.kind
+    );
+    let conn = rusqlite::Connection::open(&app.db_path).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT external_id, kind FROM offer_changes WHERE run_id = ?1")
+        .unwrap();
+    let got: BTreeSet<(String, String)> = stmt
+        .query_map([run], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mut want: BTreeSet<(String, String)> = [
+        ((p.id)(a), "changed"),
+        ((p.id)(b), "changed"),
+        ((p.id)(c), "removed"),
+    ]
+    .into_iter()
+    .map(|(i, k)| (i, k.to_string()))
+    .collect();
+    want.extend(added.iter().map(|i| ((p.id)(*i), "added".to_string())));
+    assert_eq!(got, want, "{}", p.kind);
+    let paused = live(&app)
+        .into_iter()
+        .find(|s| s.offer.external_id == (p.id)(b))
+        .unwrap();
+    assert_eq!(paused.offer.status, OfferStatus::Paused, "{}", p.kind);
+    assert_mirrors(&app, p);
+}
+
+/// The platform's own rate-limit answer on every request over `limit`: the run completes with
+/// every offer, and the twin refused some requests.
+async fn survives_its_rate_limit(p: &Platform, limit: Limit) {
+    let app = TestApp::new(1).await;
+    config(&app, p, "");
+    let key = Sandbox::with((p.twin)(&app.sandbox), |t| {
+        let key = t.api_key.clone();
+        t.limits.insert(key.clone(), limit);
+        key
+    });
+    let (run, _, _, _, state) = once(&app).await;
+    assert_eq!(state, "complete", "{}", p.kind);
+    let refused = Sandbox::with((p.twin)(&app.sandbox), |t| t.limits[&key].rejected);
+    assert!(refused > 0, "{}: the limit was hit", p.kind);
+    let counted = sql_i64(
+        &app,
+        &format!("SELECT rate_limited FROM sync_runs WHERE id = {run}"),
+    );
+    assert_eq!(counted, refused as i64, "{}: every refusal counted", p.kind);
+    assert_mirrors(&app, p);
+}
+
+// ---------------------------------------------------------------------------------------
+// Everflow
+
+fn everflow_check(o: &SimOffer, s: &StoredOffer) {
+    let row = sandbox::everflow::row(o, false);
+    let got = &s.offer;
+    raw_is(s, &row);
+    assert_eq!(got.name, row["name"].as_str().unwrap());
+    let status = match row["offer_status"].as_str().unwrap() {
+        "active" => OfferStatus::Active,
+        "paused" => OfferStatus::Paused,
+        "pending" => OfferStatus::Pending,
+        other => panic!("{other}"),
+    };
+    assert_eq!(got.status, status);
+    let first = &row["relationship"]["payouts"]["entries"][0];
+    let kind = first["payout_type"].as_str().unwrap();
+    if kind == "cps" {
+        assert_eq!(
+            (got.payout, got.payout_type),
+            (None, Some(PayoutType::Cps)),
+            "a percentage is not an amount"
+        );
+    } else {
+        assert_eq!(
+            got.payout,
+            dec(&first["payout_amount"]),
+            "{}",
+            got.external_id
+        );
+        let want = if kind == "cpc" {
+            PayoutType::Cpc
+        } else {
+            PayoutType::Cpa
+        };
+        assert_eq!(got.payout_type, Some(want));
+    }
+    assert_eq!(got.currency.as_deref(), row["currency_id"].as_str());
+    let include: Vec<String> = row["relationship"]["ruleset"]["countries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["targeting_type"] == "include")
+        .map(|c| c["country_code"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        got.countries,
+        sorted(include),
+        "excluded countries are not countries"
+    );
+    assert_eq!(got.tracking_url.as_deref(), row["tracking_url"].as_str());
+    assert_eq!(got.preview_url.as_deref(), row["preview_url"].as_str());
+    assert_eq!(got.icon_url.as_deref(), row["thumbnail_url"].as_str());
+}
+
+const EVERFLOW: Platform = Platform {
+    kind: "everflow",
+    twin: |s| &s.everflow,
+    keys: |s| {
+        format!(
+            "kind = \"everflow\"\nbase_url = {:?}\napi_key = {:?}",
+            s.everflow_base_url(),
+            sandbox::EVERFLOW_KEY
+        )
+    },
+    id: |i| sandbox::everflow::offer_id(i).to_string(),
+    amount_index: 2,
+    check: everflow_check,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn everflow_mirrors_every_offer() {
+    mirrors_every_offer(&EVERFLOW).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn everflow_records_exactly_the_changes() {
+    records_exactly_the_changes(&EVERFLOW).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn everflow_429_without_retry_after_and_its_ratelimit_headers_are_survived() {
+    // 5 requests per 300 ms window, announced in X-RateLimit-Limit/Remaining (no Reset), and
+    // HTTP 429 without Retry-After past it.
+    let limit =
+        Limit::window(5, Duration::from_millis(300), LimitAnswer::NoRetryAfter).without_reset();
+    survives_its_rate_limit(&EVERFLOW, limit).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn everflow_all_offers_lists_offers_awaiting_approval_without_a_tracking_link() {
+    let app = TestApp::new(1).await;
+    let p = Platform {
+        keys: |s| format!("{}\nlisting = \"all\"", (EVERFLOW.keys)(s)),
+        ..EVERFLOW
+    };
+    config(&app, &p, "");
+    assert_eq!(once(&app).await.4, "complete");
+    let served = Sandbox::with(&app.sandbox.everflow, |t| t.catalog.live(|_| true));
+    let stored = live(&app);
+    let mut awaiting = 0;
+    for o in &served {
+        let row = sandbox::everflow::row(o, true);
+        let s = stored
+            .iter()
+            .find(|s| s.offer.external_id == (EVERFLOW.id)(o.index))
+            .unwrap();
+        raw_is(s, &row);
+        if row["relationship"]["offer_affiliate_status"] == "require_approval" {
+            awaiting += 1;
+            assert_eq!(s.offer.tracking_url, None);
+        } else {
+            assert_eq!(
+                s.offer.tracking_url.as_deref(),
+                row["tracking_url"].as_str()
+            );
+        }
+    }
+    assert!(
+        awaiting > 10,
+        "{awaiting} offers awaiting approval were served"
+    );
+}
