@@ -446,6 +446,34 @@ def main():
          "paging": {"page": 1, "page_size": 2, "total_count": 3}},
         {"offers": [ef_row(6, "cpa", "pending")], "paging": {"page": 2, "page_size": 2, "total_count": 3}}))
 
+    # HasOffers (APIS.md §8.1): variant 0 findAll/100, 1 findMyApprovedOffers/2, 2 findAll/1000.
+    t = "parse_hasoffers"
+    ho_row = lambda i, kind, approval: {"Offer": {
+        "id": str(i), "name": "Offer %d" % i, "description": "", "preview_url": "https://adv.example",
+        "default_payout": "2.50", "percent_payout": "30.00", "payout_type": kind, "currency": None,
+        "status": "active", "expiration_date": "2027-01-01", "require_approval": approval},
+        "Country": {"US": {"id": "840", "code": "US", "name": "United States"}},
+        "OfferCategory": {"12": {"id": "12", "name": "Finance"}},
+        "TrackingLink": {"click_url": "https://trk.example/aff_c?offer_id=%d" % i}}
+    ho_page = lambda rows, page, count, pages: {"response": {
+        "status": 1, "httpStatus": 200, "errors": [], "errorMessage": None,
+        "data": {"page": str(page), "current": str(len(rows)), "count": str(count), "pageCount": str(pages),
+                 "data": {r["Offer"]["id"]: r for r in rows} if rows else []}}}
+    ho_error = lambda msg: {"response": {"status": -1, "httpStatus": 200, "data": "",
+                                         "errors": [{"err_msg": msg, "publicMessage": msg}], "errorMessage": msg}}
+    write(t, "apis-md.json", "000", ho_page([ho_row(4521, "cpa_flat", "0")], 1, 1234, 25))
+    write(t, "approved-page2.json", "021", ho_page([ho_row(7, "cpa_percentage", "1"),
+                                                    ho_row(8, "cpa_both", "0")], 2, 5, 3))
+    write(t, "empty-array.json", "000", ho_page([], 1, 0, 0))
+    empty_false = ho_page([], 2, 0, 0)
+    empty_false["response"]["data"]["data"] = False
+    write(t, "empty-false.json", "010", empty_false)
+    write(t, "rate-limit.json", "000", ho_error("API usage exceeded rate limit"))
+    write(t, "invalid-key.json", "000", ho_error("Invalid API key"))
+    write(t, "contain-rejected.json", "000", ho_error("Contain TrackingLink is not allowed"))
+    write(t, "two-pages.bin", "011", two(ho_page([ho_row(1, "cpc", "0"), ho_row(2, "cpm", "0")], 1, 3, 2),
+                                         ho_page([ho_row(3, "cpa_flat", "0")], 2, 3, 2)))
+
     # Config: the repository's configs, the demo config with its placeholders filled in, and
     # the fuzz targets' own configs.
     t = "config"
@@ -459,7 +487,7 @@ def main():
         "http://127.0.0.1:8080/" + m.group(1) if m.group(1).endswith("url") else m.group(1)), demo)
     open(os.path.join(d, "demo-filled.toml"), "w").write(demo)
     for target in ["parse_trackly", "parse_offerslook", "parse_s2s", "parse_affise", "parse_everflow",
-                   "parse_generic"]:
+                   "parse_hasoffers", "parse_generic"]:
         src = open(os.path.join(FUZZ, "fuzz_targets", target + ".rs")).read()
         m = re.search(r'const CONFIG: &str = r#"(.*?)"#;', src, re.S)
         open(os.path.join(d, target + ".toml"), "w").write(m.group(1).lstrip())

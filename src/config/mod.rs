@@ -18,8 +18,9 @@ mod target;
 
 pub use credentials::{resolve_credential, CredentialSpec};
 pub use platform::{
-    AffiseApi, EverflowListing, FieldRule, GenericAuth, GenericPaging, GenericSpec, OfferslookApi,
-    OfferslookEndpoint, PathStep, PlatformOptions, RecordsAre, SourceKind, Transform,
+    AffiseApi, EverflowListing, FieldRule, GenericAuth, GenericPaging, GenericSpec,
+    HasOffersMethod, OfferslookApi, OfferslookEndpoint, PathStep, PlatformOptions, RecordsAre,
+    SourceKind, Transform,
 };
 pub use secret::Secret;
 pub use source::{HttpPolicy, SourceConfig};

@@ -12,10 +12,12 @@
 //! | Youmi / Adxmi | `{url}/youmi/v1/online` (seed envelope), `{url}/youmi/v2/offline` (flat) |
 //! | Affise | `{url}/affise` (`/3.0/offers`, `/3.0/partner/offers`) |
 //! | Everflow | `{url}/everflow` (`/v1/affiliates/offersrunnable`, `/v1/affiliates/alloffers`) |
+//! | HasOffers / TUNE | `{url}/hasoffers` (`/Apiv3/json`); `{url}/hasoffers/strict` rejects `contain[]=TrackingLink` |
 
 pub mod affise;
 pub mod catalog;
 pub mod everflow;
+pub mod hasoffers;
 pub mod limits;
 pub mod offerslook;
 pub mod targets;
@@ -159,6 +161,7 @@ pub const OFFERSLOOK_KEY: &str = "ol_sandbox00000000000000000000000";
 pub const S2S_APP_ID: &str = "ym_sandbox_app_0000000000000000";
 pub const AFFISE_KEY: &str = "af_sandbox00000000000000000000000";
 pub const EVERFLOW_KEY: &str = "ef_sandbox00000000000000000000000";
+pub const HASOFFERS_KEY: &str = "ho_sandbox00000000000000000000000";
 /// The simulated Offerit target's credentials.
 pub const OFFERIT_KEY: &str = "oi_target0000000000000000000000000";
 pub const OFFERIT_USERNAME: &str = "ops";
@@ -175,11 +178,13 @@ pub struct SandboxConfig {
     pub s2s_offers: usize,
     pub affise_offers: usize,
     pub everflow_offers: usize,
+    pub hasoffers_offers: usize,
     /// The credentials the twins accept (tests set unique markers to grep for leaks).
     pub offerslook_key: String,
     pub s2s_app_id: String,
     pub affise_key: String,
     pub everflow_key: String,
+    pub hasoffers_key: String,
     pub offerit_key: String,
     pub affise_target_key: String,
 }
@@ -194,10 +199,12 @@ impl Default for SandboxConfig {
             s2s_offers: 90,
             affise_offers: 150,
             everflow_offers: 130,
+            hasoffers_offers: 110,
             offerslook_key: OFFERSLOOK_KEY.into(),
             s2s_app_id: S2S_APP_ID.into(),
             affise_key: AFFISE_KEY.into(),
             everflow_key: EVERFLOW_KEY.into(),
+            hasoffers_key: HASOFFERS_KEY.into(),
             offerit_key: OFFERIT_KEY.into(),
             affise_target_key: AFFISE_TARGET_KEY.into(),
         }
@@ -212,6 +219,7 @@ pub struct Sandbox {
     pub s2s: Shared,
     pub affise: Shared,
     pub everflow: Shared,
+    pub hasoffers: Shared,
     /// The simulated Offerit target.
     pub offerit_target: targets::SharedTarget,
     /// The simulated Affise target (admin offer API).
@@ -240,6 +248,7 @@ impl Sandbox {
         let s2s = state(2, cfg.s2s_offers, &cfg.s2s_app_id);
         let affise = state(3, cfg.affise_offers, &cfg.affise_key);
         let everflow = state(4, cfg.everflow_offers, &cfg.everflow_key);
+        let hasoffers = state(5, cfg.hasoffers_offers, &cfg.hasoffers_key);
         use axum::body::Bytes;
         use axum::extract::{Path, RawQuery};
         use axum::http::{HeaderMap, Method};
@@ -360,6 +369,14 @@ impl Sandbox {
             .route(
                 "/everflow/v1/affiliates/alloffers",
                 route(&everflow, everflow::Everflow { all: true }),
+            )
+            .route(
+                "/hasoffers/Apiv3/json",
+                route(&hasoffers, hasoffers::HasOffers { strict: false }),
+            )
+            .route(
+                "/hasoffers/strict/Apiv3/json",
+                route(&hasoffers, hasoffers::HasOffers { strict: true }),
             );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -378,6 +395,7 @@ impl Sandbox {
             s2s,
             affise,
             everflow,
+            hasoffers,
             offerit_target,
             affise_target,
             stop: Some(stop),
@@ -415,6 +433,16 @@ impl Sandbox {
     /// The `base_url` to configure for an Everflow source.
     pub fn everflow_base_url(&self) -> String {
         format!("{}/everflow", self.url())
+    }
+
+    /// The `base_url` to configure for a HasOffers source; `strict`: a network that rejects
+    /// `contain[]=TrackingLink`.
+    pub fn hasoffers_base_url(&self, strict: bool) -> String {
+        if strict {
+            format!("{}/hasoffers/strict", self.url())
+        } else {
+            format!("{}/hasoffers", self.url())
+        }
     }
 
     /// The `base_url` of the simulated Offerit target.

@@ -16,6 +16,7 @@
 pub mod affise;
 pub mod everflow;
 pub mod generic;
+pub mod hasoffers;
 pub mod lenient;
 pub mod offerslook;
 #[cfg(test)]
@@ -195,5 +196,6 @@ pub fn build(cfg: &SourceConfig, api_key: Secret) -> Result<Box<dyn Source>, Str
         SourceKind::Affise => Ok(Box::new(affise::Affise::new(cfg, api_key)?)),
         SourceKind::Generic => Ok(Box::new(generic::Generic::new(cfg, api_key)?)),
         SourceKind::Everflow => Ok(Box::new(everflow::Everflow::new(cfg, api_key)?)),
+        SourceKind::HasOffers => Ok(Box::new(hasoffers::HasOffers::new(cfg, api_key)?)),
     }
 }

@@ -22,6 +22,8 @@ const WRONG_S2S: &str = "zq7WRONGS2SsecretMARK07";
 const WRONG_TRACKLY: &str = "zq7WRONGTRACKLYsecretMARK08";
 const EVERFLOW: &str = "zq7EVERFLOWsecretMARK09";
 const WRONG_EVERFLOW: &str = "zq7WRONGEVERFLOWsecretMARK10";
+const HASOFFERS: &str = "zq7HASOFFERSsecretMARK11";
+const WRONG_HASOFFERS: &str = "zq7WRONGHASOFFERSsecretMARK12";
 
 fn markers() -> Vec<String> {
     use base64::Engine;
@@ -36,6 +38,8 @@ fn markers() -> Vec<String> {
         WRONG_TRACKLY,
         EVERFLOW,
         WRONG_EVERFLOW,
+        HASOFFERS,
+        WRONG_HASOFFERS,
     ];
     let mut all: Vec<String> = plain.iter().map(|s| s.to_string()).collect();
     // Offerslook's Basic auth carries the key base64-encoded.
@@ -118,6 +122,18 @@ kind = "everflow"
 base_url = {ef:?}
 api_key = {WRONG_EVERFLOW:?}
 {common}
+[[sources]]
+name = "ho"
+kind = "hasoffers"
+base_url = {ho:?}
+api_key = {HASOFFERS:?}
+{common}
+[[sources]]
+name = "ho-bad"
+kind = "hasoffers"
+base_url = {ho:?}
+api_key = {WRONG_HASOFFERS:?}
+{common}
 {generic}
 
 [[targets]]
@@ -149,6 +165,7 @@ retry_initial_interval_ms = 10
         ym = sandbox.s2s_base_url(false),
         af = sandbox.affise_base_url(),
         ef = sandbox.everflow_base_url(),
+        ho = sandbox.hasoffers_base_url(false),
         oi = sandbox.offerit_target_url(),
         aft = sandbox.affise_target_url(),
     )
@@ -195,6 +212,8 @@ async fn no_credential_reaches_a_log_an_error_the_database_or_inspect() {
         affise_target_key: AFFISE_TARGET.into(),
         everflow_offers: 50,
         everflow_key: EVERFLOW.into(),
+        hasoffers_offers: 50,
+        hasoffers_key: HASOFFERS.into(),
     })
     .await
     .unwrap();
@@ -227,6 +246,13 @@ async fn no_credential_reaches_a_log_an_error_the_database_or_inspect() {
             page: Some(2),
             remaining: Some(1),
             fault: Fault::RateLimited { retry_after: None },
+        })
+    });
+    Sandbox::with(&sandbox.hasoffers, |t| {
+        t.faults.push(FaultRule {
+            page: Some(2),
+            remaining: Some(1),
+            fault: Fault::InBodyRateLimited { status: 200 },
         })
     });
     Sandbox::with_target(&sandbox.offerit_target, |t| {
@@ -274,6 +300,8 @@ async fn no_credential_reaches_a_log_an_error_the_database_or_inspect() {
         "trackly-generic",
         "ef",
         "ef-bad",
+        "ho",
+        "ho-bad",
     ] {
         assert!(runs.contains(source), "no run of {source}: {runs}");
     }

@@ -10,6 +10,7 @@
 mod affise;
 mod everflow;
 mod generic;
+mod hasoffers;
 mod offerslook;
 mod s2s;
 mod trackly;
@@ -19,6 +20,7 @@ pub use everflow::EverflowListing;
 pub use generic::{
     FieldRule, GenericAuth, GenericPaging, GenericSpec, PathStep, RecordsAre, Transform,
 };
+pub use hasoffers::HasOffersMethod;
 pub use offerslook::{OfferslookApi, OfferslookEndpoint};
 
 use super::Errors;
@@ -35,16 +37,18 @@ pub enum SourceKind {
     Affise,
     Generic,
     Everflow,
+    HasOffers,
 }
 
 impl SourceKind {
-    pub const ALL: [SourceKind; 6] = [
+    pub const ALL: [SourceKind; 7] = [
         SourceKind::Trackly,
         SourceKind::Offerslook,
         SourceKind::S2s,
         SourceKind::Affise,
         SourceKind::Generic,
         SourceKind::Everflow,
+        SourceKind::HasOffers,
     ];
 
     /// What the platform's config file declares.
@@ -56,6 +60,7 @@ impl SourceKind {
             SourceKind::Affise => &affise::DECLARATION,
             SourceKind::Generic => &generic::DECLARATION,
             SourceKind::Everflow => &everflow::DECLARATION,
+            SourceKind::HasOffers => &hasoffers::DECLARATION,
         }
     }
 
@@ -104,6 +109,13 @@ pub enum PlatformOptions {
     Generic(GenericSpec),
     Everflow {
         listing: EverflowListing,
+    },
+    HasOffers {
+        method: HasOffersMethod,
+        /// The `contain[]` models asked for.
+        contain: Vec<String>,
+        /// The currency of offers whose `currency` is null.
+        default_currency: Option<String>,
     },
 }
 
@@ -216,6 +228,7 @@ impl PlatformOptions {
             PlatformOptions::Affise { .. } => SourceKind::Affise,
             PlatformOptions::Generic(_) => SourceKind::Generic,
             PlatformOptions::Everflow { .. } => SourceKind::Everflow,
+            PlatformOptions::HasOffers { .. } => SourceKind::HasOffers,
         }
     }
 
