@@ -474,6 +474,26 @@ def main():
     write(t, "two-pages.bin", "011", two(ho_page([ho_row(1, "cpc", "0"), ho_row(2, "cpm", "0")], 1, 3, 2),
                                          ho_page([ho_row(3, "cpa_flat", "0")], 2, 3, 2)))
 
+    # Trackier (APIS.md §8.4): variant 0 header/1000, 1 query/2.
+    t = "parse_trackier"
+    tk_row = lambda i, model, link: {
+        "id": 800 + i, "title": "Campaign %d" % i, "status": "active", "currency": None, "model": model,
+        "payouts": [{"payout": 2.5, "geo": ["US"], "variable": False, "allowedValues": []},
+                    {"payout": "1.20", "geo": ["GB", "DE"], "variable": False, "allowedValues": []}],
+        "countries": ["US", "GB", "DE"], "device": ["mobile"], "os": ["android"], "tracking_link": link,
+        "preview_url": "https://adv.example", "impressionUrl": "",
+        "cap": {"type": "conversions", "daily": 100, "monthly": 0, "lifetime": 0},
+        "goals": [], "creatives": [], "subIdsBlock": [], "subIdsAllow": []}
+    tk_page = lambda rows, page, count: {"success": True, "data": {"campaigns": rows, "page": page, "count": count}}
+    write(t, "apis-md.json", "000", tk_page([tk_row(12, "cpa", "https://trk.example/c?id=812")], 1, 1234))
+    write(t, "cps-unapproved-page2.json", "021", tk_page([tk_row(1, "cps", ""), tk_row(2, "cpi", "https://t/2")], 2, 5))
+    write(t, "empty.json", "000", tk_page([], 1, 0))
+    write(t, "invalid-key-400.json", "300", {"success": False, "error": {"code": 13, "message": "Invalid API Key"}})
+    write(t, "code-variant-500.json", "500", {"code": 102, "codeMsg": "SERVER_ERROR", "message": "try later"})
+    write(t, "rate-limit-429.json", "400", {"success": False, "error": {"code": 429, "message": "Too many requests"}})
+    write(t, "two-pages.bin", "011", two(tk_page([tk_row(3, "cpc", "https://t/3"), tk_row(4, "cpm", "")], 1, 3),
+                                         tk_page([tk_row(5, "cpa", "https://t/5")], 2, 3)))
+
     # Config: the repository's configs, the demo config with its placeholders filled in, and
     # the fuzz targets' own configs.
     t = "config"
@@ -487,7 +507,7 @@ def main():
         "http://127.0.0.1:8080/" + m.group(1) if m.group(1).endswith("url") else m.group(1)), demo)
     open(os.path.join(d, "demo-filled.toml"), "w").write(demo)
     for target in ["parse_trackly", "parse_offerslook", "parse_s2s", "parse_affise", "parse_everflow",
-                   "parse_hasoffers", "parse_generic"]:
+                   "parse_hasoffers", "parse_trackier", "parse_generic"]:
         src = open(os.path.join(FUZZ, "fuzz_targets", target + ".rs")).read()
         m = re.search(r'const CONFIG: &str = r#"(.*?)"#;', src, re.S)
         open(os.path.join(d, target + ".toml"), "w").write(m.group(1).lstrip())

@@ -20,7 +20,7 @@ pub use credentials::{resolve_credential, CredentialSpec};
 pub use platform::{
     AffiseApi, EverflowListing, FieldRule, GenericAuth, GenericPaging, GenericSpec,
     HasOffersMethod, OfferslookApi, OfferslookEndpoint, PathStep, PlatformOptions, RecordsAre,
-    SourceKind, Transform,
+    SourceKind, TrackierKeyIn, Transform,
 };
 pub use secret::Secret;
 pub use source::{HttpPolicy, SourceConfig};

@@ -12,6 +12,7 @@
 //! | Youmi / Adxmi | `{url}/youmi/v1/online` (seed envelope), `{url}/youmi/v2/offline` (flat) |
 //! | Affise | `{url}/affise` (`/3.0/offers`, `/3.0/partner/offers`) |
 //! | Everflow | `{url}/everflow` (`/v1/affiliates/offersrunnable`, `/v1/affiliates/alloffers`) |
+//! | Trackier | `{url}/trackier` (`/v2/publisher/campaigns`) |
 //! | HasOffers / TUNE | `{url}/hasoffers` (`/Apiv3/json`); `{url}/hasoffers/strict` rejects `contain[]=TrackingLink` |
 
 pub mod affise;
@@ -21,6 +22,7 @@ pub mod hasoffers;
 pub mod limits;
 pub mod offerslook;
 pub mod targets;
+pub mod trackier;
 pub mod trackly;
 pub mod twin;
 pub mod youmi;
@@ -162,6 +164,7 @@ pub const S2S_APP_ID: &str = "ym_sandbox_app_0000000000000000";
 pub const AFFISE_KEY: &str = "af_sandbox00000000000000000000000";
 pub const EVERFLOW_KEY: &str = "ef_sandbox00000000000000000000000";
 pub const HASOFFERS_KEY: &str = "ho_sandbox00000000000000000000000";
+pub const TRACKIER_KEY: &str = "tk_sandbox00000000000000000000000";
 /// The simulated Offerit target's credentials.
 pub const OFFERIT_KEY: &str = "oi_target0000000000000000000000000";
 pub const OFFERIT_USERNAME: &str = "ops";
@@ -179,12 +182,14 @@ pub struct SandboxConfig {
     pub affise_offers: usize,
     pub everflow_offers: usize,
     pub hasoffers_offers: usize,
+    pub trackier_offers: usize,
     /// The credentials the twins accept (tests set unique markers to grep for leaks).
     pub offerslook_key: String,
     pub s2s_app_id: String,
     pub affise_key: String,
     pub everflow_key: String,
     pub hasoffers_key: String,
+    pub trackier_key: String,
     pub offerit_key: String,
     pub affise_target_key: String,
 }
@@ -200,11 +205,13 @@ impl Default for SandboxConfig {
             affise_offers: 150,
             everflow_offers: 130,
             hasoffers_offers: 110,
+            trackier_offers: 140,
             offerslook_key: OFFERSLOOK_KEY.into(),
             s2s_app_id: S2S_APP_ID.into(),
             affise_key: AFFISE_KEY.into(),
             everflow_key: EVERFLOW_KEY.into(),
             hasoffers_key: HASOFFERS_KEY.into(),
+            trackier_key: TRACKIER_KEY.into(),
             offerit_key: OFFERIT_KEY.into(),
             affise_target_key: AFFISE_TARGET_KEY.into(),
         }
@@ -220,6 +227,7 @@ pub struct Sandbox {
     pub affise: Shared,
     pub everflow: Shared,
     pub hasoffers: Shared,
+    pub trackier: Shared,
     /// The simulated Offerit target.
     pub offerit_target: targets::SharedTarget,
     /// The simulated Affise target (admin offer API).
@@ -249,6 +257,7 @@ impl Sandbox {
         let affise = state(3, cfg.affise_offers, &cfg.affise_key);
         let everflow = state(4, cfg.everflow_offers, &cfg.everflow_key);
         let hasoffers = state(5, cfg.hasoffers_offers, &cfg.hasoffers_key);
+        let trackier = state(6, cfg.trackier_offers, &cfg.trackier_key);
         use axum::body::Bytes;
         use axum::extract::{Path, RawQuery};
         use axum::http::{HeaderMap, Method};
@@ -377,6 +386,10 @@ impl Sandbox {
             .route(
                 "/hasoffers/strict/Apiv3/json",
                 route(&hasoffers, hasoffers::HasOffers { strict: true }),
+            )
+            .route(
+                "/trackier/v2/publisher/campaigns",
+                route(&trackier, trackier::Trackier),
             );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -396,6 +409,7 @@ impl Sandbox {
             affise,
             everflow,
             hasoffers,
+            trackier,
             offerit_target,
             affise_target,
             stop: Some(stop),
@@ -443,6 +457,11 @@ impl Sandbox {
         } else {
             format!("{}/hasoffers", self.url())
         }
+    }
+
+    /// The `base_url` to configure for a Trackier source.
+    pub fn trackier_base_url(&self) -> String {
+        format!("{}/trackier", self.url())
     }
 
     /// The `base_url` of the simulated Offerit target.

@@ -21,6 +21,7 @@ pub mod lenient;
 pub mod offerslook;
 #[cfg(test)]
 mod testing;
+pub mod trackier;
 pub mod trackly;
 pub mod youmi;
 
@@ -197,5 +198,6 @@ pub fn build(cfg: &SourceConfig, api_key: Secret) -> Result<Box<dyn Source>, Str
         SourceKind::Generic => Ok(Box::new(generic::Generic::new(cfg, api_key)?)),
         SourceKind::Everflow => Ok(Box::new(everflow::Everflow::new(cfg, api_key)?)),
         SourceKind::HasOffers => Ok(Box::new(hasoffers::HasOffers::new(cfg, api_key)?)),
+        SourceKind::Trackier => Ok(Box::new(trackier::Trackier::new(cfg, api_key)?)),
     }
 }

@@ -35,7 +35,7 @@ struct Kind {
     text: &'static str,
 }
 
-const KINDS: [Kind; 7] = [
+const KINDS: [Kind; 8] = [
     Kind {
         kind: "trackly",
         rows: "/offers",
@@ -107,6 +107,16 @@ const KINDS: [Kind; 7] = [
         countries_csv: false,
         text: "/Offer/description",
     },
+    Kind {
+        kind: "trackier",
+        rows: "/data/campaigns",
+        id: "/id",
+        payout: "/payouts/0/payout",
+        currency: Some("/currency"),
+        countries: "/countries",
+        countries_csv: false,
+        text: "/preview_url",
+    },
 ];
 
 fn source_toml(app: &TestApp, kind: &str) -> String {
@@ -151,6 +161,11 @@ fn source_toml(app: &TestApp, kind: &str) -> String {
             app.sandbox.hasoffers_base_url(false),
             offersync::sandbox::HASOFFERS_KEY
         ),
+        "trackier" => format!(
+            "[[sources]]\nname = \"src\"\nkind = \"trackier\"\nbase_url = {:?}\napi_key = {:?}\n{common}",
+            app.sandbox.trackier_base_url(),
+            offersync::sandbox::TRACKIER_KEY
+        ),
         other => panic!("unknown kind {other}"),
     }
 }
@@ -163,6 +178,7 @@ fn twin<'a>(sandbox: &'a Sandbox, kind: &str) -> &'a Shared {
         "affise" => &sandbox.affise,
         "everflow" => &sandbox.everflow,
         "hasoffers" => &sandbox.hasoffers,
+        "trackier" => &sandbox.trackier,
         other => panic!("unknown kind {other}"),
     }
 }
@@ -170,7 +186,14 @@ fn twin<'a>(sandbox: &'a Sandbox, kind: &str) -> &'a Shared {
 /// A fresh sandbox (every twin serving `OFFERS` offers) and a config with one source of `kind`.
 async fn app(kind: &str) -> TestApp {
     let app = TestApp::new(OFFERS).await;
-    for k in ["offerslook", "s2s", "affise", "everflow", "hasoffers"] {
+    for k in [
+        "offerslook",
+        "s2s",
+        "affise",
+        "everflow",
+        "hasoffers",
+        "trackier",
+    ] {
         Sandbox::with(twin(&app.sandbox, k), |t| {
             let n = t.catalog.len();
             if n > OFFERS {

@@ -24,6 +24,8 @@ const EVERFLOW: &str = "zq7EVERFLOWsecretMARK09";
 const WRONG_EVERFLOW: &str = "zq7WRONGEVERFLOWsecretMARK10";
 const HASOFFERS: &str = "zq7HASOFFERSsecretMARK11";
 const WRONG_HASOFFERS: &str = "zq7WRONGHASOFFERSsecretMARK12";
+const TRACKIER: &str = "zq7TRACKIERsecretMARK13";
+const WRONG_TRACKIER: &str = "zq7WRONGTRACKIERsecretMARK14";
 
 fn markers() -> Vec<String> {
     use base64::Engine;
@@ -40,6 +42,8 @@ fn markers() -> Vec<String> {
         WRONG_EVERFLOW,
         HASOFFERS,
         WRONG_HASOFFERS,
+        TRACKIER,
+        WRONG_TRACKIER,
     ];
     let mut all: Vec<String> = plain.iter().map(|s| s.to_string()).collect();
     // Offerslook's Basic auth carries the key base64-encoded.
@@ -134,6 +138,19 @@ kind = "hasoffers"
 base_url = {ho:?}
 api_key = {WRONG_HASOFFERS:?}
 {common}
+[[sources]]
+name = "tk"
+kind = "trackier"
+base_url = {tk:?}
+api_key = {TRACKIER:?}
+api_key_in = "query"
+{common}
+[[sources]]
+name = "tk-bad"
+kind = "trackier"
+base_url = {tk:?}
+api_key = {WRONG_TRACKIER:?}
+{common}
 {generic}
 
 [[targets]]
@@ -166,6 +183,7 @@ retry_initial_interval_ms = 10
         af = sandbox.affise_base_url(),
         ef = sandbox.everflow_base_url(),
         ho = sandbox.hasoffers_base_url(false),
+        tk = sandbox.trackier_base_url(),
         oi = sandbox.offerit_target_url(),
         aft = sandbox.affise_target_url(),
     )
@@ -214,6 +232,8 @@ async fn no_credential_reaches_a_log_an_error_the_database_or_inspect() {
         everflow_key: EVERFLOW.into(),
         hasoffers_offers: 50,
         hasoffers_key: HASOFFERS.into(),
+        trackier_offers: 50,
+        trackier_key: TRACKIER.into(),
     })
     .await
     .unwrap();
@@ -253,6 +273,13 @@ async fn no_credential_reaches_a_log_an_error_the_database_or_inspect() {
             page: Some(2),
             remaining: Some(1),
             fault: Fault::InBodyRateLimited { status: 200 },
+        })
+    });
+    Sandbox::with(&sandbox.trackier, |t| {
+        t.faults.push(FaultRule {
+            page: Some(2),
+            remaining: Some(1),
+            fault: Fault::RateLimited { retry_after: None },
         })
     });
     Sandbox::with_target(&sandbox.offerit_target, |t| {
@@ -302,6 +329,8 @@ async fn no_credential_reaches_a_log_an_error_the_database_or_inspect() {
         "ef-bad",
         "ho",
         "ho-bad",
+        "tk",
+        "tk-bad",
     ] {
         assert!(runs.contains(source), "no run of {source}: {runs}");
     }

@@ -13,6 +13,7 @@ mod generic;
 mod hasoffers;
 mod offerslook;
 mod s2s;
+mod trackier;
 mod trackly;
 
 pub use affise::AffiseApi;
@@ -22,6 +23,7 @@ pub use generic::{
 };
 pub use hasoffers::HasOffersMethod;
 pub use offerslook::{OfferslookApi, OfferslookEndpoint};
+pub use trackier::TrackierKeyIn;
 
 use super::Errors;
 use serde::de::DeserializeOwned;
@@ -38,10 +40,11 @@ pub enum SourceKind {
     Generic,
     Everflow,
     HasOffers,
+    Trackier,
 }
 
 impl SourceKind {
-    pub const ALL: [SourceKind; 7] = [
+    pub const ALL: [SourceKind; 8] = [
         SourceKind::Trackly,
         SourceKind::Offerslook,
         SourceKind::S2s,
@@ -49,6 +52,7 @@ impl SourceKind {
         SourceKind::Generic,
         SourceKind::Everflow,
         SourceKind::HasOffers,
+        SourceKind::Trackier,
     ];
 
     /// What the platform's config file declares.
@@ -61,6 +65,7 @@ impl SourceKind {
             SourceKind::Generic => &generic::DECLARATION,
             SourceKind::Everflow => &everflow::DECLARATION,
             SourceKind::HasOffers => &hasoffers::DECLARATION,
+            SourceKind::Trackier => &trackier::DECLARATION,
         }
     }
 
@@ -116,6 +121,9 @@ pub enum PlatformOptions {
         contain: Vec<String>,
         /// The currency of offers whose `currency` is null.
         default_currency: Option<String>,
+    },
+    Trackier {
+        api_key_in: TrackierKeyIn,
     },
 }
 
@@ -229,6 +237,7 @@ impl PlatformOptions {
             PlatformOptions::Generic(_) => SourceKind::Generic,
             PlatformOptions::Everflow { .. } => SourceKind::Everflow,
             PlatformOptions::HasOffers { .. } => SourceKind::HasOffers,
+            PlatformOptions::Trackier { .. } => SourceKind::Trackier,
         }
     }
 
