@@ -494,6 +494,21 @@ def main():
     write(t, "two-pages.bin", "011", two(tk_page([tk_row(3, "cpc", "https://t/3"), tk_row(4, "cpm", "")], 1, 3),
                                          tk_page([tk_row(5, "cpa", "https://t/5")], 2, 3)))
 
+    # Offer18 (APIS.md §8.5): variant 0 pages from 0/1000, 1 pages from 1/2, every offer.
+    t = "parse_offer18"
+    o18_row = lambda i, link: {
+        "offerid": str(i), "name": "Offer %d" % i, "status": "active", "currency": "USD", "price": "2.50",
+        "model": "CPA", "preview_url": "https://adv.example", "tracking_link": link, "country_allow": "IN,US",
+        "country_block": "CN", "capping": [], "payout": [{"price": "2.50", "condition": "Sale"}]}
+    o18_page = lambda rows: {"response": "200", "data": {r["offerid"]: r for r in rows} if rows else []}
+    write(t, "apis-md.json", "000", o18_page([o18_row(123, "https://trk.example/c?o=123")]))
+    write(t, "full-page-one.json", "011", o18_page([o18_row(1, ""), o18_row(2, "https://t/2")]))
+    write(t, "empty.json", "000", o18_page([]))
+    write(t, "error-400.json", "000", {"response": "400", "error": "aid is required"})
+    write(t, "error-401-http.json", "700", {"response": "401", "error": "Invalid key"})
+    write(t, "two-pages.bin", "011", two(o18_page([o18_row(3, "https://t/3"), o18_row(4, "https://t/4")]),
+                                         o18_page([o18_row(5, "https://t/5")])))
+
     # Config: the repository's configs, the demo config with its placeholders filled in, and
     # the fuzz targets' own configs.
     t = "config"
@@ -507,7 +522,8 @@ def main():
         "http://127.0.0.1:8080/" + m.group(1) if m.group(1).endswith("url") else m.group(1)), demo)
     open(os.path.join(d, "demo-filled.toml"), "w").write(demo)
     for target in ["parse_trackly", "parse_offerslook", "parse_s2s", "parse_affise", "parse_everflow",
-                   "parse_hasoffers", "parse_trackier", "parse_generic"]:
+                   "parse_hasoffers", "parse_trackier", "parse_offer18",
+                   "parse_generic"]:
         src = open(os.path.join(FUZZ, "fuzz_targets", target + ".rs")).read()
         m = re.search(r'const CONFIG: &str = r#"(.*?)"#;', src, re.S)
         open(os.path.join(d, target + ".toml"), "w").write(m.group(1).lstrip())

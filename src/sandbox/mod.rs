@@ -13,6 +13,7 @@
 //! | Affise | `{url}/affise` (`/3.0/offers`, `/3.0/partner/offers`) |
 //! | Everflow | `{url}/everflow` (`/v1/affiliates/offersrunnable`, `/v1/affiliates/alloffers`) |
 //! | Trackier | `{url}/trackier` (`/v2/publisher/campaigns`) |
+//! | Offer18 | `{url}/offer18` (`/api/af/offers`, pages from 0); `{url}/offer18/one` (pages from 1) |
 //! | HasOffers / TUNE | `{url}/hasoffers` (`/Apiv3/json`); `{url}/hasoffers/strict` rejects `contain[]=TrackingLink` |
 
 pub mod affise;
@@ -20,6 +21,7 @@ pub mod catalog;
 pub mod everflow;
 pub mod hasoffers;
 pub mod limits;
+pub mod offer18;
 pub mod offerslook;
 pub mod targets;
 pub mod trackier;
@@ -165,6 +167,7 @@ pub const AFFISE_KEY: &str = "af_sandbox00000000000000000000000";
 pub const EVERFLOW_KEY: &str = "ef_sandbox00000000000000000000000";
 pub const HASOFFERS_KEY: &str = "ho_sandbox00000000000000000000000";
 pub const TRACKIER_KEY: &str = "tk_sandbox00000000000000000000000";
+pub const OFFER18_KEY: &str = "o18_sandbox0000000000000000000000";
 /// The simulated Offerit target's credentials.
 pub const OFFERIT_KEY: &str = "oi_target0000000000000000000000000";
 pub const OFFERIT_USERNAME: &str = "ops";
@@ -183,6 +186,7 @@ pub struct SandboxConfig {
     pub everflow_offers: usize,
     pub hasoffers_offers: usize,
     pub trackier_offers: usize,
+    pub offer18_offers: usize,
     /// The credentials the twins accept (tests set unique markers to grep for leaks).
     pub offerslook_key: String,
     pub s2s_app_id: String,
@@ -190,6 +194,7 @@ pub struct SandboxConfig {
     pub everflow_key: String,
     pub hasoffers_key: String,
     pub trackier_key: String,
+    pub offer18_key: String,
     pub offerit_key: String,
     pub affise_target_key: String,
 }
@@ -206,12 +211,14 @@ impl Default for SandboxConfig {
             everflow_offers: 130,
             hasoffers_offers: 110,
             trackier_offers: 140,
+            offer18_offers: 120,
             offerslook_key: OFFERSLOOK_KEY.into(),
             s2s_app_id: S2S_APP_ID.into(),
             affise_key: AFFISE_KEY.into(),
             everflow_key: EVERFLOW_KEY.into(),
             hasoffers_key: HASOFFERS_KEY.into(),
             trackier_key: TRACKIER_KEY.into(),
+            offer18_key: OFFER18_KEY.into(),
             offerit_key: OFFERIT_KEY.into(),
             affise_target_key: AFFISE_TARGET_KEY.into(),
         }
@@ -228,6 +235,7 @@ pub struct Sandbox {
     pub everflow: Shared,
     pub hasoffers: Shared,
     pub trackier: Shared,
+    pub offer18: Shared,
     /// The simulated Offerit target.
     pub offerit_target: targets::SharedTarget,
     /// The simulated Affise target (admin offer API).
@@ -258,6 +266,7 @@ impl Sandbox {
         let everflow = state(4, cfg.everflow_offers, &cfg.everflow_key);
         let hasoffers = state(5, cfg.hasoffers_offers, &cfg.hasoffers_key);
         let trackier = state(6, cfg.trackier_offers, &cfg.trackier_key);
+        let offer18 = state(7, cfg.offer18_offers, &cfg.offer18_key);
         use axum::body::Bytes;
         use axum::extract::{Path, RawQuery};
         use axum::http::{HeaderMap, Method};
@@ -390,6 +399,14 @@ impl Sandbox {
             .route(
                 "/trackier/v2/publisher/campaigns",
                 route(&trackier, trackier::Trackier),
+            )
+            .route(
+                "/offer18/api/af/offers",
+                route(&offer18, offer18::Offer18 { first_page: 0 }),
+            )
+            .route(
+                "/offer18/one/api/af/offers",
+                route(&offer18, offer18::Offer18 { first_page: 1 }),
             );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -410,6 +427,7 @@ impl Sandbox {
             everflow,
             hasoffers,
             trackier,
+            offer18,
             offerit_target,
             affise_target,
             stop: Some(stop),
@@ -462,6 +480,15 @@ impl Sandbox {
     /// The `base_url` to configure for a Trackier source.
     pub fn trackier_base_url(&self) -> String {
         format!("{}/trackier", self.url())
+    }
+
+    /// The `base_url` to configure for an Offer18 source: pages numbered from 0 (as clients
+    /// send them) or, `first_page = 1`, from 1 (as the docs' example).
+    pub fn offer18_base_url(&self, first_page: u64) -> String {
+        match first_page {
+            0 => format!("{}/offer18", self.url()),
+            _ => format!("{}/offer18/one", self.url()),
+        }
     }
 
     /// The `base_url` of the simulated Offerit target.

@@ -18,6 +18,7 @@ pub mod everflow;
 pub mod generic;
 pub mod hasoffers;
 pub mod lenient;
+pub mod offer18;
 pub mod offerslook;
 #[cfg(test)]
 mod testing;
@@ -199,5 +200,6 @@ pub fn build(cfg: &SourceConfig, api_key: Secret) -> Result<Box<dyn Source>, Str
         SourceKind::Everflow => Ok(Box::new(everflow::Everflow::new(cfg, api_key)?)),
         SourceKind::HasOffers => Ok(Box::new(hasoffers::HasOffers::new(cfg, api_key)?)),
         SourceKind::Trackier => Ok(Box::new(trackier::Trackier::new(cfg, api_key)?)),
+        SourceKind::Offer18 => Ok(Box::new(offer18::Offer18::new(cfg, api_key)?)),
     }
 }

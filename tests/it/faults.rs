@@ -35,7 +35,7 @@ struct Kind {
     text: &'static str,
 }
 
-const KINDS: [Kind; 8] = [
+const KINDS: [Kind; 9] = [
     Kind {
         kind: "trackly",
         rows: "/offers",
@@ -117,6 +117,17 @@ const KINDS: [Kind; 8] = [
         countries_csv: false,
         text: "/preview_url",
     },
+    Kind {
+        kind: "offer18",
+        // An object keyed by offer id: its values are the rows.
+        rows: "/data",
+        id: "/offerid",
+        payout: "/price",
+        currency: Some("/currency"),
+        countries: "/country_allow",
+        countries_csv: true,
+        text: "/preview_url",
+    },
 ];
 
 fn source_toml(app: &TestApp, kind: &str) -> String {
@@ -166,6 +177,11 @@ fn source_toml(app: &TestApp, kind: &str) -> String {
             app.sandbox.trackier_base_url(),
             offersync::sandbox::TRACKIER_KEY
         ),
+        "offer18" => format!(
+            "[[sources]]\nname = \"src\"\nkind = \"offer18\"\nbase_url = {:?}\napi_key = {:?}\naffiliate_id = \"1\"\nnetwork_id = \"2\"\n{common}",
+            app.sandbox.offer18_base_url(0),
+            offersync::sandbox::OFFER18_KEY
+        ),
         other => panic!("unknown kind {other}"),
     }
 }
@@ -179,6 +195,7 @@ fn twin<'a>(sandbox: &'a Sandbox, kind: &str) -> &'a Shared {
         "everflow" => &sandbox.everflow,
         "hasoffers" => &sandbox.hasoffers,
         "trackier" => &sandbox.trackier,
+        "offer18" => &sandbox.offer18,
         other => panic!("unknown kind {other}"),
     }
 }
@@ -193,6 +210,7 @@ async fn app(kind: &str) -> TestApp {
         "everflow",
         "hasoffers",
         "trackier",
+        "offer18",
     ] {
         Sandbox::with(twin(&app.sandbox, k), |t| {
             let n = t.catalog.len();

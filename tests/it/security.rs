@@ -26,6 +26,8 @@ const HASOFFERS: &str = "zq7HASOFFERSsecretMARK11";
 const WRONG_HASOFFERS: &str = "zq7WRONGHASOFFERSsecretMARK12";
 const TRACKIER: &str = "zq7TRACKIERsecretMARK13";
 const WRONG_TRACKIER: &str = "zq7WRONGTRACKIERsecretMARK14";
+const OFFER18: &str = "zq7OFFER18secretMARK15";
+const WRONG_OFFER18: &str = "zq7WRONGOFFER18secretMARK16";
 
 fn markers() -> Vec<String> {
     use base64::Engine;
@@ -44,6 +46,8 @@ fn markers() -> Vec<String> {
         WRONG_HASOFFERS,
         TRACKIER,
         WRONG_TRACKIER,
+        OFFER18,
+        WRONG_OFFER18,
     ];
     let mut all: Vec<String> = plain.iter().map(|s| s.to_string()).collect();
     // Offerslook's Basic auth carries the key base64-encoded.
@@ -151,6 +155,22 @@ kind = "trackier"
 base_url = {tk:?}
 api_key = {WRONG_TRACKIER:?}
 {common}
+[[sources]]
+name = "o18"
+kind = "offer18"
+base_url = {o18:?}
+api_key = {OFFER18:?}
+affiliate_id = "12345"
+network_id = "678"
+{common}
+[[sources]]
+name = "o18-bad"
+kind = "offer18"
+base_url = {o18:?}
+api_key = {WRONG_OFFER18:?}
+affiliate_id = "12345"
+network_id = "678"
+{common}
 {generic}
 
 [[targets]]
@@ -184,6 +204,7 @@ retry_initial_interval_ms = 10
         ef = sandbox.everflow_base_url(),
         ho = sandbox.hasoffers_base_url(false),
         tk = sandbox.trackier_base_url(),
+        o18 = sandbox.offer18_base_url(0),
         oi = sandbox.offerit_target_url(),
         aft = sandbox.affise_target_url(),
     )
@@ -234,6 +255,8 @@ async fn no_credential_reaches_a_log_an_error_the_database_or_inspect() {
         hasoffers_key: HASOFFERS.into(),
         trackier_offers: 50,
         trackier_key: TRACKIER.into(),
+        offer18_offers: 50,
+        offer18_key: OFFER18.into(),
     })
     .await
     .unwrap();
@@ -280,6 +303,13 @@ async fn no_credential_reaches_a_log_an_error_the_database_or_inspect() {
             page: Some(2),
             remaining: Some(1),
             fault: Fault::RateLimited { retry_after: None },
+        })
+    });
+    Sandbox::with(&sandbox.offer18, |t| {
+        t.faults.push(FaultRule {
+            page: Some(2),
+            remaining: Some(1),
+            fault: Fault::ServerError,
         })
     });
     Sandbox::with_target(&sandbox.offerit_target, |t| {
@@ -331,6 +361,8 @@ async fn no_credential_reaches_a_log_an_error_the_database_or_inspect() {
         "ho-bad",
         "tk",
         "tk-bad",
+        "o18",
+        "o18-bad",
     ] {
         assert!(runs.contains(source), "no run of {source}: {runs}");
     }

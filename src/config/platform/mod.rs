@@ -11,6 +11,7 @@ mod affise;
 mod everflow;
 mod generic;
 mod hasoffers;
+mod offer18;
 mod offerslook;
 mod s2s;
 mod trackier;
@@ -41,10 +42,11 @@ pub enum SourceKind {
     Everflow,
     HasOffers,
     Trackier,
+    Offer18,
 }
 
 impl SourceKind {
-    pub const ALL: [SourceKind; 8] = [
+    pub const ALL: [SourceKind; 9] = [
         SourceKind::Trackly,
         SourceKind::Offerslook,
         SourceKind::S2s,
@@ -53,6 +55,7 @@ impl SourceKind {
         SourceKind::Everflow,
         SourceKind::HasOffers,
         SourceKind::Trackier,
+        SourceKind::Offer18,
     ];
 
     /// What the platform's config file declares.
@@ -66,6 +69,7 @@ impl SourceKind {
             SourceKind::Everflow => &everflow::DECLARATION,
             SourceKind::HasOffers => &hasoffers::DECLARATION,
             SourceKind::Trackier => &trackier::DECLARATION,
+            SourceKind::Offer18 => &offer18::DECLARATION,
         }
     }
 
@@ -124,6 +128,16 @@ pub enum PlatformOptions {
     },
     Trackier {
         api_key_in: TrackierKeyIn,
+    },
+    Offer18 {
+        /// `aid`.
+        affiliate_id: String,
+        /// `mid`.
+        network_id: String,
+        /// The wire number of the first page (0 or 1).
+        first_page: u64,
+        /// `authorized=1`: approved offers only.
+        authorized_only: bool,
     },
 }
 
@@ -238,6 +252,7 @@ impl PlatformOptions {
             PlatformOptions::Everflow { .. } => SourceKind::Everflow,
             PlatformOptions::HasOffers { .. } => SourceKind::HasOffers,
             PlatformOptions::Trackier { .. } => SourceKind::Trackier,
+            PlatformOptions::Offer18 { .. } => SourceKind::Offer18,
         }
     }
 
