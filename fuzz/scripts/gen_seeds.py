@@ -509,6 +509,36 @@ def main():
     write(t, "two-pages.bin", "011", two(o18_page([o18_row(3, "https://t/3"), o18_row(4, "https://t/4")]),
                                          o18_page([o18_row(5, "https://t/5")])))
 
+    # CAKE (APIS.md §8.3, XML): variant 0 row_limit 500 with a template, 1 row_limit 2.
+    t = "parse_cake"
+    ck_offer = lambda i, campaign, status, payout: (
+        "<offer><offer_id>%d</offer_id><offer_contract_id>%d</offer_contract_id>%s"
+        "<offer_name>Offer %d</offer_name><vertical_name>Finance</vertical_name>"
+        "<offer_status><status_id>1</status_id><status_name>%s</status_name></offer_status>"
+        "<payout>%s</payout><price_format>CPA</price_format>"
+        "<allowed_countries><country><country_code>US</country_code></country></allowed_countries>"
+        "<expiration_date>2027-01-01T00:00:00</expiration_date><hidden>false</hidden>"
+        "<preview_link>https://adv.example/</preview_link></offer>"
+        % (i, i + 1000, "<campaign_id>%d</campaign_id>" % campaign if campaign else '<campaign_id xsi:nil="true" />',
+           i, status, payout))
+    ck_feed = lambda inner: ('<?xml version="1.0" encoding="utf-8"?>\r\n<offer_feed_response '
+                             'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+                             'xmlns="http://cakemarketing.com/affiliates/api/4/">%s</offer_feed_response>' % inner)
+    ck_page = lambda offers, rows: ck_feed("<success>true</success><row_count>%d</row_count><offers>%s</offers>"
+                                           % (rows, "".join(offers)))
+    write(t, "apis-md.xml", "000", "<offer_feed_response><success>true</success><row_count>24</row_count><offers>"
+          + ck_offer(123, 789, "Active", "$2.50") + "</offers></offer_feed_response>")
+    write(t, "symbols-page2.xml", "021", ck_page([ck_offer(1, 0, "Apply To Run", "€1,20"),
+                                                  ck_offer(2, 5, "Public", "2.50 USD")], 6))
+    write(t, "unknown-symbol.xml", "000", ck_page([ck_offer(3, 6, "Active", "¤2.50"),
+                                                   ck_offer(4, 7, "Inactive", "25%")], 2))
+    write(t, "empty.xml", "000", ck_page([], 0))
+    write(t, "success-false.xml", "000", ck_feed("<success>false</success><message>Invalid API Key</message>"))
+    write(t, "http-401.txt", "700", "Unauthorized")
+    two_xml = ck_page([ck_offer(5, 8, "Active", "$1"), ck_offer(6, 9, "Active", "£3")], 3) + "\0" + \
+        ck_page([ck_offer(7, 0, "Active", "$2")], 3)
+    write(t, "two-pages.bin", "011", two_xml)
+
     # Config: the repository's configs, the demo config with its placeholders filled in, and
     # the fuzz targets' own configs.
     t = "config"
@@ -523,7 +553,7 @@ def main():
     open(os.path.join(d, "demo-filled.toml"), "w").write(demo)
     for target in ["parse_trackly", "parse_offerslook", "parse_s2s", "parse_affise", "parse_everflow",
                    "parse_hasoffers", "parse_trackier", "parse_offer18",
-                   "parse_generic"]:
+                   "parse_cake", "parse_generic"]:
         src = open(os.path.join(FUZZ, "fuzz_targets", target + ".rs")).read()
         m = re.search(r'const CONFIG: &str = r#"(.*?)"#;', src, re.S)
         open(os.path.join(d, target + ".toml"), "w").write(m.group(1).lstrip())

@@ -15,7 +15,7 @@ SECONDS_EACH=${SECONDS_EACH:-600}
 LOG_DIR=${LOG_DIR:-/tmp/offersync-fuzz-logs}
 TARGETS=("$@")
 if [ ${#TARGETS[@]} -eq 0 ]; then
-    TARGETS=(parse_trackly parse_offerslook parse_s2s parse_affise parse_everflow parse_hasoffers parse_trackier parse_offer18 parse_generic config)
+    TARGETS=(parse_trackly parse_offerslook parse_s2s parse_affise parse_everflow parse_hasoffers parse_trackier parse_offer18 parse_cake parse_generic config)
 fi
 mkdir -p "$LOG_DIR"
 
@@ -27,6 +27,7 @@ export CARGO_BUILD_JOBS=1
 for t in "${TARGETS[@]}"; do
     case "$t" in
         config) dict=dict/toml.dict; max_len=16384 ;;
+        parse_cake) dict=dict/xml.dict; max_len=8192 ;;
         *) dict=dict/json.dict; max_len=8192 ;;
     esac
     mkdir -p "corpus/$t"

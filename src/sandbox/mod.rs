@@ -14,10 +14,13 @@
 //! | Everflow | `{url}/everflow` (`/v1/affiliates/offersrunnable`, `/v1/affiliates/alloffers`) |
 //! | Trackier | `{url}/trackier` (`/v2/publisher/campaigns`) |
 //! | Offer18 | `{url}/offer18` (`/api/af/offers`, pages from 0); `{url}/offer18/one` (pages from 1) |
+//! | CAKE | `{url}/cake` (`/affiliates/api/4/offers.asmx/OfferFeed`, XML) |
 //! | HasOffers / TUNE | `{url}/hasoffers` (`/Apiv3/json`); `{url}/hasoffers/strict` rejects `contain[]=TrackingLink` |
 
 pub mod affise;
+pub mod cake;
 pub mod catalog;
+mod connectors;
 pub mod everflow;
 pub mod hasoffers;
 pub mod limits;
@@ -168,6 +171,7 @@ pub const EVERFLOW_KEY: &str = "ef_sandbox00000000000000000000000";
 pub const HASOFFERS_KEY: &str = "ho_sandbox00000000000000000000000";
 pub const TRACKIER_KEY: &str = "tk_sandbox00000000000000000000000";
 pub const OFFER18_KEY: &str = "o18_sandbox0000000000000000000000";
+pub const CAKE_KEY: &str = "ck_sandbox00000000000000000000000";
 /// The simulated Offerit target's credentials.
 pub const OFFERIT_KEY: &str = "oi_target0000000000000000000000000";
 pub const OFFERIT_USERNAME: &str = "ops";
@@ -187,6 +191,7 @@ pub struct SandboxConfig {
     pub hasoffers_offers: usize,
     pub trackier_offers: usize,
     pub offer18_offers: usize,
+    pub cake_offers: usize,
     /// The credentials the twins accept (tests set unique markers to grep for leaks).
     pub offerslook_key: String,
     pub s2s_app_id: String,
@@ -195,6 +200,7 @@ pub struct SandboxConfig {
     pub hasoffers_key: String,
     pub trackier_key: String,
     pub offer18_key: String,
+    pub cake_key: String,
     pub offerit_key: String,
     pub affise_target_key: String,
 }
@@ -212,6 +218,7 @@ impl Default for SandboxConfig {
             hasoffers_offers: 110,
             trackier_offers: 140,
             offer18_offers: 120,
+            cake_offers: 115,
             offerslook_key: OFFERSLOOK_KEY.into(),
             s2s_app_id: S2S_APP_ID.into(),
             affise_key: AFFISE_KEY.into(),
@@ -219,6 +226,7 @@ impl Default for SandboxConfig {
             hasoffers_key: HASOFFERS_KEY.into(),
             trackier_key: TRACKIER_KEY.into(),
             offer18_key: OFFER18_KEY.into(),
+            cake_key: CAKE_KEY.into(),
             offerit_key: OFFERIT_KEY.into(),
             affise_target_key: AFFISE_TARGET_KEY.into(),
         }
@@ -236,6 +244,7 @@ pub struct Sandbox {
     pub hasoffers: Shared,
     pub trackier: Shared,
     pub offer18: Shared,
+    pub cake: Shared,
     /// The simulated Offerit target.
     pub offerit_target: targets::SharedTarget,
     /// The simulated Affise target (admin offer API).
@@ -267,6 +276,7 @@ impl Sandbox {
         let hasoffers = state(5, cfg.hasoffers_offers, &cfg.hasoffers_key);
         let trackier = state(6, cfg.trackier_offers, &cfg.trackier_key);
         let offer18 = state(7, cfg.offer18_offers, &cfg.offer18_key);
+        let cake = state(8, cfg.cake_offers, &cfg.cake_key);
         use axum::body::Bytes;
         use axum::extract::{Path, RawQuery};
         use axum::http::{HeaderMap, Method};
@@ -379,35 +389,8 @@ impl Sandbox {
             .route(
                 "/affise/3.0/partner/offers",
                 route(&affise, affise::Affise { partner: true }),
-            )
-            .route(
-                "/everflow/v1/affiliates/offersrunnable",
-                route(&everflow, everflow::Everflow { all: false }),
-            )
-            .route(
-                "/everflow/v1/affiliates/alloffers",
-                route(&everflow, everflow::Everflow { all: true }),
-            )
-            .route(
-                "/hasoffers/Apiv3/json",
-                route(&hasoffers, hasoffers::HasOffers { strict: false }),
-            )
-            .route(
-                "/hasoffers/strict/Apiv3/json",
-                route(&hasoffers, hasoffers::HasOffers { strict: true }),
-            )
-            .route(
-                "/trackier/v2/publisher/campaigns",
-                route(&trackier, trackier::Trackier),
-            )
-            .route(
-                "/offer18/api/af/offers",
-                route(&offer18, offer18::Offer18 { first_page: 0 }),
-            )
-            .route(
-                "/offer18/one/api/af/offers",
-                route(&offer18, offer18::Offer18 { first_page: 1 }),
             );
+        let app = connectors::routes(app, [&everflow, &hasoffers, &trackier, &offer18, &cake]);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -428,6 +411,7 @@ impl Sandbox {
             hasoffers,
             trackier,
             offer18,
+            cake,
             offerit_target,
             affise_target,
             stop: Some(stop),
@@ -460,35 +444,6 @@ impl Sandbox {
     /// The `base_url` to configure for an Affise source.
     pub fn affise_base_url(&self) -> String {
         format!("{}/affise", self.url())
-    }
-
-    /// The `base_url` to configure for an Everflow source.
-    pub fn everflow_base_url(&self) -> String {
-        format!("{}/everflow", self.url())
-    }
-
-    /// The `base_url` to configure for a HasOffers source; `strict`: a network that rejects
-    /// `contain[]=TrackingLink`.
-    pub fn hasoffers_base_url(&self, strict: bool) -> String {
-        if strict {
-            format!("{}/hasoffers/strict", self.url())
-        } else {
-            format!("{}/hasoffers", self.url())
-        }
-    }
-
-    /// The `base_url` to configure for a Trackier source.
-    pub fn trackier_base_url(&self) -> String {
-        format!("{}/trackier", self.url())
-    }
-
-    /// The `base_url` to configure for an Offer18 source: pages numbered from 0 (as clients
-    /// send them) or, `first_page = 1`, from 1 (as the docs' example).
-    pub fn offer18_base_url(&self, first_page: u64) -> String {
-        match first_page {
-            0 => format!("{}/offer18", self.url()),
-            _ => format!("{}/offer18/one", self.url()),
-        }
     }
 
     /// The `base_url` of the simulated Offerit target.

@@ -14,6 +14,7 @@
 //!    "Platform keys" line (a test compares it with the declaration).
 
 pub mod affise;
+pub mod cake;
 pub mod everflow;
 pub mod generic;
 pub mod hasoffers;
@@ -201,5 +202,6 @@ pub fn build(cfg: &SourceConfig, api_key: Secret) -> Result<Box<dyn Source>, Str
         SourceKind::HasOffers => Ok(Box::new(hasoffers::HasOffers::new(cfg, api_key)?)),
         SourceKind::Trackier => Ok(Box::new(trackier::Trackier::new(cfg, api_key)?)),
         SourceKind::Offer18 => Ok(Box::new(offer18::Offer18::new(cfg, api_key)?)),
+        SourceKind::Cake => Ok(Box::new(cake::Cake::new(cfg, api_key)?)),
     }
 }

@@ -28,6 +28,8 @@ const TRACKIER: &str = "zq7TRACKIERsecretMARK13";
 const WRONG_TRACKIER: &str = "zq7WRONGTRACKIERsecretMARK14";
 const OFFER18: &str = "zq7OFFER18secretMARK15";
 const WRONG_OFFER18: &str = "zq7WRONGOFFER18secretMARK16";
+const CAKE: &str = "zq7CAKEsecretMARK17";
+const WRONG_CAKE: &str = "zq7WRONGCAKEsecretMARK18";
 
 fn markers() -> Vec<String> {
     use base64::Engine;
@@ -48,6 +50,8 @@ fn markers() -> Vec<String> {
         WRONG_TRACKIER,
         OFFER18,
         WRONG_OFFER18,
+        CAKE,
+        WRONG_CAKE,
     ];
     let mut all: Vec<String> = plain.iter().map(|s| s.to_string()).collect();
     // Offerslook's Basic auth carries the key base64-encoded.
@@ -171,6 +175,21 @@ api_key = {WRONG_OFFER18:?}
 affiliate_id = "12345"
 network_id = "678"
 {common}
+[[sources]]
+name = "ck"
+kind = "cake"
+base_url = {ck:?}
+api_key = {CAKE:?}
+affiliate_id = "42"
+tracking_url_template = "https://track.cake.demo/?a={{affiliate_id}}&c={{campaign_id}}"
+{common}
+[[sources]]
+name = "ck-bad"
+kind = "cake"
+base_url = {ck:?}
+api_key = {WRONG_CAKE:?}
+affiliate_id = "42"
+{common}
 {generic}
 
 [[targets]]
@@ -205,6 +224,7 @@ retry_initial_interval_ms = 10
         ho = sandbox.hasoffers_base_url(false),
         tk = sandbox.trackier_base_url(),
         o18 = sandbox.offer18_base_url(0),
+        ck = sandbox.cake_base_url(),
         oi = sandbox.offerit_target_url(),
         aft = sandbox.affise_target_url(),
     )
@@ -257,6 +277,8 @@ async fn no_credential_reaches_a_log_an_error_the_database_or_inspect() {
         trackier_key: TRACKIER.into(),
         offer18_offers: 50,
         offer18_key: OFFER18.into(),
+        cake_offers: 50,
+        cake_key: CAKE.into(),
     })
     .await
     .unwrap();
@@ -312,6 +334,15 @@ async fn no_credential_reaches_a_log_an_error_the_database_or_inspect() {
             fault: Fault::ServerError,
         })
     });
+    Sandbox::with(&sandbox.cake, |t| {
+        t.faults.push(FaultRule {
+            page: Some(2),
+            remaining: Some(1),
+            fault: Fault::RateLimited {
+                retry_after: Some("0".into()),
+            },
+        })
+    });
     Sandbox::with_target(&sandbox.offerit_target, |t| {
         t.faults.push(FaultRule {
             page: None,
@@ -363,6 +394,8 @@ async fn no_credential_reaches_a_log_an_error_the_database_or_inspect() {
         "tk-bad",
         "o18",
         "o18-bad",
+        "ck",
+        "ck-bad",
     ] {
         assert!(runs.contains(source), "no run of {source}: {runs}");
     }

@@ -8,6 +8,7 @@
 //! [`SourceKind::declaration`] and, when it has options, a [`PlatformOptions`] variant.
 
 mod affise;
+mod cake;
 mod everflow;
 mod generic;
 mod hasoffers;
@@ -43,10 +44,11 @@ pub enum SourceKind {
     HasOffers,
     Trackier,
     Offer18,
+    Cake,
 }
 
 impl SourceKind {
-    pub const ALL: [SourceKind; 9] = [
+    pub const ALL: [SourceKind; 10] = [
         SourceKind::Trackly,
         SourceKind::Offerslook,
         SourceKind::S2s,
@@ -56,6 +58,7 @@ impl SourceKind {
         SourceKind::HasOffers,
         SourceKind::Trackier,
         SourceKind::Offer18,
+        SourceKind::Cake,
     ];
 
     /// What the platform's config file declares.
@@ -70,6 +73,7 @@ impl SourceKind {
             SourceKind::HasOffers => &hasoffers::DECLARATION,
             SourceKind::Trackier => &trackier::DECLARATION,
             SourceKind::Offer18 => &offer18::DECLARATION,
+            SourceKind::Cake => &cake::DECLARATION,
         }
     }
 
@@ -138,6 +142,13 @@ pub enum PlatformOptions {
         first_page: u64,
         /// `authorized=1`: approved offers only.
         authorized_only: bool,
+    },
+    Cake {
+        affiliate_id: String,
+        /// `{affiliate_id}`, `{campaign_id}`, `{offer_id}` filled in: a running offer's link.
+        tracking_url_template: Option<String>,
+        /// The currency a bare `$` means.
+        dollar_currency: String,
     },
 }
 
@@ -253,6 +264,7 @@ impl PlatformOptions {
             PlatformOptions::HasOffers { .. } => SourceKind::HasOffers,
             PlatformOptions::Trackier { .. } => SourceKind::Trackier,
             PlatformOptions::Offer18 { .. } => SourceKind::Offer18,
+            PlatformOptions::Cake { .. } => SourceKind::Cake,
         }
     }
 
