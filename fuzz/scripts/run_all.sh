@@ -2,7 +2,7 @@
 # Run every fuzz target for SECONDS (default 600) seconds, one after another, at the lowest CPU
 # priority and with a single libFuzzer process. Logs go to $LOG_DIR (default /tmp/offersync-fuzz-logs).
 #
-#   fuzz/scripts/run_all.sh            # all six targets, 10 minutes each
+#   fuzz/scripts/run_all.sh            # all eleven targets, 10 minutes each
 #   SECONDS_EACH=60 fuzz/scripts/run_all.sh parse_affise config
 #
 # Extra environment passed through: OFFERSYNC_FUZZ_IGNORE, OFFERSYNC_FUZZ_SAME_ORIGIN (README.md).
