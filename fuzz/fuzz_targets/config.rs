@@ -34,6 +34,21 @@ fn sample_body(kind: SourceKind) -> &'static str {
         SourceKind::Affise => {
             r#"{"status":1,"offers":[{"id":331,"title":"Offer title","url":"https://adv.example/click","link":"http://affise.tds/click?pid=610","status":"active","payments":[{"countries":["kz"],"revenue":500,"total":1000,"currency":"usd","type":"fixed","goal":"1"}],"targeting":[{"country":{"allow":["us"],"deny":[]}}],"categories":["Gaming"],"is_cpi":false,"start_at":"2018-11-06 12:35:00","stop_at":""}],"pagination":{"per_page":1,"total_count":176,"page":1,"next_page":2}}"#
         }
+        SourceKind::Everflow => {
+            r#"{"offers":[{"network_offer_id":4521,"name":"Summer","offer_status":"active","currency_id":"USD","tracking_url":"https://t/1","relationship":{"offer_affiliate_status":"approved","payouts":{"entries":[{"payout_type":"cpa","payout_amount":2.5,"payout_percentage":0}]},"ruleset":{"countries":[{"country_code":"US","targeting_type":"include"}]}}}],"paging":{"page":1,"page_size":1,"total_count":3}}"#
+        }
+        SourceKind::HasOffers => {
+            r#"{"response":{"status":1,"httpStatus":200,"data":{"page":1,"current":1,"count":3,"pageCount":3,"data":{"4521":{"Offer":{"id":"4521","name":"Summer","default_payout":"2.50","payout_type":"cpa_flat","currency":null,"status":"active","require_approval":"0"},"Country":{"US":{"id":"840","code":"US","name":"United States"}},"TrackingLink":{"click_url":"https://t/1"}}}},"errors":[],"errorMessage":null}}"#
+        }
+        SourceKind::Trackier => {
+            r#"{"success":true,"data":{"campaigns":[{"id":812,"title":"Summer","status":"active","currency":null,"model":"cps","payouts":[{"payout":30,"geo":["US"]}],"countries":["US"],"tracking_link":""}],"page":1,"count":3}}"#
+        }
+        SourceKind::Offer18 => {
+            r#"{"response":"200","data":{"123":{"offerid":"123","name":"Shop","status":"active","currency":"USD","price":"2.50","model":"CPA","country_allow":"IN,US","country_block":"CN","payout":[{"price":"2.50","condition":"Sale"}]}}}"#
+        }
+        SourceKind::Cake => {
+            r#"<offer_feed_response><success>true</success><row_count>3</row_count><offers><offer><offer_id>123</offer_id><campaign_id>789</campaign_id><offer_name>Loans</offer_name><offer_status><status_name>Active</status_name></offer_status><payout>€1,20</payout><price_format>CPA</price_format></offer></offers></offer_feed_response>"#
+        }
         SourceKind::Generic => {
             r#"{"offers":[{"id":"a1","name":"A","status":"active","payout":"1.5","metadata":{"countries":"US,de"}}],"data":{"9001":{"offerid":"9001","name":"Shop","status":"1","price":"45.5","country_allow":"IN,US"},"items":[{"id":3,"title":"T"}]},"results":[{"id":"r1","name":"R"}],"pagination":{"total_pages":4,"total":7},"meta":{"next_cursor":"abc","pages":3},"links":{"next":"/v3/offers/?page=2"},"count":9}"#
         }
@@ -100,6 +115,6 @@ fuzz_target!(|data: &[u8]| {
     }
     for t in &cfg.targets {
         let _ = t.plan_fingerprint();
-        let _ = t.http();
+        let _ = &t.http;
     }
 });

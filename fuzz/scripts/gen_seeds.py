@@ -423,6 +423,122 @@ def main():
     write(t, "next-url-error.json", "004", {"error": {"code": "rate_limit", "message": "slow down"}, "results": []})
     write(t, "http-500.html", "500", "<html>oops</html>")
 
+    # Everflow (APIS.md §8.2): variant 0 runnable/500, 1 all offers/2, 2 runnable/2000.
+    t = "parse_everflow"
+    ef_row = lambda i, kind, status: {
+        "network_offer_id": 4000 + i, "name": "Offer %d" % i, "offer_status": "active",
+        "currency_id": "USD", "tracking_url": "https://trk.example/c?o=%d" % i,
+        "preview_url": "https://adv.example", "thumbnail_url": "", "time_saved": 1735689600,
+        "relationship": {"offer_affiliate_status": status, "payouts": {"entries": [
+            {"payout_type": kind, "payout_amount": 2.5, "payout_percentage": 30}]},
+            "ruleset": {"countries": [{"country_code": "US", "targeting_type": "include"},
+                                      {"country_code": "CN", "targeting_type": "exclude"}]}}}
+    write(t, "apis-md.json", "000", {"offers": [ef_row(1, "cpa", "approved")],
+                                     "paging": {"page": 1, "page_size": 50, "total_count": 1234}})
+    write(t, "all-cps-page2.json", "021", {"offers": [ef_row(2, "cps", "require_approval"),
+                                                      ef_row(3, "cpa_cps", "public")],
+                                           "paging": {"page": 2, "page_size": 2, "total_count": 5}})
+    write(t, "empty.json", "000", {"offers": [], "paging": {"page": 1, "page_size": 50, "total_count": 0}})
+    write(t, "no-auth-401.json", "700", {"error": "No Authentication Method Found"})
+    write(t, "rate-limit-429.json", "400", {"error": "Too many requests"})
+    write(t, "two-pages.bin", "011", two(
+        {"offers": [ef_row(4, "cpc", "public"), ef_row(5, "cpm", "approved")],
+         "paging": {"page": 1, "page_size": 2, "total_count": 3}},
+        {"offers": [ef_row(6, "cpa", "pending")], "paging": {"page": 2, "page_size": 2, "total_count": 3}}))
+
+    # HasOffers (APIS.md §8.1): variant 0 findAll/100, 1 findMyApprovedOffers/2, 2 findAll/1000.
+    t = "parse_hasoffers"
+    ho_row = lambda i, kind, approval: {"Offer": {
+        "id": str(i), "name": "Offer %d" % i, "description": "", "preview_url": "https://adv.example",
+        "default_payout": "2.50", "percent_payout": "30.00", "payout_type": kind, "currency": None,
+        "status": "active", "expiration_date": "2027-01-01", "require_approval": approval},
+        "Country": {"US": {"id": "840", "code": "US", "name": "United States"}},
+        "OfferCategory": {"12": {"id": "12", "name": "Finance"}},
+        "TrackingLink": {"click_url": "https://trk.example/aff_c?offer_id=%d" % i}}
+    ho_page = lambda rows, page, count, pages: {"response": {
+        "status": 1, "httpStatus": 200, "errors": [], "errorMessage": None,
+        "data": {"page": str(page), "current": str(len(rows)), "count": str(count), "pageCount": str(pages),
+                 "data": {r["Offer"]["id"]: r for r in rows} if rows else []}}}
+    ho_error = lambda msg: {"response": {"status": -1, "httpStatus": 200, "data": "",
+                                         "errors": [{"err_msg": msg, "publicMessage": msg}], "errorMessage": msg}}
+    write(t, "apis-md.json", "000", ho_page([ho_row(4521, "cpa_flat", "0")], 1, 1234, 25))
+    write(t, "approved-page2.json", "021", ho_page([ho_row(7, "cpa_percentage", "1"),
+                                                    ho_row(8, "cpa_both", "0")], 2, 5, 3))
+    write(t, "empty-array.json", "000", ho_page([], 1, 0, 0))
+    empty_false = ho_page([], 2, 0, 0)
+    empty_false["response"]["data"]["data"] = False
+    write(t, "empty-false.json", "010", empty_false)
+    write(t, "rate-limit.json", "000", ho_error("API usage exceeded rate limit"))
+    write(t, "invalid-key.json", "000", ho_error("Invalid API key"))
+    write(t, "contain-rejected.json", "000", ho_error("Contain TrackingLink is not allowed"))
+    write(t, "two-pages.bin", "011", two(ho_page([ho_row(1, "cpc", "0"), ho_row(2, "cpm", "0")], 1, 3, 2),
+                                         ho_page([ho_row(3, "cpa_flat", "0")], 2, 3, 2)))
+
+    # Trackier (APIS.md §8.4): variant 0 header/1000, 1 query/2.
+    t = "parse_trackier"
+    tk_row = lambda i, model, link: {
+        "id": 800 + i, "title": "Campaign %d" % i, "status": "active", "currency": None, "model": model,
+        "payouts": [{"payout": 2.5, "geo": ["US"], "variable": False, "allowedValues": []},
+                    {"payout": "1.20", "geo": ["GB", "DE"], "variable": False, "allowedValues": []}],
+        "countries": ["US", "GB", "DE"], "device": ["mobile"], "os": ["android"], "tracking_link": link,
+        "preview_url": "https://adv.example", "impressionUrl": "",
+        "cap": {"type": "conversions", "daily": 100, "monthly": 0, "lifetime": 0},
+        "goals": [], "creatives": [], "subIdsBlock": [], "subIdsAllow": []}
+    tk_page = lambda rows, page, count: {"success": True, "data": {"campaigns": rows, "page": page, "count": count}}
+    write(t, "apis-md.json", "000", tk_page([tk_row(12, "cpa", "https://trk.example/c?id=812")], 1, 1234))
+    write(t, "cps-unapproved-page2.json", "021", tk_page([tk_row(1, "cps", ""), tk_row(2, "cpi", "https://t/2")], 2, 5))
+    write(t, "empty.json", "000", tk_page([], 1, 0))
+    write(t, "invalid-key-400.json", "300", {"success": False, "error": {"code": 13, "message": "Invalid API Key"}})
+    write(t, "code-variant-500.json", "500", {"code": 102, "codeMsg": "SERVER_ERROR", "message": "try later"})
+    write(t, "rate-limit-429.json", "400", {"success": False, "error": {"code": 429, "message": "Too many requests"}})
+    write(t, "two-pages.bin", "011", two(tk_page([tk_row(3, "cpc", "https://t/3"), tk_row(4, "cpm", "")], 1, 3),
+                                         tk_page([tk_row(5, "cpa", "https://t/5")], 2, 3)))
+
+    # Offer18 (APIS.md §8.5): variant 0 pages from 0/1000, 1 pages from 1/2, every offer.
+    t = "parse_offer18"
+    o18_row = lambda i, link: {
+        "offerid": str(i), "name": "Offer %d" % i, "status": "active", "currency": "USD", "price": "2.50",
+        "model": "CPA", "preview_url": "https://adv.example", "tracking_link": link, "country_allow": "IN,US",
+        "country_block": "CN", "capping": [], "payout": [{"price": "2.50", "condition": "Sale"}]}
+    o18_page = lambda rows: {"response": "200", "data": {r["offerid"]: r for r in rows} if rows else []}
+    write(t, "apis-md.json", "000", o18_page([o18_row(123, "https://trk.example/c?o=123")]))
+    write(t, "full-page-one.json", "011", o18_page([o18_row(1, ""), o18_row(2, "https://t/2")]))
+    write(t, "empty.json", "000", o18_page([]))
+    write(t, "error-400.json", "000", {"response": "400", "error": "aid is required"})
+    write(t, "error-401-http.json", "700", {"response": "401", "error": "Invalid key"})
+    write(t, "two-pages.bin", "011", two(o18_page([o18_row(3, "https://t/3"), o18_row(4, "https://t/4")]),
+                                         o18_page([o18_row(5, "https://t/5")])))
+
+    # CAKE (APIS.md §8.3, XML): variant 0 row_limit 500 with a template, 1 row_limit 2.
+    t = "parse_cake"
+    ck_offer = lambda i, campaign, status, payout: (
+        "<offer><offer_id>%d</offer_id><offer_contract_id>%d</offer_contract_id>%s"
+        "<offer_name>Offer %d</offer_name><vertical_name>Finance</vertical_name>"
+        "<offer_status><status_id>1</status_id><status_name>%s</status_name></offer_status>"
+        "<payout>%s</payout><price_format>CPA</price_format>"
+        "<allowed_countries><country><country_code>US</country_code></country></allowed_countries>"
+        "<expiration_date>2027-01-01T00:00:00</expiration_date><hidden>false</hidden>"
+        "<preview_link>https://adv.example/</preview_link></offer>"
+        % (i, i + 1000, "<campaign_id>%d</campaign_id>" % campaign if campaign else '<campaign_id xsi:nil="true" />',
+           i, status, payout))
+    ck_feed = lambda inner: ('<?xml version="1.0" encoding="utf-8"?>\r\n<offer_feed_response '
+                             'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+                             'xmlns="http://cakemarketing.com/affiliates/api/4/">%s</offer_feed_response>' % inner)
+    ck_page = lambda offers, rows: ck_feed("<success>true</success><row_count>%d</row_count><offers>%s</offers>"
+                                           % (rows, "".join(offers)))
+    write(t, "apis-md.xml", "000", "<offer_feed_response><success>true</success><row_count>24</row_count><offers>"
+          + ck_offer(123, 789, "Active", "$2.50") + "</offers></offer_feed_response>")
+    write(t, "symbols-page2.xml", "021", ck_page([ck_offer(1, 0, "Apply To Run", "€1,20"),
+                                                  ck_offer(2, 5, "Public", "2.50 USD")], 6))
+    write(t, "unknown-symbol.xml", "000", ck_page([ck_offer(3, 6, "Active", "¤2.50"),
+                                                   ck_offer(4, 7, "Inactive", "25%")], 2))
+    write(t, "empty.xml", "000", ck_page([], 0))
+    write(t, "success-false.xml", "000", ck_feed("<success>false</success><message>Invalid API Key</message>"))
+    write(t, "http-401.txt", "700", "Unauthorized")
+    two_xml = ck_page([ck_offer(5, 8, "Active", "$1"), ck_offer(6, 9, "Active", "£3")], 3) + "\0" + \
+        ck_page([ck_offer(7, 0, "Active", "$2")], 3)
+    write(t, "two-pages.bin", "011", two_xml)
+
     # Config: the repository's configs, the demo config with its placeholders filled in, and
     # the fuzz targets' own configs.
     t = "config"
@@ -435,7 +551,9 @@ def main():
     demo = re.sub(r"\{([a-z0-9_]+)\}", lambda m: json.dumps(
         "http://127.0.0.1:8080/" + m.group(1) if m.group(1).endswith("url") else m.group(1)), demo)
     open(os.path.join(d, "demo-filled.toml"), "w").write(demo)
-    for target in ["parse_trackly", "parse_offerslook", "parse_s2s", "parse_affise", "parse_generic"]:
+    for target in ["parse_trackly", "parse_offerslook", "parse_s2s", "parse_affise", "parse_everflow",
+                   "parse_hasoffers", "parse_trackier", "parse_offer18",
+                   "parse_cake", "parse_generic"]:
         src = open(os.path.join(FUZZ, "fuzz_targets", target + ".rs")).read()
         m = re.search(r'const CONFIG: &str = r#"(.*?)"#;', src, re.S)
         open(os.path.join(d, target + ".toml"), "w").write(m.group(1).lstrip())

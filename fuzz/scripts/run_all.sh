@@ -2,7 +2,7 @@
 # Run every fuzz target for SECONDS (default 600) seconds, one after another, at the lowest CPU
 # priority and with a single libFuzzer process. Logs go to $LOG_DIR (default /tmp/offersync-fuzz-logs).
 #
-#   fuzz/scripts/run_all.sh            # all six targets, 10 minutes each
+#   fuzz/scripts/run_all.sh            # all eleven targets, 10 minutes each
 #   SECONDS_EACH=60 fuzz/scripts/run_all.sh parse_affise config
 #
 # Extra environment passed through: OFFERSYNC_FUZZ_IGNORE, OFFERSYNC_FUZZ_SAME_ORIGIN (README.md).
@@ -15,7 +15,7 @@ SECONDS_EACH=${SECONDS_EACH:-600}
 LOG_DIR=${LOG_DIR:-/tmp/offersync-fuzz-logs}
 TARGETS=("$@")
 if [ ${#TARGETS[@]} -eq 0 ]; then
-    TARGETS=(parse_trackly parse_offerslook parse_s2s parse_affise parse_generic config)
+    TARGETS=(parse_trackly parse_offerslook parse_s2s parse_affise parse_everflow parse_hasoffers parse_trackier parse_offer18 parse_cake parse_generic config)
 fi
 mkdir -p "$LOG_DIR"
 
@@ -27,6 +27,7 @@ export CARGO_BUILD_JOBS=1
 for t in "${TARGETS[@]}"; do
     case "$t" in
         config) dict=dict/toml.dict; max_len=16384 ;;
+        parse_cake) dict=dict/xml.dict; max_len=8192 ;;
         *) dict=dict/json.dict; max_len=8192 ;;
     esac
     mkdir -p "corpus/$t"

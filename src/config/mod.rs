@@ -20,8 +20,9 @@ mod target;
 pub use controls::{Approval, AutoApprove, Controls, TargetDefaults};
 pub use credentials::{resolve_credential, CredentialSpec};
 pub use platform::{
-    AffiseApi, FieldRule, GenericAuth, GenericPaging, GenericSpec, OfferslookApi,
-    OfferslookEndpoint, PathStep, PlatformOptions, RecordsAre, SourceKind, Transform,
+    AffiseApi, EverflowListing, FieldRule, GenericAuth, GenericPaging, GenericSpec,
+    HasOffersMethod, OfferslookApi, OfferslookEndpoint, PathStep, PlatformOptions, RecordsAre,
+    SourceKind, TrackierKeyIn, Transform,
 };
 pub use secret::Secret;
 pub use source::{HttpPolicy, SourceConfig};

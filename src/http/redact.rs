@@ -85,4 +85,18 @@ mod tests {
             "/v1/offers?api-key=***&page=2&Token=***&api_key=***"
         );
     }
+
+    #[test]
+    fn the_query_keys_of_the_connector_catalogue_are_redacted() {
+        for (url, secret) in [
+            // HasOffers, CAKE: `api_key`; Offer18: `key`; Youmi: `app_id`.
+            ("https://n.api.hasoffers.com/Apiv3/json?api_key=HO1&Target=Affiliate_Offer", "HO1"),
+            ("https://c.example/affiliates/api/4/offers.asmx/OfferFeed?api_key=CK1&affiliate_id=7", "CK1"),
+            ("https://api.offer18.com/api/af/offers?key=O18&aid=1&mid=2", "O18"),
+            ("http://ad.api.yyapi.net/v2/offline?app_id=YM1&page=1", "YM1"),
+        ] {
+            let shown = redact_url(&Url::parse(url).unwrap());
+            assert!(!shown.contains(secret) && shown.contains("=***"), "{shown}");
+        }
+    }
 }

@@ -52,6 +52,8 @@ pub struct Limit {
     pub rejected: u64,
     /// Requests admitted so far.
     pub admitted: u64,
+    /// Window limits: send `X-RateLimit-Reset` (Everflow sends only `Limit` and `Remaining`).
+    announce_reset: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -92,6 +94,7 @@ impl Limit {
             answer,
             rejected: 0,
             admitted: 0,
+            announce_reset: true,
         }
     }
 
@@ -107,7 +110,14 @@ impl Limit {
             answer,
             rejected: 0,
             admitted: 0,
+            announce_reset: true,
         }
+    }
+
+    /// The same limit, announced without `X-RateLimit-Reset` (as Everflow does).
+    pub fn without_reset(mut self) -> Limit {
+        self.announce_reset = false;
+        self
     }
 
     /// Admit or refuse one request now.
@@ -143,11 +153,13 @@ impl Limit {
                     *used += 1;
                 }
                 let reset = window.saturating_sub(now.duration_since(*started));
-                let headers = vec![
+                let mut headers = vec![
                     ("x-ratelimit-limit", limit.to_string()),
                     ("x-ratelimit-remaining", (*limit - *used).to_string()),
-                    ("x-ratelimit-reset", format!("{:.3}", reset.as_secs_f64())),
                 ];
+                if self.announce_reset {
+                    headers.push(("x-ratelimit-reset", format!("{:.3}", reset.as_secs_f64())));
+                }
                 (admit, headers)
             }
         };

@@ -11,12 +11,23 @@
 //! | Offerslook | `{url}/offerslook` (`/v1/offers`, `/v1/batches/offers`, `/aff/v1/...`) |
 //! | Youmi / Adxmi | `{url}/youmi/v1/online` (seed envelope), `{url}/youmi/v2/offline` (flat) |
 //! | Affise | `{url}/affise` (`/3.0/offers`, `/3.0/partner/offers`) |
+//! | Everflow | `{url}/everflow` (`/v1/affiliates/offersrunnable`, `/v1/affiliates/alloffers`) |
+//! | Trackier | `{url}/trackier` (`/v2/publisher/campaigns`) |
+//! | Offer18 | `{url}/offer18` (`/api/af/offers`, pages from 0); `{url}/offer18/one` (pages from 1) |
+//! | CAKE | `{url}/cake` (`/affiliates/api/4/offers.asmx/OfferFeed`, XML) |
+//! | HasOffers / TUNE | `{url}/hasoffers` (`/Apiv3/json`); `{url}/hasoffers/strict` rejects `contain[]=TrackingLink` |
 
 pub mod affise;
+pub mod cake;
 pub mod catalog;
+mod connectors;
+pub mod everflow;
+pub mod hasoffers;
 pub mod limits;
+pub mod offer18;
 pub mod offerslook;
 pub mod targets;
+pub mod trackier;
 pub mod trackly;
 pub mod twin;
 pub mod youmi;
@@ -156,6 +167,11 @@ pub(crate) fn take_fault(rules: &mut Vec<FaultRule>, page: u64) -> Option<Fault>
 pub const OFFERSLOOK_KEY: &str = "ol_sandbox00000000000000000000000";
 pub const S2S_APP_ID: &str = "ym_sandbox_app_0000000000000000";
 pub const AFFISE_KEY: &str = "af_sandbox00000000000000000000000";
+pub const EVERFLOW_KEY: &str = "ef_sandbox00000000000000000000000";
+pub const HASOFFERS_KEY: &str = "ho_sandbox00000000000000000000000";
+pub const TRACKIER_KEY: &str = "tk_sandbox00000000000000000000000";
+pub const OFFER18_KEY: &str = "o18_sandbox0000000000000000000000";
+pub const CAKE_KEY: &str = "ck_sandbox00000000000000000000000";
 /// The simulated Offerit target's credentials.
 pub const OFFERIT_KEY: &str = "oi_target0000000000000000000000000";
 pub const OFFERIT_USERNAME: &str = "ops";
@@ -171,10 +187,20 @@ pub struct SandboxConfig {
     pub offerslook_offers: usize,
     pub s2s_offers: usize,
     pub affise_offers: usize,
+    pub everflow_offers: usize,
+    pub hasoffers_offers: usize,
+    pub trackier_offers: usize,
+    pub offer18_offers: usize,
+    pub cake_offers: usize,
     /// The credentials the twins accept (tests set unique markers to grep for leaks).
     pub offerslook_key: String,
     pub s2s_app_id: String,
     pub affise_key: String,
+    pub everflow_key: String,
+    pub hasoffers_key: String,
+    pub trackier_key: String,
+    pub offer18_key: String,
+    pub cake_key: String,
     pub offerit_key: String,
     pub affise_target_key: String,
 }
@@ -188,9 +214,19 @@ impl Default for SandboxConfig {
             offerslook_offers: 120,
             s2s_offers: 90,
             affise_offers: 150,
+            everflow_offers: 130,
+            hasoffers_offers: 110,
+            trackier_offers: 140,
+            offer18_offers: 120,
+            cake_offers: 115,
             offerslook_key: OFFERSLOOK_KEY.into(),
             s2s_app_id: S2S_APP_ID.into(),
             affise_key: AFFISE_KEY.into(),
+            everflow_key: EVERFLOW_KEY.into(),
+            hasoffers_key: HASOFFERS_KEY.into(),
+            trackier_key: TRACKIER_KEY.into(),
+            offer18_key: OFFER18_KEY.into(),
+            cake_key: CAKE_KEY.into(),
             offerit_key: OFFERIT_KEY.into(),
             affise_target_key: AFFISE_TARGET_KEY.into(),
         }
@@ -204,6 +240,11 @@ pub struct Sandbox {
     pub offerslook: Shared,
     pub s2s: Shared,
     pub affise: Shared,
+    pub everflow: Shared,
+    pub hasoffers: Shared,
+    pub trackier: Shared,
+    pub offer18: Shared,
+    pub cake: Shared,
     /// The simulated Offerit target.
     pub offerit_target: targets::SharedTarget,
     /// The simulated Affise target (admin offer API).
@@ -231,6 +272,11 @@ impl Sandbox {
         let offerslook = state(1, cfg.offerslook_offers, &cfg.offerslook_key);
         let s2s = state(2, cfg.s2s_offers, &cfg.s2s_app_id);
         let affise = state(3, cfg.affise_offers, &cfg.affise_key);
+        let everflow = state(4, cfg.everflow_offers, &cfg.everflow_key);
+        let hasoffers = state(5, cfg.hasoffers_offers, &cfg.hasoffers_key);
+        let trackier = state(6, cfg.trackier_offers, &cfg.trackier_key);
+        let offer18 = state(7, cfg.offer18_offers, &cfg.offer18_key);
+        let cake = state(8, cfg.cake_offers, &cfg.cake_key);
         use axum::body::Bytes;
         use axum::extract::{Path, RawQuery};
         use axum::http::{HeaderMap, Method};
@@ -344,6 +390,7 @@ impl Sandbox {
                 "/affise/3.0/partner/offers",
                 route(&affise, affise::Affise { partner: true }),
             );
+        let app = connectors::routes(app, [&everflow, &hasoffers, &trackier, &offer18, &cake]);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -360,6 +407,11 @@ impl Sandbox {
             offerslook,
             s2s,
             affise,
+            everflow,
+            hasoffers,
+            trackier,
+            offer18,
+            cake,
             offerit_target,
             affise_target,
             stop: Some(stop),

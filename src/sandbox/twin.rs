@@ -90,6 +90,10 @@ pub trait Wire: Send + Sync + 'static {
     /// A page of offers (`total` offers in the listing).
     /// The JSON body of a page of `offers` (served with HTTP 200).
     fn page(&self, offers: &[SimOffer], ask: &PageAsk, total: usize) -> Vec<u8>;
+    /// The content type of [`Wire::page`]'s body (CAKE's .asmx answers in XML).
+    fn content_type(&self) -> &'static str {
+        "application/json"
+    }
 }
 
 fn with_retry_after(mut r: Response, retry_after: Option<String>) -> Response {
@@ -260,7 +264,7 @@ fn answer<W: Wire>(
     let mut r = if reset_mid_body {
         reset_after_half(body)
     } else {
-        json_body(StatusCode::OK, body)
+        typed_body(StatusCode::OK, body, wire.content_type())
     };
     add_headers(&mut r, &limit_headers);
     for (name, value) in &extra_headers {
@@ -297,8 +301,13 @@ fn reset_after_half(body: Vec<u8>) -> Response {
 
 /// A JSON body with the right content type.
 pub fn json_body(status: StatusCode, body: Vec<u8>) -> Response {
+    typed_body(status, body, "application/json")
+}
+
+/// A body with the content type `content_type`.
+pub fn typed_body(status: StatusCode, body: Vec<u8>, content_type: &'static str) -> Response {
     let mut r = (status, body).into_response();
     r.headers_mut()
-        .insert("content-type", HeaderValue::from_static("application/json"));
+        .insert("content-type", HeaderValue::from_static(content_type));
     r
 }

@@ -83,3 +83,76 @@ pub fn kind(v: &Value) -> &'static str {
         Value::Object(_) => "an object",
     }
 }
+
+/// Rows an envelope gives as an object keyed by offer id (HasOffers `data.data`, Offer18
+/// `data`), each value a row, in the order sent. An empty result may come as `[]`, `false`,
+/// `null` or `""`: no rows. An array is read as the rows themselves.
+#[derive(Default)]
+pub struct KeyedRows<'a>(pub Vec<&'a serde_json::value::RawValue>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for KeyedRows<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
+        use serde_json::value::RawValue;
+        struct Rows<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for Rows<'a> {
+            type Value = KeyedRows<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object of rows keyed by id, an array of rows, [] or false")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut m: M) -> Result<Self::Value, M::Error> {
+                let mut rows = Vec::new();
+                while let Some((_, row)) = m.next_entry::<IgnoredAny, &'de RawValue>()? {
+                    rows.push(row);
+                }
+                Ok(KeyedRows(rows))
+            }
+            fn visit_seq<S: SeqAccess<'de>>(self, mut s: S) -> Result<Self::Value, S::Error> {
+                let mut rows = Vec::new();
+                while let Some(row) = s.next_element::<&'de RawValue>()? {
+                    rows.push(row);
+                }
+                Ok(KeyedRows(rows))
+            }
+            fn visit_bool<E: serde::de::Error>(self, b: bool) -> Result<Self::Value, E> {
+                match b {
+                    false => Ok(KeyedRows(Vec::new())),
+                    true => Err(E::custom("expected rows, found true")),
+                }
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+                Ok(KeyedRows(Vec::new()))
+            }
+            fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+                Ok(KeyedRows(Vec::new()))
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
+                match s.trim() {
+                    "" => Ok(KeyedRows(Vec::new())),
+                    _ => Err(E::custom(format!("expected rows, found the text {s:?}"))),
+                }
+            }
+        }
+        d.deserialize_any(Rows(std::marker::PhantomData))
+    }
+}
+
+/// Names from a platform's "model keyed by id" object (`{"US": {"code": "US", ..}}`), taking
+/// `field` of each value (its key when absent); an array of strings or of such objects is read
+/// alike, and `[]`/`false`/`null` are none.
+pub fn keyed_names(v: &Value, field: &str) -> Vec<String> {
+    let name = |key: Option<&str>, item: &Value| match item {
+        Value::Object(o) => match o.get(field) {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => key.map(String::from),
+        },
+        Value::String(s) => Some(s.clone()),
+        _ => None,
+    };
+    match v {
+        Value::Object(m) => m.iter().filter_map(|(k, i)| name(Some(k), i)).collect(),
+        Value::Array(a) => a.iter().filter_map(|i| name(None, i)).collect(),
+        _ => Vec::new(),
+    }
+}

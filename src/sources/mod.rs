@@ -14,9 +14,16 @@
 //!    "Platform keys" line (a test compares it with the declaration).
 
 pub mod affise;
+pub mod cake;
+pub mod everflow;
 pub mod generic;
+pub mod hasoffers;
 pub mod lenient;
+pub mod offer18;
 pub mod offerslook;
+#[cfg(test)]
+mod testing;
+pub mod trackier;
 pub mod trackly;
 pub mod youmi;
 
@@ -191,5 +198,10 @@ pub fn build(cfg: &SourceConfig, api_key: Secret) -> Result<Box<dyn Source>, Str
         SourceKind::S2s => Ok(Box::new(youmi::Youmi::new(cfg, api_key)?)),
         SourceKind::Affise => Ok(Box::new(affise::Affise::new(cfg, api_key)?)),
         SourceKind::Generic => Ok(Box::new(generic::Generic::new(cfg, api_key)?)),
+        SourceKind::Everflow => Ok(Box::new(everflow::Everflow::new(cfg, api_key)?)),
+        SourceKind::HasOffers => Ok(Box::new(hasoffers::HasOffers::new(cfg, api_key)?)),
+        SourceKind::Trackier => Ok(Box::new(trackier::Trackier::new(cfg, api_key)?)),
+        SourceKind::Offer18 => Ok(Box::new(offer18::Offer18::new(cfg, api_key)?)),
+        SourceKind::Cake => Ok(Box::new(cake::Cake::new(cfg, api_key)?)),
     }
 }

@@ -35,7 +35,7 @@ struct Kind {
     text: &'static str,
 }
 
-const KINDS: [Kind; 5] = [
+const KINDS: [Kind; 9] = [
     Kind {
         kind: "trackly",
         rows: "/offers",
@@ -86,6 +86,48 @@ const KINDS: [Kind; 5] = [
         countries_csv: false,
         text: "/description",
     },
+    Kind {
+        kind: "everflow",
+        rows: "/offers",
+        id: "/network_offer_id",
+        payout: "/relationship/payouts/entries/0/payout_amount",
+        currency: Some("/currency_id"),
+        countries: "/relationship/ruleset/countries/0/country_code",
+        countries_csv: true,
+        text: "/preview_url",
+    },
+    Kind {
+        kind: "hasoffers",
+        // An object keyed by offer id: its values are the rows.
+        rows: "/response/data/data",
+        id: "/Offer/id",
+        payout: "/Offer/default_payout",
+        currency: Some("/Offer/currency"),
+        countries: "/Country",
+        countries_csv: false,
+        text: "/Offer/description",
+    },
+    Kind {
+        kind: "trackier",
+        rows: "/data/campaigns",
+        id: "/id",
+        payout: "/payouts/0/payout",
+        currency: Some("/currency"),
+        countries: "/countries",
+        countries_csv: false,
+        text: "/preview_url",
+    },
+    Kind {
+        kind: "offer18",
+        // An object keyed by offer id: its values are the rows.
+        rows: "/data",
+        id: "/offerid",
+        payout: "/price",
+        currency: Some("/currency"),
+        countries: "/country_allow",
+        countries_csv: true,
+        text: "/preview_url",
+    },
 ];
 
 fn source_toml(app: &TestApp, kind: &str) -> String {
@@ -120,6 +162,26 @@ fn source_toml(app: &TestApp, kind: &str) -> String {
             app.sandbox.affise_base_url(),
             offersync::sandbox::AFFISE_KEY
         ),
+        "everflow" => format!(
+            "[[sources]]\nname = \"src\"\nkind = \"everflow\"\nbase_url = {:?}\napi_key = {:?}\n{common}",
+            app.sandbox.everflow_base_url(),
+            offersync::sandbox::EVERFLOW_KEY
+        ),
+        "hasoffers" => format!(
+            "[[sources]]\nname = \"src\"\nkind = \"hasoffers\"\nbase_url = {:?}\napi_key = {:?}\n{common}",
+            app.sandbox.hasoffers_base_url(false),
+            offersync::sandbox::HASOFFERS_KEY
+        ),
+        "trackier" => format!(
+            "[[sources]]\nname = \"src\"\nkind = \"trackier\"\nbase_url = {:?}\napi_key = {:?}\n{common}",
+            app.sandbox.trackier_base_url(),
+            offersync::sandbox::TRACKIER_KEY
+        ),
+        "offer18" => format!(
+            "[[sources]]\nname = \"src\"\nkind = \"offer18\"\nbase_url = {:?}\napi_key = {:?}\naffiliate_id = \"1\"\nnetwork_id = \"2\"\n{common}",
+            app.sandbox.offer18_base_url(0),
+            offersync::sandbox::OFFER18_KEY
+        ),
         other => panic!("unknown kind {other}"),
     }
 }
@@ -130,6 +192,10 @@ fn twin<'a>(sandbox: &'a Sandbox, kind: &str) -> &'a Shared {
         "offerslook" => &sandbox.offerslook,
         "s2s" => &sandbox.s2s,
         "affise" => &sandbox.affise,
+        "everflow" => &sandbox.everflow,
+        "hasoffers" => &sandbox.hasoffers,
+        "trackier" => &sandbox.trackier,
+        "offer18" => &sandbox.offer18,
         other => panic!("unknown kind {other}"),
     }
 }
@@ -137,7 +203,15 @@ fn twin<'a>(sandbox: &'a Sandbox, kind: &str) -> &'a Shared {
 /// A fresh sandbox (every twin serving `OFFERS` offers) and a config with one source of `kind`.
 async fn app(kind: &str) -> TestApp {
     let app = TestApp::new(OFFERS).await;
-    for k in ["offerslook", "s2s", "affise"] {
+    for k in [
+        "offerslook",
+        "s2s",
+        "affise",
+        "everflow",
+        "hasoffers",
+        "trackier",
+        "offer18",
+    ] {
         Sandbox::with(twin(&app.sandbox, k), |t| {
             let n = t.catalog.len();
             if n > OFFERS {
@@ -196,6 +270,30 @@ fn corrupt_row(k: &Kind, f: impl Fn(&mut Value) + Send + Sync + 'static) -> Faul
     corrupt_rows(k, move |rows| f(&mut rows[0]))
 }
 
+/// Apply `f` to the rows at `pointer` in `v`: an array, or an object keyed by id (HasOffers,
+/// Offer18) whose values are the rows, in the order sent.
+fn with_rows(v: &mut Value, pointer: &str, f: impl FnOnce(&mut Vec<Value>)) {
+    match v.pointer_mut(pointer).unwrap() {
+        Value::Array(rows) => f(rows),
+        Value::Object(m) => {
+            let mut rows: Vec<Value> = m.values().cloned().collect();
+            f(&mut rows);
+            for (slot, row) in m.values_mut().zip(rows) {
+                *slot = row;
+            }
+        }
+        other => panic!("no rows at {pointer}: {other}"),
+    }
+}
+
+/// The first row at `pointer` (an array's or an id-keyed object's).
+fn first_row<'a>(v: &'a Value, pointer: &str) -> &'a Value {
+    match v.pointer(pointer).unwrap() {
+        Value::Object(m) => m.values().next().unwrap(),
+        rows => &rows[0],
+    }
+}
+
 /// Apply `f` to the rows of every page-2 answer.
 fn corrupt_rows(k: &Kind, f: impl Fn(&mut Vec<Value>) + Send + Sync + 'static) -> FaultRule {
     let rows = k.rows;
@@ -203,7 +301,7 @@ fn corrupt_rows(k: &Kind, f: impl Fn(&mut Vec<Value>) + Send + Sync + 'static) -
         2,
         Fault::Rewrite(Rewrite::new(move |body| {
             let mut v: Value = serde_json::from_slice(body).unwrap();
-            f(v.pointer_mut(rows).unwrap().as_array_mut().unwrap());
+            with_rows(&mut v, rows, &f);
             *body = serde_json::to_vec(&v).unwrap();
         })),
     )
@@ -216,11 +314,9 @@ fn invalid_utf8(k: &Kind) -> FaultRule {
         2,
         Fault::Rewrite(Rewrite::new(move |body| {
             let mut v: Value = serde_json::from_slice(body).unwrap();
-            set(
-                &mut v.pointer_mut(rows).unwrap()[0],
-                text,
-                json!("MARK-BAD-BYTE"),
-            );
+            with_rows(&mut v, rows, |r| {
+                set(&mut r[0], text, json!("MARK-BAD-BYTE"))
+            });
             let s = serde_json::to_vec(&v).unwrap();
             let at = s.windows(13).position(|w| w == b"MARK-BAD-BYTE").unwrap();
             let mut out = s[..at].to_vec();
@@ -261,7 +357,7 @@ async fn first_id_on_page_2(app: &TestApp, k: &Kind) -> String {
             remaining: Some(1),
             fault: Fault::Rewrite(Rewrite::new(move |body| {
                 let v: Value = serde_json::from_slice(body).unwrap();
-                let row = &v.pointer(rows).unwrap()[0];
+                let row = first_row(&v, rows);
                 *seen.lock().unwrap() = match row.pointer(id).unwrap() {
                     Value::String(s) => s.clone(),
                     v => v.to_string(),

@@ -1,6 +1,7 @@
 //! The one integration-test binary (link time matters on small machines): real loopback HTTP
 //! servers (the sandbox), real SQLite files, and the real `offersync` binary for CLI contracts.
 
+mod catalogue;
 mod cli;
 mod config;
 mod controls;

@@ -20,6 +20,16 @@ const AFFISE_TARGET: &str = "zq7AFFISETARGETsecretMARK06";
 /// Wrong keys: the platforms' "invalid key" answers echo them back.
 const WRONG_S2S: &str = "zq7WRONGS2SsecretMARK07";
 const WRONG_TRACKLY: &str = "zq7WRONGTRACKLYsecretMARK08";
+const EVERFLOW: &str = "zq7EVERFLOWsecretMARK09";
+const WRONG_EVERFLOW: &str = "zq7WRONGEVERFLOWsecretMARK10";
+const HASOFFERS: &str = "zq7HASOFFERSsecretMARK11";
+const WRONG_HASOFFERS: &str = "zq7WRONGHASOFFERSsecretMARK12";
+const TRACKIER: &str = "zq7TRACKIERsecretMARK13";
+const WRONG_TRACKIER: &str = "zq7WRONGTRACKIERsecretMARK14";
+const OFFER18: &str = "zq7OFFER18secretMARK15";
+const WRONG_OFFER18: &str = "zq7WRONGOFFER18secretMARK16";
+const CAKE: &str = "zq7CAKEsecretMARK17";
+const WRONG_CAKE: &str = "zq7WRONGCAKEsecretMARK18";
 
 fn markers() -> Vec<String> {
     use base64::Engine;
@@ -32,6 +42,16 @@ fn markers() -> Vec<String> {
         AFFISE_TARGET,
         WRONG_S2S,
         WRONG_TRACKLY,
+        EVERFLOW,
+        WRONG_EVERFLOW,
+        HASOFFERS,
+        WRONG_HASOFFERS,
+        TRACKIER,
+        WRONG_TRACKIER,
+        OFFER18,
+        WRONG_OFFER18,
+        CAKE,
+        WRONG_CAKE,
     ];
     let mut all: Vec<String> = plain.iter().map(|s| s.to_string()).collect();
     // Offerslook's Basic auth carries the key base64-encoded.
@@ -102,6 +122,74 @@ api = "admin"
 base_url = {af:?}
 api_key = {AFFISE:?}
 {common}
+[[sources]]
+name = "ef"
+kind = "everflow"
+base_url = {ef:?}
+api_key = {EVERFLOW:?}
+{common}
+[[sources]]
+name = "ef-bad"
+kind = "everflow"
+base_url = {ef:?}
+api_key = {WRONG_EVERFLOW:?}
+{common}
+[[sources]]
+name = "ho"
+kind = "hasoffers"
+base_url = {ho:?}
+api_key = {HASOFFERS:?}
+{common}
+[[sources]]
+name = "ho-bad"
+kind = "hasoffers"
+base_url = {ho:?}
+api_key = {WRONG_HASOFFERS:?}
+{common}
+[[sources]]
+name = "tk"
+kind = "trackier"
+base_url = {tk:?}
+api_key = {TRACKIER:?}
+api_key_in = "query"
+{common}
+[[sources]]
+name = "tk-bad"
+kind = "trackier"
+base_url = {tk:?}
+api_key = {WRONG_TRACKIER:?}
+{common}
+[[sources]]
+name = "o18"
+kind = "offer18"
+base_url = {o18:?}
+api_key = {OFFER18:?}
+affiliate_id = "12345"
+network_id = "678"
+{common}
+[[sources]]
+name = "o18-bad"
+kind = "offer18"
+base_url = {o18:?}
+api_key = {WRONG_OFFER18:?}
+affiliate_id = "12345"
+network_id = "678"
+{common}
+[[sources]]
+name = "ck"
+kind = "cake"
+base_url = {ck:?}
+api_key = {CAKE:?}
+affiliate_id = "42"
+tracking_url_template = "https://track.cake.demo/?a={{affiliate_id}}&c={{campaign_id}}"
+{common}
+[[sources]]
+name = "ck-bad"
+kind = "cake"
+base_url = {ck:?}
+api_key = {WRONG_CAKE:?}
+affiliate_id = "42"
+{common}
 {generic}
 
 [[targets]]
@@ -132,6 +220,11 @@ retry_initial_interval_ms = 10
         ol = sandbox.offerslook_base_url(),
         ym = sandbox.s2s_base_url(false),
         af = sandbox.affise_base_url(),
+        ef = sandbox.everflow_base_url(),
+        ho = sandbox.hasoffers_base_url(false),
+        tk = sandbox.trackier_base_url(),
+        o18 = sandbox.offer18_base_url(0),
+        ck = sandbox.cake_base_url(),
         oi = sandbox.offerit_target_url(),
         aft = sandbox.affise_target_url(),
     )
@@ -176,6 +269,16 @@ async fn no_credential_reaches_a_log_an_error_the_database_or_inspect() {
         affise_key: AFFISE.into(),
         offerit_key: OFFERIT.into(),
         affise_target_key: AFFISE_TARGET.into(),
+        everflow_offers: 50,
+        everflow_key: EVERFLOW.into(),
+        hasoffers_offers: 50,
+        hasoffers_key: HASOFFERS.into(),
+        trackier_offers: 50,
+        trackier_key: TRACKIER.into(),
+        offer18_offers: 50,
+        offer18_key: OFFER18.into(),
+        cake_offers: 50,
+        cake_key: CAKE.into(),
     })
     .await
     .unwrap();
@@ -201,6 +304,43 @@ async fn no_credential_reaches_a_log_an_error_the_database_or_inspect() {
             page: Some(2),
             remaining: Some(2),
             fault: Fault::ServerError,
+        })
+    });
+    Sandbox::with(&sandbox.everflow, |t| {
+        t.faults.push(FaultRule {
+            page: Some(2),
+            remaining: Some(1),
+            fault: Fault::RateLimited { retry_after: None },
+        })
+    });
+    Sandbox::with(&sandbox.hasoffers, |t| {
+        t.faults.push(FaultRule {
+            page: Some(2),
+            remaining: Some(1),
+            fault: Fault::InBodyRateLimited { status: 200 },
+        })
+    });
+    Sandbox::with(&sandbox.trackier, |t| {
+        t.faults.push(FaultRule {
+            page: Some(2),
+            remaining: Some(1),
+            fault: Fault::RateLimited { retry_after: None },
+        })
+    });
+    Sandbox::with(&sandbox.offer18, |t| {
+        t.faults.push(FaultRule {
+            page: Some(2),
+            remaining: Some(1),
+            fault: Fault::ServerError,
+        })
+    });
+    Sandbox::with(&sandbox.cake, |t| {
+        t.faults.push(FaultRule {
+            page: Some(2),
+            remaining: Some(1),
+            fault: Fault::RateLimited {
+                retry_after: Some("0".into()),
+            },
         })
     });
     Sandbox::with_target(&sandbox.offerit_target, |t| {
@@ -246,6 +386,16 @@ async fn no_credential_reaches_a_log_an_error_the_database_or_inspect() {
         "ym-bad",
         "af",
         "trackly-generic",
+        "ef",
+        "ef-bad",
+        "ho",
+        "ho-bad",
+        "tk",
+        "tk-bad",
+        "o18",
+        "o18-bad",
+        "ck",
+        "ck-bad",
     ] {
         assert!(runs.contains(source), "no run of {source}: {runs}");
     }

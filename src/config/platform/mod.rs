@@ -8,16 +8,24 @@
 //! arm in [`SourceKind::declaration`], and a [`PlatformOptions`] variant for its options.
 
 mod affise;
+mod cake;
+mod everflow;
 mod generic;
+mod hasoffers;
+mod offer18;
 mod offerslook;
 mod s2s;
+mod trackier;
 mod trackly;
 
 pub use affise::AffiseApi;
+pub use everflow::EverflowListing;
 pub use generic::{
     FieldRule, GenericAuth, GenericPaging, GenericSpec, PathStep, RecordsAre, Transform,
 };
+pub use hasoffers::HasOffersMethod;
 pub use offerslook::{OfferslookApi, OfferslookEndpoint};
+pub use trackier::TrackierKeyIn;
 
 use super::Errors;
 use serde::de::DeserializeOwned;
@@ -32,15 +40,25 @@ pub enum SourceKind {
     S2s,
     Affise,
     Generic,
+    Everflow,
+    HasOffers,
+    Trackier,
+    Offer18,
+    Cake,
 }
 
 impl SourceKind {
-    pub const ALL: [SourceKind; 5] = [
+    pub const ALL: [SourceKind; 10] = [
         SourceKind::Trackly,
         SourceKind::Offerslook,
         SourceKind::S2s,
         SourceKind::Affise,
         SourceKind::Generic,
+        SourceKind::Everflow,
+        SourceKind::HasOffers,
+        SourceKind::Trackier,
+        SourceKind::Offer18,
+        SourceKind::Cake,
     ];
 
     /// What the platform's config file declares.
@@ -51,6 +69,11 @@ impl SourceKind {
             SourceKind::S2s => &s2s::DECLARATION,
             SourceKind::Affise => &affise::DECLARATION,
             SourceKind::Generic => &generic::DECLARATION,
+            SourceKind::Everflow => &everflow::DECLARATION,
+            SourceKind::HasOffers => &hasoffers::DECLARATION,
+            SourceKind::Trackier => &trackier::DECLARATION,
+            SourceKind::Offer18 => &offer18::DECLARATION,
+            SourceKind::Cake => &cake::DECLARATION,
         }
     }
 
@@ -97,6 +120,36 @@ pub enum PlatformOptions {
         statuses: Vec<String>,
     },
     Generic(GenericSpec),
+    Everflow {
+        listing: EverflowListing,
+    },
+    HasOffers {
+        method: HasOffersMethod,
+        /// The `contain[]` models asked for.
+        contain: Vec<String>,
+        /// The currency of offers whose `currency` is null.
+        default_currency: Option<String>,
+    },
+    Trackier {
+        api_key_in: TrackierKeyIn,
+    },
+    Offer18 {
+        /// `aid`.
+        affiliate_id: String,
+        /// `mid`.
+        network_id: String,
+        /// The wire number of the first page (0 or 1).
+        first_page: u64,
+        /// `authorized=1`: approved offers only.
+        authorized_only: bool,
+    },
+    Cake {
+        affiliate_id: String,
+        /// `{affiliate_id}`, `{campaign_id}`, `{offer_id}` filled in: a running offer's link.
+        tracking_url_template: Option<String>,
+        /// The currency a bare `$` means.
+        dollar_currency: String,
+    },
 }
 
 /// What one platform's config file declares.

@@ -1,0 +1,212 @@
+//! The connector catalogue of APIS.md §8 (Everflow, HasOffers, Trackier, Offer18, CAKE), each
+//! against its twin through the real binary's `--once`: every offer stored with exact decimal
+//! payouts, ISO currencies and countries as the twin served them; a second run after catalogue
+//! changes records exactly those changes; the platform's own rate-limit style is survived with
+//! every offer.
+
+pub(super) use crate::harness::{sql_i64, text, TestApp};
+pub(super) use offersync::model::{OfferStatus, PayoutType};
+pub(super) use offersync::sandbox::catalog::SimOffer;
+pub(super) use offersync::sandbox::limits::{Limit, LimitAnswer};
+pub(super) use offersync::sandbox::twin::Shared;
+pub(super) use offersync::sandbox::{self, Sandbox};
+pub(super) use offersync::store::StoredOffer;
+pub(super) use rust_decimal::Decimal;
+pub(super) use serde_json::Value;
+pub(super) use std::collections::BTreeSet;
+pub(super) use std::str::FromStr;
+pub(super) use std::time::Duration;
+
+mod cake;
+mod everflow;
+mod hasoffers;
+mod offer18;
+mod trackier;
+
+/// The name of the one source of every config written here.
+pub(super) const SOURCE: &str = "src";
+
+/// One platform of the catalogue: how to configure it against its twin, and how to read what
+/// its twin served.
+pub(super) struct Platform {
+    pub(super) kind: &'static str,
+    pub(super) twin: fn(&Sandbox) -> &Shared,
+    /// The `[[sources]]` table's platform lines (kind, base_url, key, platform keys).
+    pub(super) keys: fn(&Sandbox) -> String,
+    /// The external id of catalogue offer `index`.
+    pub(super) id: fn(usize) -> String,
+    /// A catalogue index whose payout is an amount (its change must show).
+    pub(super) amount_index: usize,
+    /// Check one stored offer against the twin's offer.
+    pub(super) check: fn(&SimOffer, &StoredOffer),
+}
+
+pub(super) fn config(app: &TestApp, p: &Platform, extra: &str) {
+    let text = format!(
+        "[database]\npath = {:?}\n[[sources]]\nname = \"{SOURCE}\"\n{}\npage_size = 20\nrequests_per_second = 1000\nmax_attempts = 10\nretry_initial_interval_ms = 10\nretry_max_interval_seconds = 1\nremoval_grace_runs = 1\n{extra}\n",
+        app.db_path.to_string_lossy(),
+        (p.keys)(&app.sandbox)
+    );
+    std::fs::write(&app.config_path, text).unwrap();
+}
+
+/// `--once` through the real binary, which must succeed; the run's row.
+pub(super) async fn once(app: &TestApp) -> (i64, i64, i64, i64, String) {
+    let (code, row) = once_exit(app).await;
+    assert_eq!(code, Some(0), "{row:?}");
+    row
+}
+
+/// `--once` through the real binary: its exit code, and the run's row.
+pub(super) async fn once_exit(app: &TestApp) -> (Option<i32>, (i64, i64, i64, i64, String)) {
+    let out = app.bin(&["--once"], &[]).await;
+    let code = out.status.code();
+    if code != Some(0) {
+        eprintln!("{}{}", text(&out.stdout), text(&out.stderr));
+    }
+    (code, last_run(app))
+}
+
+pub(super) fn last_run(app: &TestApp) -> (i64, i64, i64, i64, String) {
+    let conn = rusqlite::Connection::open(&app.db_path).unwrap();
+    conn.query_row(
+        "SELECT id, added, changed, removed, state FROM sync_runs WHERE source = ?1 ORDER BY id DESC LIMIT 1",
+        [SOURCE],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+    )
+    .unwrap()
+}
+
+pub(super) fn live(app: &TestApp) -> Vec<StoredOffer> {
+    app.store()
+        .offers_of(SOURCE)
+        .unwrap()
+        .into_iter()
+        .filter(|o| o.offer.status != OfferStatus::Removed)
+        .collect()
+}
+
+/// Every live catalogue offer is stored and matches what the twin served.
+pub(super) fn assert_mirrors(app: &TestApp, p: &Platform) {
+    let served = Sandbox::with((p.twin)(&app.sandbox), |t| t.catalog.live(|_| true));
+    let stored = live(app);
+    assert_eq!(stored.len(), served.len(), "{}: every offer stored", p.kind);
+    for o in &served {
+        let id = (p.id)(o.index);
+        let s = stored
+            .iter()
+            .find(|s| s.offer.external_id == id)
+            .unwrap_or_else(|| panic!("{}: offer {id} is stored", p.kind));
+        (p.check)(o, s);
+    }
+}
+
+/// A decimal from a JSON number or string, exactly as written.
+pub(super) fn dec(v: &Value) -> Option<Decimal> {
+    match v {
+        Value::Number(n) => Decimal::from_str(&n.to_string()).ok(),
+        Value::String(s) => Decimal::from_str(s).ok(),
+        _ => None,
+    }
+    .map(|d| d.normalize())
+}
+
+pub(super) fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// The raw payload is the row exactly as the twin served it.
+pub(super) fn raw_is(s: &StoredOffer, row: &Value) {
+    assert_eq!(
+        &serde_json::from_str::<Value>(&s.raw).unwrap(),
+        row,
+        "raw of {}",
+        s.offer.external_id
+    );
+}
+
+pub(super) async fn mirrors_every_offer(p: &Platform) {
+    let app = TestApp::new(1).await;
+    config(&app, p, "");
+    let (_, added, _, _, state) = once(&app).await;
+    assert_eq!(state, "complete", "{}", p.kind);
+    assert!(added > 100, "{}: {added} offers added", p.kind);
+    assert_mirrors(&app, p);
+}
+
+/// After a clean run: one payout changed, one offer paused, one removed, two added. The next
+/// run records exactly those five changes.
+pub(super) async fn records_exactly_the_changes(p: &Platform) {
+    let app = TestApp::new(1).await;
+    config(&app, p, "");
+    assert_eq!(once(&app).await.4, "complete", "{}", p.kind);
+    let a = p.amount_index;
+    let added = Sandbox::with((p.twin)(&app.sandbox), |t| {
+        // An active offer to pause, and another to remove.
+        let b = (a + 1..)
+            .find(|i| t.catalog.offer(*i).status == "active")
+            .unwrap();
+        let c = b + 1;
+        t.catalog.update(a, |o| o.payout_cents += 111);
+        t.catalog.update(b, |o| o.status = "paused");
+        t.catalog.remove(c);
+        (b, c, t.catalog.add(2))
+    });
+    let (b, c, added) = added;
+    let (run, added_n, changed, removed, state) = once(&app).await;
+    assert_eq!(
+        (state.as_str(), added_n, changed, removed),
+        ("complete", 2, 2, 1),
+        "{}",
+        p.kind
+    );
+    let conn = rusqlite::Connection::open(&app.db_path).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT external_id, kind FROM offer_changes WHERE run_id = ?1")
+        .unwrap();
+    let got: BTreeSet<(String, String)> = stmt
+        .query_map([run], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mut want: BTreeSet<(String, String)> = [
+        ((p.id)(a), "changed"),
+        ((p.id)(b), "changed"),
+        ((p.id)(c), "removed"),
+    ]
+    .into_iter()
+    .map(|(i, k)| (i, k.to_string()))
+    .collect();
+    want.extend(added.iter().map(|i| ((p.id)(*i), "added".to_string())));
+    assert_eq!(got, want, "{}", p.kind);
+    let paused = live(&app)
+        .into_iter()
+        .find(|s| s.offer.external_id == (p.id)(b))
+        .unwrap();
+    assert_eq!(paused.offer.status, OfferStatus::Paused, "{}", p.kind);
+    assert_mirrors(&app, p);
+}
+
+/// The platform's own rate-limit answer on every request over `limit`: the run completes with
+/// every offer, and the twin refused some requests.
+pub(super) async fn survives_its_rate_limit(p: &Platform, limit: Limit) {
+    let app = TestApp::new(1).await;
+    config(&app, p, "");
+    let key = Sandbox::with((p.twin)(&app.sandbox), |t| {
+        let key = t.api_key.clone();
+        t.limits.insert(key.clone(), limit);
+        key
+    });
+    let (run, _, _, _, state) = once(&app).await;
+    assert_eq!(state, "complete", "{}", p.kind);
+    let refused = Sandbox::with((p.twin)(&app.sandbox), |t| t.limits[&key].rejected);
+    assert!(refused > 0, "{}: the limit was hit", p.kind);
+    let counted = sql_i64(
+        &app,
+        &format!("SELECT rate_limited FROM sync_runs WHERE id = {run}"),
+    );
+    assert_eq!(counted, refused as i64, "{}: every refusal counted", p.kind);
+    assert_mirrors(&app, p);
+}
