@@ -33,7 +33,7 @@ pub struct TargetDefaults {
     pub currency: Option<String>,
     /// Put before every pushed description.
     pub description_prefix: Option<String>,
-    /// Affise `privacy` of created offers: `public`, `premoderation` or `private`.
+    /// Affise `privacy` of created offers: `public`, `protected` or `private`.
     pub privacy: Option<String>,
     /// Offerit: create offers hidden from affiliates.
     pub hidden: Option<bool>,
@@ -131,10 +131,11 @@ fn defaults(
     if let Some(p) = &d.privacy {
         if kind.is_some_and(|k| k != TargetKind::Affise) {
             errs.push(format!("{key}.privacy"), "only applies to kind \"affise\"");
-        } else if !matches!(p.as_str(), "public" | "premoderation" | "private") {
+        } else if !matches!(p.as_str(), "public" | "protected" | "private") {
+            // Seed 001's create example sends `privacy=protected`; APIS.md 2.5 lists the three.
             errs.push(
                 format!("{key}.privacy"),
-                format!("{p:?} is not one of public, premoderation, private"),
+                format!("{p:?} is not one of public, protected, private"),
             );
         }
     }

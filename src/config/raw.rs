@@ -177,7 +177,7 @@ pub struct RawDefaults {
     pub categories: Option<Vec<String>>,
     pub currency: Option<String>,
     pub description_prefix: Option<String>,
-    /// Affise: `public`, `premoderation` or `private`.
+    /// Affise: `public`, `protected` or `private`.
     pub privacy: Option<String>,
     /// Offerit: create offers hidden from affiliates (`true`) until an operator shows them.
     pub hidden: Option<bool>,

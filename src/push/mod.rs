@@ -7,6 +7,7 @@ pub mod controls;
 pub mod deliver;
 pub mod plan;
 pub mod render;
+mod rules;
 
 pub use plan::{merged, plan, render, wanted, Mapping, OpKind, PlannedOp, PushFields, Targets};
 

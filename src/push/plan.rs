@@ -3,10 +3,10 @@
 //! No IO, no clock: tested with plain values.
 
 pub use super::render::{apply_ratio, render, PUSH_FIELDS};
-use crate::config::{Approval, FieldPolicy, TargetConfig};
+use super::rules::{create_hold, guard_payout};
+use crate::config::{FieldPolicy, TargetConfig};
 pub use crate::model::{merged, Mapping, OpKind, PlannedOp, PushFields};
-use crate::model::{parse_decimal, Decision, Held, Offer, OfferStatus, Planner};
-use rust_decimal::Decimal;
+use crate::model::{Decision, Held, Offer, OfferStatus, Planner};
 use serde_json::Value;
 
 /// Why a create of these fields would be refused by the target, if it would: a field its
@@ -84,116 +84,6 @@ fn passes(target: &TargetConfig, offer: &Offer) -> bool {
             .is_none_or(|t| offer.payout_type.is_some_and(|p| t.contains(&p)))
 }
 
-/// Whether a create on a `manual` target goes out without waiting: every list of
-/// `[targets.auto_approve]` that is set matches.
-fn auto_approved(target: &TargetConfig, offer: &Offer) -> bool {
-    let Some(a) = &target.controls.auto_approve else {
-        return false;
-    };
-    let overlap = |want: &Option<Vec<String>>, have: &[String]| {
-        want.as_ref().is_none_or(|w| {
-            w.iter()
-                .any(|x| have.iter().any(|h| h.eq_ignore_ascii_case(x)))
-        })
-    };
-    overlap(&a.countries, &offer.countries)
-        && overlap(&a.categories, &offer.categories)
-        && a.min_payout
-            .is_none_or(|min| offer.payout.is_some_and(|p| p >= min))
-        && a.payout_types
-            .as_ref()
-            .is_none_or(|t| offer.payout_type.is_some_and(|p| t.contains(&p)))
-        && a.advertisers.as_ref().is_none_or(|l| {
-            offer
-                .advertiser
-                .as_deref()
-                .is_some_and(|v| l.iter().any(|x| x.eq_ignore_ascii_case(v)))
-        })
-}
-
-/// Why a create waits for an operator, if it does.
-fn create_hold(target: &TargetConfig, offer: &Offer, decision: Option<&Decision>) -> Option<Held> {
-    match decision {
-        Some(Decision::Rejected) => Some(Held::Rejected),
-        Some(Decision::Approved { .. }) => None,
-        None if target.controls.approval == Approval::Manual && !auto_approved(target, offer) => {
-            Some(Held::Approval(format!(
-                "new offer awaiting approval (target {} has approval = \"manual\"): offersync approve {} {{source}} {}",
-                target.name, target.name, offer.external_id
-            )))
-        }
-        None => None,
-    }
-}
-
-/// The fields that move with the payout: held together by the payout-jump guard.
-const PAYOUT_FIELDS: &[&str] = &["payout", "cost", "currency"];
-
-fn as_decimal(v: Option<&Value>) -> Option<Decimal> {
-    match v? {
-        Value::String(s) => parse_decimal(s),
-        Value::Number(n) => parse_decimal(&n.to_string()),
-        _ => None,
-    }
-}
-
-/// The payout-jump guard: when `changed` moves the payout further than the target allows (and
-/// no operator approved exactly this payout), the other changes go out now and the payout
-/// waits, alone, in a later operation; `None` in the second place when nothing is held.
-fn guard_payout(
-    target: &TargetConfig,
-    m: &Mapping,
-    changed: PushFields,
-    decision: Option<&Decision>,
-) -> (PushFields, Option<Held>) {
-    let c = &target.controls;
-    let (Some(new), Some(old)) = (
-        as_decimal(changed.get("payout")),
-        as_decimal(m.pushed.get("payout")),
-    ) else {
-        return (changed, None);
-    };
-    let too_far = if new > old {
-        c.max_payout_increase
-            .is_some_and(|max| old.is_zero() || (new - old) / old > max)
-    } else {
-        c.max_payout_decrease
-            .is_some_and(|max| !old.is_zero() && (old - new) / old > max)
-    };
-    let approved = matches!(decision, Some(Decision::Approved { payout: Some(p) })
-        if parse_decimal(p) == Some(new));
-    if !too_far || approved {
-        return (changed, None);
-    }
-    let (payout, rest): (PushFields, PushFields) = changed
-        .into_iter()
-        .partition(|(k, _)| PAYOUT_FIELDS.contains(&k.as_str()));
-    if !rest.is_empty() {
-        return (rest, None);
-    }
-    let held = match decision {
-        Some(Decision::Rejected) => Held::Rejected,
-        _ => {
-            let pct = |d: Decimal| (d * Decimal::ONE_HUNDRED).round_dp(0);
-            let (key, max) = if new > old {
-                ("max_payout_increase", c.max_payout_increase)
-            } else {
-                ("max_payout_decrease", c.max_payout_decrease)
-            };
-            let change = if old.is_zero() {
-                "from zero".to_string()
-            } else {
-                format!("{:+}%", pct((new - old) / old))
-            };
-            Held::Approval(format!(
-                "payout jump held: {old} -> {new} ({change}) exceeds {key} = {}%",
-                pct(max.unwrap_or_default())
-            ))
-        }
-    };
-    (payout, Some(held))
-}
-
 /// The operation that brings `mapping` (what the target holds) in step with `offer`, if any.
 /// `decision` is what an operator decided for the offer on this target.
 pub fn plan(
@@ -248,7 +138,10 @@ pub fn plan(
                 })
                 .collect();
             let (changed, held) = guard_payout(target, m, changed, decision);
-            let op = if !m.active {
+            // `[targets.defaults] hidden = true` (Offerit): a created offer stays hidden from
+            // affiliates, as wanted; it is never revealed by offersync.
+            let live = m.active || (m.hidden && target.controls.defaults.hidden == Some(true));
+            let op = if !live {
                 PlannedOp::new(OpKind::Activate, changed)
             } else if !changed.is_empty() {
                 PlannedOp::new(OpKind::Update, changed)
@@ -340,6 +233,32 @@ mod tests {
         o.countries = vec!["GB".into(), "US".into()];
         o.tracking_url = Some("https://t.example/c?o=9&click={click_id}".into());
         o
+    }
+
+    #[test]
+    fn import_defaults_and_excluded_countries_shape_what_is_pushed() {
+        let mut t = target(TargetKind::Affise);
+        t.controls.defaults.description_prefix = Some("[net] ".into());
+        t.controls.defaults.categories = Some(vec!["Imported".into()]);
+        t.controls.defaults.currency = Some("EUR".into());
+        t.filters.exclude_countries = Some(vec!["US".into()]);
+        let mut o = offer();
+        o.description = Some("Install and play".into());
+        o.currency = None;
+        let f = render(&t, "s", &o);
+        assert_eq!(f["description"], "[net] Install and play");
+        assert_eq!(f["categories"], serde_json::json!(["Imported"]));
+        assert_eq!(f["countries"], serde_json::json!(["GB"]));
+        assert_eq!(f["currency"], "EUR", "the default for a source without one");
+        // The source's own values win over the defaults.
+        o.categories = vec!["Games".into()];
+        o.currency = Some("USD".into());
+        let f = render(&t, "s", &o);
+        assert_eq!(f["categories"], serde_json::json!(["Games"]));
+        assert_eq!(f["currency"], "USD");
+        // Only excluded countries left: not pushed at all.
+        o.countries = vec!["US".into()];
+        assert!(plan(&t, "s", &o, None, None).is_none());
     }
 
     #[test]

@@ -99,31 +99,11 @@ pub fn render(target: &TargetConfig, source: &str, offer: &Offer) -> PushFields 
         put("url", Value::String(url));
     }
     put("preview_url", s(&offer.preview_url));
-    let defaults = &target.controls.defaults;
-    let description = match (&defaults.description_prefix, &offer.description) {
-        (Some(prefix), Some(d)) => Some(format!("{prefix}{d}")),
-        (_, d) => d.clone(),
-    };
+    let (description, countries, categories) = with_controls(target, offer);
     put("description", s(&description));
     let list = |l: &[String]| Value::Array(l.iter().cloned().map(Value::String).collect());
-    // Excluded countries are never pushed (an offer left with none is filtered out).
-    let excluded = target
-        .filters
-        .exclude_countries
-        .as_deref()
-        .unwrap_or_default();
-    let countries: Vec<String> = offer
-        .countries
-        .iter()
-        .filter(|c| !excluded.contains(c))
-        .cloned()
-        .collect();
     put("countries", list(&countries));
-    let categories = match &defaults.categories {
-        Some(d) if offer.categories.is_empty() => d.as_slice(),
-        _ => offer.categories.as_slice(),
-    };
-    put("categories", list(categories));
+    put("categories", list(&categories));
     if let Some(p) = offer.payout {
         put(
             "payout",
@@ -167,4 +147,34 @@ fn currency<'a>(target: &'a TargetConfig, offer: &'a Offer) -> &'a str {
         .as_deref()
         .or(target.controls.defaults.currency.as_deref())
         .unwrap_or(&target.currency)
+}
+
+/// The description, countries and categories as the target's controls shape them: the
+/// description prefix, excluded countries dropped (an offer left with none is filtered out),
+/// default categories for an offer without any.
+fn with_controls(
+    target: &TargetConfig,
+    offer: &Offer,
+) -> (Option<String>, Vec<String>, Vec<String>) {
+    let defaults = &target.controls.defaults;
+    let description = match (&defaults.description_prefix, &offer.description) {
+        (Some(prefix), Some(d)) => Some(format!("{prefix}{d}")),
+        (_, d) => d.clone(),
+    };
+    let excluded = target
+        .filters
+        .exclude_countries
+        .as_deref()
+        .unwrap_or_default();
+    let countries = offer
+        .countries
+        .iter()
+        .filter(|c| !excluded.contains(c))
+        .cloned()
+        .collect();
+    let categories = match &defaults.categories {
+        Some(d) if offer.categories.is_empty() => d.clone(),
+        _ => offer.categories.clone(),
+    };
+    (description, countries, categories)
 }

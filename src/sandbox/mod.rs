@@ -289,8 +289,9 @@ impl Sandbox {
             &cfg.affise_target_key,
             "",
         )));
-        let (oi, af1, af2, af3) = (
+        let (oi, af1, af2, af3, af4) = (
             offerit_target.clone(),
+            affise_target.clone(),
             affise_target.clone(),
             affise_target.clone(),
             affise_target.clone(),
@@ -325,6 +326,21 @@ impl Sandbox {
                           RawQuery(q): RawQuery,
                           b: Bytes| {
                         targets::affise(af2.clone(), Some(id), m, h, q.unwrap_or_default(), b)
+                    },
+                ),
+            )
+            .route(
+                "/affise-target/3.0/offer/{id}",
+                axum::routing::get(
+                    move |Path(id): Path<String>, h: HeaderMap, RawQuery(q): RawQuery| {
+                        targets::affise(
+                            af4.clone(),
+                            Some(id),
+                            Method::GET,
+                            h,
+                            q.unwrap_or_default(),
+                            Bytes::new(),
+                        )
                     },
                 ),
             )

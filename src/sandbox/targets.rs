@@ -305,7 +305,8 @@ pub async fn affise(
     let (resp, delay) = {
         let mut t = state.lock().unwrap();
         let what = match (&method, &id) {
-            (&Method::GET, _) => "search".to_string(),
+            (&Method::GET, Some(id)) => format!("read {id}"),
+            (&Method::GET, None) => "search".to_string(),
             (_, None) => "create".to_string(),
             (_, Some(id)) => format!("update {id}"),
         };
@@ -337,6 +338,21 @@ fn affise_action(
     method: &Method,
     p: &BTreeMap<String, String>,
 ) -> Response {
+    if let (&Method::GET, Some(id)) = (method, id) {
+        // `/3.0/offer/{id}`: one offer, as the network's operators left it.
+        return match id
+            .parse::<u64>()
+            .ok()
+            .and_then(|id| t.offers.get(&id).map(|o| (id, o)))
+        {
+            Some((id, o)) => (
+                StatusCode::OK,
+                axum::Json(json!({"status": 1, "offer": affise_offer(id, o)})),
+            )
+                .into_response(),
+            None => affise_error(StatusCode::NOT_FOUND, "Offer not found"),
+        };
+    }
     if *method == Method::GET {
         let q = p.get("q").cloned().unwrap_or_default();
         let offers: Vec<Value> = t

@@ -24,6 +24,8 @@ pub struct Affise {
     api_key: Secret,
     advertiser_id: String,
     create_status: String,
+    /// `[targets.defaults] privacy` of created offers.
+    privacy: Option<String>,
 }
 
 const PAYMENT_FIELDS: &[&str] = &["payout", "cost", "currency", "countries"];
@@ -42,6 +44,7 @@ impl Affise {
             api_key,
             advertiser_id: cfg.advertiser_id.clone().unwrap_or_default(),
             create_status: cfg.create_status.clone().unwrap_or_else(|| "active".into()),
+            privacy: cfg.controls.defaults.privacy.clone(),
         })
     }
 
@@ -139,6 +142,9 @@ impl Target for Affise {
                     ("status".to_string(), self.create_status.clone()),
                     ("external_offer_id".to_string(), op.external_ref.to_string()),
                 ];
+                if let Some(p) = &self.privacy {
+                    form.push(("privacy".to_string(), p.clone()));
+                }
                 form.extend(self.form(op.fields, op.all));
                 vec![self.post("3.0/admin/offer", form).not_idempotent()]
             }
@@ -196,6 +202,26 @@ impl Target for Affise {
             .append_pair("status[]", "stopped")
             .append_pair("status[]", "suspended");
         Some(HttpRequest::get(url).secret_header("api-key", &self.api_key))
+    }
+
+    /// `GET /3.0/offer/{id}` → `{"status": 1, "offer": {..., "status": "active"}}` (APIS.md 2.4).
+    fn read(&self, target_offer_id: &str) -> Option<HttpRequest> {
+        let url = Url::parse(&format!("{}/3.0/offer/{target_offer_id}", self.base)).ok()?;
+        Some(HttpRequest::get(url).secret_header("api-key", &self.api_key))
+    }
+
+    fn interpret_read(&self, resp: &HttpResponse) -> Result<bool, Failure> {
+        let body = ok(resp, "reading the offer", false)?;
+        let status = body
+            .as_ref()
+            .and_then(|b| b.pointer("/offer/status"))
+            .and_then(Value::as_str);
+        match status {
+            Some(s) => Ok(s == "active"),
+            None => Err(Failure::transient(
+                "Affise answered the offer read without offer.status",
+            )),
+        }
     }
 
     fn interpret_lookup(

@@ -53,6 +53,18 @@ pub trait Target: Send + Sync {
         resp: &HttpResponse,
     ) -> Result<Vec<String>, Failure>;
 
+    /// A request that reads the target offer `target_offer_id`, where the target can be read
+    /// (Affise); `None` where it cannot (Offerit), so there only `offersync detach` protects
+    /// an offer the network's operators changed by hand.
+    fn read(&self, _target_offer_id: &str) -> Option<HttpRequest> {
+        None
+    }
+
+    /// Whether the offer read is live on the target (not stopped or suspended by hand).
+    fn interpret_read(&self, _resp: &HttpResponse) -> Result<bool, Failure> {
+        Ok(true)
+    }
+
     /// Whether a create leaves the offer hidden from affiliates until an activate reveals it
     /// (a target that cannot be searched stages its creates, so a lost answer leaves at most
     /// an invisible orphan).

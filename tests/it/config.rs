@@ -224,6 +224,14 @@ fn the_commented_examples_of_every_kind_in_the_reference_config_are_valid() {
         c.targets[0].filters.countries,
         Some(vec!["US".to_string(), "GB".into()])
     );
+    let controls = &c.targets[0].controls;
+    assert_eq!(controls.approval, offersync::config::Approval::Manual);
+    assert!(controls.auto_approve.is_some() && controls.max_payout_increase.is_some());
+    assert_eq!(controls.defaults.hidden, Some(true));
+    assert_eq!(
+        c.targets[0].filters.exclude_countries,
+        Some(vec!["CN".to_string()])
+    );
 }
 
 #[test]

@@ -339,3 +339,143 @@ async fn blocklisted_offers_are_never_created_and_paused_when_already_there() {
         by_y as i64
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_affise_offer_stopped_by_hand_is_detached_and_never_reactivated() {
+    let app = TestApp::new(20).await;
+    configure(&app, "", "", "");
+    app.sync().await;
+    deliver_all(&app).await;
+    let a = active_offers(&app)[0].clone();
+    let ext = format!("{SOURCE}:{}", a.id);
+    // The network's operators stop it in the Affise UI.
+    let id = af(&app, |t| {
+        let id = t.find("external_offer_id", &ext)[0].0;
+        t.offers.get_mut(&id).unwrap().status = "stopped".into();
+        id
+    });
+    app.sandbox.with_trackly(|t| {
+        t.catalog.update(a.index, |o| o.name.push_str(" renamed"));
+    });
+    app.sync().await;
+    af(&app, |t| t.calls.clear());
+    let reports = deliver_all(&app).await;
+    assert!(reports.iter().all(|r| r.error.is_none()), "{reports:?}");
+    assert_eq!(
+        af(&app, |t| t.calls.clone()),
+        vec![format!("GET read {id}")],
+        "read, then left alone"
+    );
+    assert_eq!(af(&app, |t| t.offers[&id].status.clone()), "stopped");
+    let listed = app
+        .bin(
+            &[
+                "inspect", "pushes", "--state", "detached", "--target", "af", "--format", "json",
+            ],
+            &[],
+        )
+        .await;
+    let rows: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 1, "{rows}");
+    assert!(
+        rows[0]["detached_reason"]
+            .as_str()
+            .unwrap()
+            .contains("by its operators"),
+        "{rows}"
+    );
+    // Later changes, and the offer leaving and coming back, never touch it.
+    app.sandbox.with_trackly(|t| t.catalog.remove(a.index));
+    app.sync().await;
+    app.sandbox.with_trackly(|t| t.catalog.restore(a.index));
+    app.sync().await;
+    af(&app, |t| t.calls.clear());
+    deliver_all(&app).await;
+    assert!(
+        af(&app, |t| t.calls.is_empty()),
+        "{:?}",
+        af(&app, |t| t.calls.clone())
+    );
+    assert_eq!(af(&app, |t| t.offers[&id].status.clone()), "stopped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_defaults_reach_the_targets_creates() {
+    let app = TestApp::new(10).await;
+    configure(
+        &app,
+        "",
+        "[targets.defaults]\nhidden = true",
+        "[targets.defaults]\nprivacy = \"protected\"",
+    );
+    let active = active_offers(&app);
+    app.sync().await;
+    deliver_all(&app).await;
+    let created: Vec<_> = af(&app, |t| t.offers.values().cloned().collect());
+    assert_eq!(created.len(), active.len());
+    assert!(created.iter().all(|o| o.fields["privacy"] == "protected"));
+    // Offerit keeps its creates hidden from affiliates: never revealed, nothing more sent.
+    assert_eq!(oi(&app, |t| t.offers.len()), active.len());
+    assert_eq!(oi(&app, |t| t.live().len()), 0);
+    oi(&app, |t| t.calls.clear());
+    app.sync().await;
+    deliver_all(&app).await;
+    assert!(oi(&app, |t| t.calls.is_empty()));
+    // A bad value names its key.
+    configure(&app, "", "[targets.defaults]\nprivacy = \"open\"", "");
+    let out = app.bin(&["check", "--config-only"], &[]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("targets[0].defaults.privacy: only applies to kind \"affise\""),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_control_keys_name_themselves() {
+    let app = TestApp::new(1).await;
+    for (extra, want) in [
+        (
+            "approval = \"sometimes\"",
+            "targets[1].approval: \"sometimes\" is not one of auto, manual",
+        ),
+        (
+            "max_payout_decrease = 2.0",
+            "targets[1].max_payout_decrease: 2 is out of range",
+        ),
+        (
+            "max_payout_increase = -1.0",
+            "targets[1].max_payout_increase: -1 is out of range",
+        ),
+        (
+            "[targets.auto_approve]\ncountries = [\"US\"]",
+            "targets[1].auto_approve: only applies with approval = \"manual\"",
+        ),
+        (
+            "approval = \"manual\"\n[targets.auto_approve]\ncountries = [\"USA\"]",
+            "targets[1].auto_approve.countries[0]",
+        ),
+        (
+            "[targets.filters]\nexclude_countries = [\"Mars\"]",
+            "targets[1].filters.exclude_countries[0]",
+        ),
+        (
+            "[targets.defaults]\nprivacy = \"open\"",
+            "targets[1].defaults.privacy: \"open\" is not one of public, protected, private",
+        ),
+        (
+            "[targets.defaults]\nhidden = true",
+            "targets[1].defaults.hidden: only applies to kind \"offerit\"",
+        ),
+    ] {
+        configure(&app, "", "", extra);
+        let out = app.bin(&["check", "--config-only"], &[]).await;
+        assert_eq!(out.status.code(), Some(2), "{extra}");
+        assert!(
+            text(&out.stderr).contains(want),
+            "{extra}: {}",
+            text(&out.stderr)
+        );
+    }
+}

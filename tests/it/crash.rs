@@ -577,3 +577,102 @@ fn count_kind(rows: &BTreeMap<(String, String), i64>, kind: &str) -> i64 {
         .map(|(_, n)| n)
         .sum()
 }
+
+/// Approvals under SIGKILL: `approve --all --deliver` killed at random points (and at the
+/// failpoint right after Affise answered a create) neither loses an approved create nor
+/// sends one twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_between_approve_and_delivery_loses_and_duplicates_nothing() {
+    let seed = env_u64("OFFERSYNC_CRASH_SEED", 0x0a99_0e5e);
+    let kills_wanted = env_u64("OFFERSYNC_CRASH_KILLS", 30).div_ceil(3);
+    let mut rng = Rng(seed);
+    let app = TestApp::new(150).await;
+    configure(&app, None);
+    let manual = std::fs::read_to_string(&app.config_path).unwrap().replace(
+        "advertiser_id = \"5bc9d7c16d73e41c008b4567\"",
+        "advertiser_id = \"5bc9d7c16d73e41c008b4567\"\napproval = \"manual\"",
+    );
+    std::fs::write(&app.config_path, manual).unwrap();
+    let out = app.bin(&["--once"], &[("RUST_LOG", "warn")]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        crate::harness::text(&out.stderr)
+    );
+    let conn = rusqlite::Connection::open(&app.db_path).unwrap();
+    let waiting = sql_i64(
+        &conn,
+        "SELECT count(*) FROM push_outbox WHERE target = 'af' AND state = 'awaiting_approval'",
+    );
+    assert!(waiting > 50, "creates wait for approval: {waiting}");
+    let mut kills = 0;
+    let mut attempts = 0;
+    let mut run_ms = 400;
+    while kills < kills_wanted {
+        attempts += 1;
+        assert!(
+            attempts < kills_wanted * 10,
+            "seed {seed:#x}: runs keep finishing"
+        );
+        let failpoint = rng.below(4) == 0;
+        let env: &[(&str, &str)] = if failpoint {
+            &[("OFFERSYNC_FAILPOINT", "after_push_call")]
+        } else {
+            &[]
+        };
+        let child = spawn_with(&app, &["approve", "af", "--all", "--deliver"], env);
+        let at = if failpoint {
+            Duration::from_secs(30)
+        } else {
+            Duration::from_millis(2 + rng.below(run_ms))
+        };
+        match kill_after(child, at).await {
+            Ok(()) => kills += 1,
+            Err(_) if failpoint => kills += 1,
+            Err(ran) => run_ms = (ran.as_millis() as u64 * 5 / 4).max(20),
+        }
+    }
+    // Recovery: approve and push until nothing waits.
+    let mut clean = false;
+    for _ in 0..6 {
+        let a = app
+            .bin(
+                &["approve", "af", "--all", "--deliver"],
+                &[("RUST_LOG", "warn")],
+            )
+            .await;
+        let waiting = sql_i64(
+            &conn,
+            "SELECT count(*) FROM push_outbox WHERE target = 'af' AND state NOT IN ('done')",
+        );
+        if a.status.code() == Some(0) && waiting == 0 {
+            clean = true;
+            break;
+        }
+    }
+    assert!(
+        clean,
+        "seed {seed:#x}: no clean delivery after {kills} kills"
+    );
+    let active = app
+        .sandbox
+        .with_trackly(|t| t.catalog.live(|s| s == "active"));
+    for o in &active {
+        let ext = format!("{SOURCE}:{}", o.id);
+        let copies = Sandbox::with_target(&app.sandbox.affise_target, |t| {
+            t.find("external_offer_id", &ext).len()
+        });
+        assert_eq!(copies, 1, "seed {seed:#x}: {ext} on Affise exactly once");
+    }
+    assert_eq!(
+        sql_i64(
+            &conn,
+            "SELECT count(*) FROM target_offers WHERE target = 'af'"
+        ),
+        active.len() as i64
+    );
+    println!(
+        "approval crash suite: {kills} kills in {attempts} runs, {} creates approved once each",
+        active.len()
+    );
+}

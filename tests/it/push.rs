@@ -607,8 +607,14 @@ async fn offers_changed_twice_before_delivery_get_one_update_with_the_latest_val
     af(&app, |t| t.calls.clear());
     let reports = deliver_all(&app).await;
     assert_eq!(reports[1].done as usize, live.len());
+    // Each update is preceded by a read of the offer (an offer stopped by hand on Affise is
+    // left alone, README "Operators in control"): count the updates.
     assert_eq!(
-        af(&app, |t| t.calls.len()),
+        af(&app, |t| t
+            .calls
+            .iter()
+            .filter(|c| !c.starts_with("GET read"))
+            .count()),
         live.len(),
         "one update per offer, not two"
     );

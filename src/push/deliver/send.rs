@@ -31,6 +31,15 @@ impl Worker<'_> {
                 op.fields = always_fields(cfg, &op.fields, &m.pushed);
             }
         }
+        if let Some(stopped) = self.stopped_by_hand(&op).await {
+            return match stopped {
+                Ok(()) => {
+                    self.detach_stopped(op).await?;
+                    Ok((Outcome::Settled, None))
+                }
+                Err(e) => self.failed(op, e, report).await,
+            };
+        }
         let (created, failure) = self.call(&op).await;
         failpoint(&op, failure.is_none());
         match failure {
@@ -41,6 +50,46 @@ impl Worker<'_> {
             }
             Some(e) => self.failed(op, e, report).await,
         }
+    }
+
+    /// Before an update of an offer we hold live, on a target that can be read: `Some(Ok)`
+    /// when the network's operators stopped it by hand (so it must not be touched), `Some(Err)`
+    /// when it could not be read, `None` to go on.
+    async fn stopped_by_hand(&self, op: &OutboxOp) -> Option<Result<(), CallError>> {
+        let m = op.mapping.as_ref().filter(|m| m.active && !m.pending)?;
+        if op.kind != OpKind::Update {
+            return None;
+        }
+        let req = self.target.read(&m.target_offer_id)?;
+        match self
+            .endpoint
+            .call(|| req.clone(), |r| self.target.interpret_read(r))
+            .await
+        {
+            Ok(true) => None,
+            Ok(false) => Some(Ok(())),
+            Err(e) => Some(Err(e)),
+        }
+    }
+
+    /// The target's operators stopped `op`'s offer by hand: drop `op` and detach the offer, so
+    /// offersync never re-activates or edits it behind their back.
+    async fn detach_stopped(&self, op: OutboxOp) -> Result<(), StoreError> {
+        tracing::warn!(target_offer_id = op.mapping.as_ref().map_or("", |m| m.target_offer_id.as_str()), "the offer was stopped on the target by hand; it is detached and left alone (offersync attach resumes it)");
+        db(self.store, move |s| {
+            s.outbox_tx(|tx| {
+                tx.delete_op(op.id)?;
+                tx.detach(
+                    &op.target,
+                    &op.source,
+                    &op.external_id,
+                    "stopped on the target by its operators; offersync leaves it alone (offersync attach resumes it)",
+                    &now(),
+                )
+                .map(|_| ())
+            })
+        })
+        .await
     }
 
     /// The target's requests for `op`, in order, until one fails: the id a create got, and the
