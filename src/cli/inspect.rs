@@ -37,6 +37,10 @@ enum What {
         /// Text in the name or external id
         #[arg(long)]
         search: Option<String>,
+        /// The source's approval state: approved, requires_approval, pending or rejected
+        /// (offers you must apply for at the source are not pushed)
+        #[arg(long)]
+        approval: Option<String>,
         /// At most this many rows
         #[arg(long, default_value_t = 50)]
         limit: usize,
@@ -164,15 +168,18 @@ pub(crate) fn run(
             status,
             country,
             search,
+            approval,
             limit,
         } => {
             check_value::<crate::model::OfferStatus>("--status", &status)?;
+            check_value::<crate::model::SourceApproval>("--approval", &approval)?;
             let t = store
                 .query_offers(&OfferFilter {
                     source,
                     status,
                     country,
                     search,
+                    approval,
                     limit,
                 })
                 .map_err(&db_err)?;

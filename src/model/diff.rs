@@ -99,6 +99,19 @@ fn set_field(o: &mut Offer, field: &str, v: &Value) -> Result<(), String> {
         "starts_at" => o.starts_at = time(v)?,
         "ends_at" => o.ends_at = time(v)?,
         "payouts" => o.payouts = serde_json::from_value(v.clone()).map_err(|e| e.to_string())?,
+        "payout_unit" => {
+            o.payout_unit = match text(v)? {
+                None => super::PayoutUnit::Amount,
+                Some(u) => super::PayoutUnit::from_str(&u)?,
+            }
+        }
+        "excluded_countries" => o.excluded_countries = list(v)?,
+        "approval" => {
+            o.approval = text(v)?
+                .map(|a| super::SourceApproval::from_str(&a))
+                .transpose()?
+        }
+        "caps" => o.caps = serde_json::from_value(v.clone()).map_err(|e| e.to_string())?,
         other => return Err(format!("unknown field {other}")),
     }
     Ok(())
@@ -110,7 +123,7 @@ fn opt_str(v: &Option<String>) -> Value {
 
 impl Offer {
     /// Every canonical field (without `external_id`) as `(name, JSON value)`, in column order.
-    pub fn field_values(&self) -> [(&'static str, Value); 18] {
+    pub fn field_values(&self) -> [(&'static str, Value); 22] {
         let dec = |d: &Option<rust_decimal::Decimal>| {
             d.map_or(Value::Null, |d| Value::String(d.normalize().to_string()))
         };
@@ -143,6 +156,20 @@ impl Offer {
             (
                 "payouts",
                 serde_json::to_value(&self.payouts).unwrap_or(Value::Null),
+            ),
+            (
+                "payout_unit",
+                Value::String(self.payout_unit.as_str().into()),
+            ),
+            ("excluded_countries", list(&self.excluded_countries)),
+            (
+                "approval",
+                self.approval
+                    .map_or(Value::Null, |a| Value::String(a.as_str().into())),
+            ),
+            (
+                "caps",
+                serde_json::to_value(&self.caps).unwrap_or(Value::Null),
             ),
         ]
     }

@@ -110,6 +110,29 @@ fn encode(h: &mut Vec<u8>, o: &Offer) {
         h.extend_from_slice(serde_json::to_string(&tiers).unwrap_or_default().as_bytes());
         h.push(FIELD);
     }
+    // Added with schema 8, each only when it differs from its default: an offer without a
+    // percentage payout, exclusions, an approval state or caps hashes as schema 7 stored it.
+    if o.payout_unit != super::PayoutUnit::Amount {
+        h.extend_from_slice(b"unit=");
+        h.extend_from_slice(o.payout_unit.as_str().as_bytes());
+        h.push(FIELD);
+    }
+    if !o.excluded_countries.is_empty() {
+        h.extend_from_slice(b"excluded=");
+        list(h, &o.excluded_countries);
+    }
+    if let Some(a) = o.approval {
+        h.extend_from_slice(b"approval=");
+        h.extend_from_slice(a.as_str().as_bytes());
+        h.push(FIELD);
+    }
+    if !o.caps.is_empty() {
+        let mut caps = o.caps.clone();
+        caps.sort();
+        h.extend_from_slice(b"caps=");
+        h.extend_from_slice(serde_json::to_string(&caps).unwrap_or_default().as_bytes());
+        h.push(FIELD);
+    }
 }
 
 #[cfg(test)]

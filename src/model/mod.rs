@@ -9,6 +9,7 @@ mod hash;
 mod normalize;
 pub mod push;
 pub mod run;
+mod terms;
 
 pub use check::{check, is_iso_currency, MAX_OFFER_JSON_BYTES, MAX_PAYOUT};
 pub use diff::{diff, Diff, FieldChange};
@@ -21,6 +22,7 @@ pub use push::{
     merged, Decision, Held, Mapping, OpKind, OutboxState, PlannedOp, Planner, PushFields,
 };
 pub use run::{ChangeKind, RunState, StopReason};
+pub use terms::{cap_period, Cap, PayoutUnit, SourceApproval};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rust_decimal::Decimal;
@@ -161,6 +163,14 @@ pub struct Offer {
     /// Every payout the platform lists (Affise `payments[]`, ...); the primary one is also in
     /// `payout`/`revenue`/`currency`. Empty for platforms with a single payout.
     pub payouts: Vec<PayoutTier>,
+    /// What `payout` measures: an amount, or a percentage of the sale.
+    pub payout_unit: PayoutUnit,
+    /// Countries the offer must not run in (beside the allowed `countries`).
+    pub excluded_countries: Vec<String>,
+    /// Whether the affiliate may run it, as the source says (`None`: the source does not say).
+    pub approval: Option<SourceApproval>,
+    /// Daily / monthly / lifetime caps, as the source lists them.
+    pub caps: Vec<Cap>,
 }
 
 /// One of several payouts of an offer, as stored in the `payouts` JSON column.
@@ -214,6 +224,10 @@ impl Offer {
             starts_at: None,
             ends_at: None,
             payouts: Vec::new(),
+            payout_unit: PayoutUnit::Amount,
+            excluded_countries: Vec::new(),
+            approval: None,
+            caps: Vec::new(),
         }
     }
 
@@ -227,6 +241,10 @@ impl Offer {
             self.currency = normalize_currency(&c);
         }
         self.countries = normalize_countries(self.countries.iter().map(String::as_str));
+        self.excluded_countries =
+            normalize_countries(self.excluded_countries.iter().map(String::as_str));
+        self.caps.sort();
+        self.caps.dedup();
         self.platforms = normalize_platforms(self.platforms.iter().map(String::as_str));
         self.categories = normalize_categories(self.categories.iter().map(String::as_str));
         self.payouts = std::mem::take(&mut self.payouts)

@@ -6,7 +6,7 @@ pub use super::render::{apply_ratio, render, PUSH_FIELDS};
 use super::rules::{create_hold, guard_payout};
 use crate::config::{FieldPolicy, TargetConfig};
 pub use crate::model::{merged, Mapping, OpKind, PlannedOp, PushFields};
-use crate::model::{Decision, Held, Offer, OfferStatus, Planner};
+use crate::model::{Decision, Held, Offer, OfferStatus, Planner, SourceApproval};
 use serde_json::Value;
 
 /// Why a create of these fields would be refused by the target, if it would: a field its
@@ -73,9 +73,18 @@ fn passes(target: &TargetConfig, offer: &Offer) -> bool {
             !offer.countries.is_empty() && offer.countries.iter().all(|c| ex.contains(c))
         });
     offer.status != OfferStatus::Removed
+        // Offers the affiliate must still apply for at the source are not runnable
+        // (`inspect offers --approval requires_approval` lists them).
+        && SourceApproval::runnable(offer.approval)
         && !blocked
         && status_ok
         && overlap(&f.countries, &offer.countries)
+        // A country filter is not met by countries the offer excludes.
+        && f.countries.as_ref().is_none_or(|w| {
+            offer.countries.iter().any(|c| {
+                w.iter().any(|x| x.eq_ignore_ascii_case(c)) && !offer.excluded_countries.contains(c)
+            })
+        })
         && overlap(&f.categories, &offer.categories)
         && f.min_payout
             .is_none_or(|min| offer.payout.is_some_and(|p| p >= min))
@@ -182,14 +191,14 @@ impl Planner for Targets<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::{CredentialSpec, Secret, TargetFilters, TargetKind};
     use crate::model::{parse_decimal, PayoutType};
     use rust_decimal::Decimal;
     use std::collections::BTreeMap;
 
-    fn target(kind: TargetKind) -> TargetConfig {
+    pub(crate) fn target(kind: TargetKind) -> TargetConfig {
         TargetConfig {
             name: "t".into(),
             kind,
@@ -225,7 +234,7 @@ mod tests {
         }
     }
 
-    fn offer() -> Offer {
+    pub(crate) fn offer() -> Offer {
         let mut o = Offer::new("9", "Game");
         o.payout = parse_decimal("1.255");
         o.currency = Some("USD".into());

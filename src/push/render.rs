@@ -3,7 +3,7 @@
 
 use crate::config::{TargetConfig, TargetKind};
 use crate::model::PushFields;
-use crate::model::{format_timestamp, Offer};
+use crate::model::{format_timestamp, Offer, PayoutUnit};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde_json::Value;
 
@@ -23,6 +23,9 @@ pub const PUSH_FIELDS: &[&str] = &[
     "ends_at",
     "app_package",
     "icon_url",
+    "payout_unit",
+    "excluded_countries",
+    "caps",
 ];
 
 /// Currencies without minor units (ISO 4217 exponent 0) that payouts are rounded to.
@@ -99,19 +102,32 @@ pub fn render(target: &TargetConfig, source: &str, offer: &Offer) -> PushFields 
         put("url", Value::String(url));
     }
     put("preview_url", s(&offer.preview_url));
-    let (description, countries, categories) = with_controls(target, offer);
+    let (description, countries, categories, excluded) = with_controls(target, offer);
     put("description", s(&description));
     let list = |l: &[String]| Value::Array(l.iter().cloned().map(Value::String).collect());
     put("countries", list(&countries));
+    if !excluded.is_empty() {
+        put("excluded_countries", list(&excluded));
+    }
     put("categories", list(&categories));
     if let Some(p) = offer.payout {
+        // A percentage is scaled by the ratio like an amount, but never rounded to a currency
+        // unit nor sent as one (the targets send it as a share of the sale).
+        let unit = (offer.payout_unit == PayoutUnit::Amount).then(|| currency(target, offer));
         put(
             "payout",
-            Value::String(
-                apply_ratio(p, target.payout_ratio, Some(currency(target, offer))).to_string(),
-            ),
+            Value::String(apply_ratio(p, target.payout_ratio, unit).to_string()),
         );
         put("cost", Value::String(p.normalize().to_string()));
+    }
+    if offer.payout_unit == PayoutUnit::Percent {
+        put("payout_unit", Value::String("percent".into()));
+    }
+    if !offer.caps.is_empty() {
+        put(
+            "caps",
+            serde_json::to_value(&offer.caps).unwrap_or(Value::Null),
+        );
     }
     put(
         "currency",
@@ -149,13 +165,14 @@ fn currency<'a>(target: &'a TargetConfig, offer: &'a Offer) -> &'a str {
         .unwrap_or(&target.currency)
 }
 
-/// The description, countries and categories as the target's controls shape them: the
-/// description prefix, excluded countries dropped (an offer left with none is filtered out),
-/// default categories for an offer without any.
+/// The description, countries, categories and excluded countries as the target's controls
+/// shape them: the description prefix, the target's excluded countries dropped from the
+/// allowed ones (an offer left with none is filtered out) and added to the offer's own
+/// exclusions, default categories for an offer without any.
 fn with_controls(
     target: &TargetConfig,
     offer: &Offer,
-) -> (Option<String>, Vec<String>, Vec<String>) {
+) -> (Option<String>, Vec<String>, Vec<String>, Vec<String>) {
     let defaults = &target.controls.defaults;
     let description = match (&defaults.description_prefix, &offer.description) {
         (Some(prefix), Some(d)) => Some(format!("{prefix}{d}")),
@@ -169,12 +186,20 @@ fn with_controls(
     let countries = offer
         .countries
         .iter()
-        .filter(|c| !excluded.contains(c))
+        .filter(|c| !excluded.contains(c) && !offer.excluded_countries.contains(c))
         .cloned()
         .collect();
+    let mut excluded: Vec<String> = offer
+        .excluded_countries
+        .iter()
+        .chain(excluded)
+        .cloned()
+        .collect();
+    excluded.sort();
+    excluded.dedup();
     let categories = match &defaults.categories {
         Some(d) if offer.categories.is_empty() => d.clone(),
         _ => offer.categories.clone(),
     };
-    (description, countries, categories)
+    (description, countries, categories, excluded)
 }

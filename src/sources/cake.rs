@@ -10,7 +10,7 @@
 //!
 //! `payout` carries a currency symbol (`$2.50`, `€1,20`, `2.50 USD`, see [`payout`]): the amount
 //! and the ISO 4217 code are read from it, an unknown symbol rejects the offer with its reason,
-//! a percentage (`25%`) is CPS with no `payout`. A nil `campaign_id` (not running for this
+//! a percentage (`25%`) is CPS with `payout_unit = percent`. A nil `campaign_id` (not running for this
 //! affiliate) or a status of "Apply To Run" / "Pending" means no usable tracking link; otherwise
 //! the link is `tracking_url_template` filled in (the feed has none, and one `GetCampaign` call
 //! per offer is not made). Errors: `<success>false</success>` with `<message>`, or HTTP 401/403
@@ -21,7 +21,7 @@ pub mod payout;
 use super::{Cursor, Rejected, RowsPage, Source};
 use crate::config::{PlatformOptions, Secret, SourceConfig};
 use crate::http::{Failure, FailureClass, HttpRequest, HttpResponse};
-use crate::model::{parse_timestamp, Offer, OfferStatus, PayoutType};
+use crate::model::{parse_timestamp, Offer, OfferStatus, PayoutType, PayoutUnit, SourceApproval};
 use payout::Payout;
 use reqwest::Url;
 use serde::{Deserialize, Serialize};
@@ -156,7 +156,12 @@ impl Cake {
                 o.payout = Some(amount);
                 o.currency = currency;
             }
-            Ok(Payout::Percentage(_)) => o.payout_type = Some(PayoutType::Cps),
+            Ok(Payout::Percentage(p)) => {
+                // A share of the sale, never an amount.
+                o.payout_type = Some(PayoutType::Cps);
+                o.payout = Some(p);
+                o.payout_unit = PayoutUnit::Percent;
+            }
             Err(e) => {
                 return Err(Rejected {
                     external_id: Some(id.clone()),
@@ -174,12 +179,20 @@ impl Cake {
         o.categories = r.vertical_name.into_iter().collect();
         o.ends_at = r.expiration_date.as_deref().and_then(parse_timestamp);
         o.preview_url = r.preview_link;
-        let runnable = !matches!(status.as_str(), "apply to run" | "pending");
         let campaign = r
             .campaign_id
             .as_deref()
             .map(str::trim)
             .filter(|c| !c.is_empty());
+        // "Apply To Run": visible, apply first; "Pending": applied; a nil campaign: not running
+        // for this affiliate (not approved).
+        o.approval = Some(match (status.as_str(), campaign) {
+            ("apply to run", _) => SourceApproval::RequiresApproval,
+            ("pending", _) => SourceApproval::Pending,
+            (_, None) => SourceApproval::RequiresApproval,
+            (_, Some(_)) => SourceApproval::Approved,
+        });
+        let runnable = SourceApproval::runnable(o.approval);
         o.tracking_url = match (&self.template, campaign) {
             (Some(t), Some(campaign)) if runnable => Some(
                 t.replace("{affiliate_id}", &self.affiliate_id)

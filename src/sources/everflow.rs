@@ -20,7 +20,7 @@ use super::lenient::{opt_decimal, opt_string, opt_u64};
 use super::{Cursor, Rejected, RowsPage, Source};
 use crate::config::{EverflowListing, PlatformOptions, Secret, SourceConfig};
 use crate::http::{Failure, FailureClass, HttpRequest, HttpResponse};
-use crate::model::{Offer, OfferStatus, PayoutTier, PayoutType};
+use crate::model::{Cap, Offer, OfferStatus, PayoutTier, PayoutType, PayoutUnit, SourceApproval};
 use reqwest::Url;
 use rust_decimal::Decimal;
 use serde::Deserialize;
@@ -71,6 +71,19 @@ struct Row {
     thumbnail_url: Option<String>,
     #[serde(default)]
     relationship: Option<Relationship>,
+    /// Caps "as ints" (APIS.md §8.2; Everflow's names), 0 meaning none.
+    #[serde(default, deserialize_with = "opt_decimal")]
+    daily_conversion_cap: Option<Decimal>,
+    #[serde(default, deserialize_with = "opt_decimal")]
+    monthly_conversion_cap: Option<Decimal>,
+    #[serde(default, deserialize_with = "opt_decimal")]
+    global_conversion_cap: Option<Decimal>,
+    #[serde(default, deserialize_with = "opt_decimal")]
+    daily_payout_cap: Option<Decimal>,
+    #[serde(default, deserialize_with = "opt_decimal")]
+    monthly_payout_cap: Option<Decimal>,
+    #[serde(default, deserialize_with = "opt_decimal")]
+    global_payout_cap: Option<Decimal>,
 }
 
 #[derive(Deserialize, Default)]
@@ -95,6 +108,8 @@ struct Entry {
     payout_type: Option<String>,
     #[serde(default, deserialize_with = "opt_decimal")]
     payout_amount: Option<Decimal>,
+    #[serde(default, deserialize_with = "opt_decimal")]
+    payout_percentage: Option<Decimal>,
 }
 
 #[derive(Deserialize, Default)]
@@ -169,7 +184,13 @@ impl Everflow {
         if let Some(first) = entries.first() {
             let (kind, is_amount) = payout_kind(first.payout_type.as_deref());
             o.payout_type = kind;
-            o.payout = first.payout_amount.filter(|_| is_amount);
+            if is_amount {
+                o.payout = first.payout_amount;
+            } else {
+                // `cps`: a share of the sale, never an amount.
+                o.payout = first.payout_percentage;
+                o.payout_unit = PayoutUnit::Percent;
+            }
         }
         o.currency = r.currency_id.clone();
         if entries.len() > 1 {
@@ -190,17 +211,36 @@ impl Everflow {
                 .collect();
         }
         let ruleset = rel.ruleset.unwrap_or_default();
-        o.countries = ruleset
-            .countries
+        let (excluded, allowed): (Vec<_>, Vec<_>) = ruleset.countries.into_iter().partition(
+            |c| matches!(c.targeting_type.as_deref(), Some(t) if t.eq_ignore_ascii_case("exclude")),
+        );
+        o.countries = allowed.into_iter().filter_map(|c| c.country_code).collect();
+        o.excluded_countries = excluded
             .into_iter()
-            .filter(|c| !matches!(c.targeting_type.as_deref(), Some(t) if !t.eq_ignore_ascii_case("include")))
             .filter_map(|c| c.country_code)
             .collect();
-        let runnable = matches!(
-            rel.offer_affiliate_status.as_deref(),
-            None | Some("public") | Some("approved")
-        );
+        o.approval = match rel.offer_affiliate_status.as_deref() {
+            None => None,
+            Some("public") | Some("approved") => Some(SourceApproval::Approved),
+            Some("require_approval") => Some(SourceApproval::RequiresApproval),
+            Some("pending") => Some(SourceApproval::Pending),
+            Some("rejected") => Some(SourceApproval::Rejected),
+            Some(_) => Some(SourceApproval::RequiresApproval),
+        };
+        let runnable = SourceApproval::runnable(o.approval);
         o.tracking_url = r.tracking_url.filter(|_| runnable);
+        for (period, kind, v) in [
+            ("daily", "conversions", r.daily_conversion_cap),
+            ("monthly", "conversions", r.monthly_conversion_cap),
+            ("lifetime", "conversions", r.global_conversion_cap),
+            ("daily", "budget", r.daily_payout_cap),
+            ("monthly", "budget", r.monthly_payout_cap),
+            ("lifetime", "budget", r.global_payout_cap),
+        ] {
+            if let Some(v) = v.filter(|v| *v > Decimal::ZERO) {
+                o.caps.push(Cap::new(period, kind, v.normalize()));
+            }
+        }
         o.preview_url = r.preview_url;
         o.icon_url = r.thumbnail_url;
         Ok(o)
@@ -354,8 +394,12 @@ mod tests {
         let p = everflow("").parse(&page(1), &resp(200, body)).unwrap();
         let (a, b) = (&p.offers[0].offer, &p.offers[1].offer);
         assert_eq!(
-            (a.payout, a.payout_type),
-            (None, Some(PayoutType::Cps)),
+            (a.payout, a.payout_type, a.payout_unit),
+            (
+                Some(rust_decimal::Decimal::from(30)),
+                Some(PayoutType::Cps),
+                crate::model::PayoutUnit::Percent
+            ),
             "30 % is not 30 EUR"
         );
         assert_eq!(

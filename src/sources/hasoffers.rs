@@ -14,15 +14,15 @@
 //! and the retry asks again without it, rather than failing the run.
 //!
 //! `payout_type` `cpa_flat`, `cpc`, `cpm` are amounts (`default_payout`); `cpa_percentage` is a
-//! share of the sale (`percent_payout`): CPS and no `payout`; `cpa_both` is the CPA amount (the
-//! percentage stays in `raw`). A null `currency` is the network's default (`default_currency`).
+//! share of the sale (`percent_payout`): CPS with `payout_unit = percent`; `cpa_both` is the CPA
+//! amount (the percentage stays in `raw`). A null `currency` is the network's default (`default_currency`).
 //! With `findAll`, an offer with `require_approval = "1"` is kept without a tracking link.
 
 use super::lenient::{keyed_names, opt_decimal, opt_string, opt_u64, KeyedRows};
 use super::{Cursor, Rejected, RowsPage, Source};
 use crate::config::{HasOffersMethod, PlatformOptions, Secret, SourceConfig};
 use crate::http::{Failure, FailureClass, HttpRequest, HttpResponse};
-use crate::model::{parse_timestamp, Offer, OfferStatus, PayoutType};
+use crate::model::{parse_timestamp, Offer, OfferStatus, PayoutType, PayoutUnit, SourceApproval};
 use reqwest::Url;
 use rust_decimal::Decimal;
 use serde::Deserialize;
@@ -92,6 +92,8 @@ struct OfferFields {
     preview_url: Option<String>,
     #[serde(default, deserialize_with = "opt_decimal")]
     default_payout: Option<Decimal>,
+    #[serde(default, deserialize_with = "opt_decimal")]
+    percent_payout: Option<Decimal>,
     #[serde(default)]
     payout_type: Option<String>,
     #[serde(default)]
@@ -206,7 +208,13 @@ impl HasOffers {
         };
         let (kind, is_amount) = payout_kind(r.payout_type.as_deref());
         o.payout_type = kind;
-        o.payout = r.default_payout.filter(|_| is_amount);
+        if is_amount {
+            o.payout = r.default_payout;
+        } else {
+            // `cpa_percentage`: a share of the sale, never an amount.
+            o.payout = r.percent_payout;
+            o.payout_unit = PayoutUnit::Percent;
+        }
         o.currency = r.currency.or_else(|| self.default_currency.clone());
         o.description = r.description;
         o.preview_url = r.preview_url;
@@ -223,6 +231,13 @@ impl HasOffers {
             .unwrap_or_default();
         let approved = self.method == HasOffersMethod::FindMyApprovedOffers
             || r.require_approval.as_deref() != Some("1");
+        // `findMyApprovedOffers` lists approved offers only; with `findAll`, an offer that
+        // requires approval may not be approved for us yet.
+        o.approval = Some(if approved {
+            SourceApproval::Approved
+        } else {
+            SourceApproval::RequiresApproval
+        });
         o.tracking_url = row
             .tracking
             .as_ref()

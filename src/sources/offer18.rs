@@ -11,13 +11,13 @@
 //! `{response: "400", error: ".."}` at HTTP 200 or a 4xx: the `response` code classifies them
 //! like an HTTP status. Offers: `offerid`, `name`, `status`, `currency`, `price`, `model`,
 //! `preview_url`, `tracking_link`, `country_allow` ("IN,US": the countries), `country_block`
-//! (excluded countries, **not** countries: kept in `raw`), `capping[]`, `payout[]`.
+//! (excluded countries, **not** countries: `excluded_countries`), `capping[]` (caps), `payout[]`.
 
 use super::lenient::{opt_decimal, opt_string, string_list, KeyedRows};
 use super::{Cursor, Rejected, RowsPage, Source};
 use crate::config::{PlatformOptions, Secret, SourceConfig};
 use crate::http::{Failure, FailureClass, HttpRequest, HttpResponse};
-use crate::model::{Offer, OfferStatus, PayoutTier, PayoutType};
+use crate::model::{cap_period, Cap, Offer, OfferStatus, PayoutTier, PayoutType};
 use reqwest::{StatusCode, Url};
 use rust_decimal::Decimal;
 use serde::Deserialize;
@@ -65,7 +65,21 @@ struct Row {
     #[serde(default)]
     country_allow: Option<Value>,
     #[serde(default)]
+    country_block: Option<Value>,
+    #[serde(default)]
+    capping: Option<Value>,
+    #[serde(default)]
     payout: Option<Value>,
+}
+
+/// One `capping[]` entry; its shape is undocumented beyond the list (APIS.md §8.5), read as
+/// `{type: daily|monthly|lifetime, value}` and skipped when it is not that.
+#[derive(Deserialize)]
+struct Capping {
+    #[serde(default, rename = "type", deserialize_with = "opt_string")]
+    period: Option<String>,
+    #[serde(default, deserialize_with = "opt_decimal")]
+    value: Option<Decimal>,
 }
 
 #[derive(Deserialize)]
@@ -161,6 +175,24 @@ impl Offer18 {
             .as_ref()
             .map(string_list)
             .unwrap_or_default();
+        o.excluded_countries = r
+            .country_block
+            .as_ref()
+            .map(string_list)
+            .unwrap_or_default();
+        if let Some(Value::Array(caps)) = &r.capping {
+            for c in caps {
+                let Ok(c) = serde_json::from_value::<Capping>(c.clone()) else {
+                    continue;
+                };
+                if let (Some(period), Some(v)) = (c.period.as_deref().and_then(cap_period), c.value)
+                {
+                    if v > Decimal::ZERO {
+                        o.caps.push(Cap::new(period, "conversions", v.normalize()));
+                    }
+                }
+            }
+        }
         o.tracking_url = r.tracking_link;
         o.preview_url = r.preview_url;
         Ok(o)
@@ -290,6 +322,11 @@ mod tests {
             (Some(PayoutType::Cpa), Some("USD"))
         );
         assert_eq!(o.countries, ["IN", "US"], "country_block is not a country");
+        assert_eq!(o.excluded_countries, ["CN"]);
+        assert_eq!(
+            o.caps,
+            [crate::model::Cap::new("daily", "conversions", 100)]
+        );
         assert_eq!(
             o.tracking_url.as_deref(),
             Some("https://trk.offer18.example/c?o=123")

@@ -7,7 +7,7 @@
 //! `currency` (null means USD), `model` (`cpa|cpi|cpc|cpm|cps`), per-geo `payouts[]` =
 //! `{payout, geo: [..]}` (the first is the offer's payout, all of them are `payouts`),
 //! `countries[]`, `os[]`, `tracking_link`, `preview_url`. **`cps` means the payout is a
-//! percentage**: CPS and no `payout` (the percentage stays in `raw`). An empty `tracking_link`
+//! percentage**: CPS, `payout_unit = percent`. An empty `tracking_link`
 //! means the publisher is not approved: no tracking URL. Errors: HTTP 400
 //! `{success: false, error: {code, message}}` (or `{code, codeMsg, message}`), 401/403/404
 //! permanent, 500 transient; over 5 requests per second HTTP 429.
@@ -16,7 +16,7 @@ use super::lenient::{opt_decimal, opt_string, opt_u64, string_list};
 use super::{Cursor, Rejected, RowsPage, Source};
 use crate::config::{PlatformOptions, Secret, SourceConfig, TrackierKeyIn};
 use crate::http::{Failure, FailureClass, HttpRequest, HttpResponse};
-use crate::model::{Offer, OfferStatus, PayoutTier, PayoutType};
+use crate::model::{Cap, Offer, OfferStatus, PayoutTier, PayoutType, PayoutUnit, SourceApproval};
 use reqwest::Url;
 use rust_decimal::Decimal;
 use serde::Deserialize;
@@ -76,6 +76,21 @@ struct Row {
     tracking_link: Option<String>,
     #[serde(default)]
     preview_url: Option<String>,
+    #[serde(default)]
+    cap: Option<TrackierCap>,
+}
+
+/// `cap{type, daily, monthly, lifetime}`; 0 means none.
+#[derive(Deserialize)]
+struct TrackierCap {
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default, deserialize_with = "opt_decimal")]
+    daily: Option<Decimal>,
+    #[serde(default, deserialize_with = "opt_decimal")]
+    monthly: Option<Decimal>,
+    #[serde(default, deserialize_with = "opt_decimal")]
+    lifetime: Option<Decimal>,
 }
 
 #[derive(Deserialize)]
@@ -152,11 +167,11 @@ impl Trackier {
         o.payout_type = r.model.as_deref().map(PayoutType::from_platform);
         // A null currency is USD.
         let currency = r.currency.unwrap_or_else(|| "USD".into());
-        o.payout = r
-            .payouts
-            .first()
-            .and_then(|p| p.payout)
-            .filter(|_| !percentage);
+        // `cps`: the payout is a share of the sale, never an amount.
+        o.payout = r.payouts.first().and_then(|p| p.payout);
+        if percentage {
+            o.payout_unit = PayoutUnit::Percent;
+        }
         let geos: Vec<Vec<String>> = r
             .payouts
             .iter()
@@ -168,7 +183,7 @@ impl Trackier {
                 .iter()
                 .zip(&geos)
                 .map(|(p, geo)| PayoutTier {
-                    payout: p.payout.filter(|_| !percentage).map(|d| d.to_string()),
+                    payout: p.payout.map(|d| d.to_string()),
                     revenue: None,
                     currency: Some(currency.clone()),
                     countries: geo.clone(),
@@ -184,7 +199,31 @@ impl Trackier {
         o.countries = countries;
         o.platforms = r.os.as_ref().map(string_list).unwrap_or_default();
         // Empty: the publisher is not approved for it (normalization makes "" no URL).
+        let approved = r
+            .tracking_link
+            .as_deref()
+            .is_some_and(|l| !l.trim().is_empty());
+        o.approval = Some(if approved {
+            SourceApproval::Approved
+        } else {
+            SourceApproval::RequiresApproval
+        });
         o.tracking_url = r.tracking_link;
+        if let Some(c) = r.cap {
+            let kind = match c.kind.as_deref().map(str::to_ascii_lowercase).as_deref() {
+                Some("budget") | Some("payout") | Some("revenue") => "budget",
+                _ => "conversions",
+            };
+            for (period, v) in [
+                ("daily", c.daily),
+                ("monthly", c.monthly),
+                ("lifetime", c.lifetime),
+            ] {
+                if let Some(v) = v.filter(|v| *v > Decimal::ZERO) {
+                    o.caps.push(Cap::new(period, kind, v.normalize()));
+                }
+            }
+        }
         o.preview_url = r.preview_url;
         Ok(o)
     }
@@ -342,9 +381,17 @@ mod tests {
         let p = trackier("").parse(&page(1), &resp(200, body)).unwrap();
         let o = &p.offers[0].offer;
         assert_eq!(
-            (o.payout, o.payout_type),
-            (None, Some(PayoutType::Cps)),
+            (o.payout, o.payout_type, o.payout_unit),
+            (
+                Some(rust_decimal::Decimal::from(30)),
+                Some(PayoutType::Cps),
+                crate::model::PayoutUnit::Percent
+            ),
             "30 % is not 30 EUR"
+        );
+        assert_eq!(
+            o.approval,
+            Some(crate::model::SourceApproval::RequiresApproval)
         );
         assert_eq!(
             (o.tracking_url.as_deref(), o.status),

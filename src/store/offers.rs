@@ -2,7 +2,10 @@
 //! heartbeat), removal detection at the end of a complete run, and approval of held removals.
 
 use super::{Result, Store, StoreError};
-use crate::model::{diff, ChangeKind, Offer, OfferStatus, PayoutType, Planner, SourcedOffer};
+use crate::model::{
+    diff, ChangeKind, Offer, OfferStatus, PayoutType, PayoutUnit, Planner, SourceApproval,
+    SourcedOffer,
+};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension, Row, Transaction, TransactionBehavior};
 use std::str::FromStr;
@@ -33,7 +36,7 @@ pub struct StoredOffer {
 
 pub(super) const OFFER_COLUMNS: &str = "name, status, payout, currency, payout_type, revenue, countries, platforms, \
     categories, tracking_url, preview_url, advertiser, description, icon_url, app_package, starts_at, ends_at, \
-    payouts";
+    payouts, payout_unit, excluded_countries, approval, caps";
 
 /// Owned SQL values of an offer's canonical columns, in `OFFER_COLUMNS` order.
 struct Cols {
@@ -49,6 +52,10 @@ struct Cols {
     starts_at: Option<String>,
     ends_at: Option<String>,
     payouts: String,
+    payout_unit: &'static str,
+    excluded_countries: String,
+    approval: Option<&'static str>,
+    caps: String,
 }
 
 impl Cols {
@@ -67,6 +74,10 @@ impl Cols {
             starts_at: o.starts_at.map(crate::model::format_timestamp),
             ends_at: o.ends_at.map(crate::model::format_timestamp),
             payouts: serde_json::to_string(&o.payouts).unwrap_or_else(|_| "[]".into()),
+            payout_unit: o.payout_unit.as_str(),
+            excluded_countries: json(&o.excluded_countries),
+            approval: o.approval.map(|a| a.as_str()),
+            caps: serde_json::to_string(&o.caps).unwrap_or_else(|_| "[]".into()),
         }
     }
 }
@@ -112,6 +123,18 @@ pub(super) fn offer_from_row(
         payouts: r
             .get::<_, Option<String>>(at + 17)?
             .and_then(|p| serde_json::from_str(&p).ok())
+            .unwrap_or_default(),
+        payout_unit: r
+            .get::<_, Option<String>>(at + 18)?
+            .and_then(|u| PayoutUnit::from_str(&u).ok())
+            .unwrap_or_default(),
+        excluded_countries: parse_list(r.get(at + 19)?),
+        approval: r
+            .get::<_, Option<String>>(at + 20)?
+            .and_then(|a| SourceApproval::from_str(&a).ok()),
+        caps: r
+            .get::<_, Option<String>>(at + 21)?
+            .and_then(|c| serde_json::from_str(&c).ok())
             .unwrap_or_default(),
     })
 }
@@ -364,13 +387,13 @@ fn insert_offer(
             "INSERT INTO offer_rows (source, external_id, {OFFER_COLUMNS}, content_hash, first_seen_at,
                                      updated_at, raw)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
-                     ?20, ?21, ?22, ?22, ?23)"
+                     ?20, ?24, ?25, ?26, ?27, ?21, ?22, ?22, ?23)"
         ))?
         .execute(params![
             source, o.external_id, k.name, k.status, k.payout, k.currency, k.payout_type, k.revenue,
             k.countries, k.platforms, k.categories, o.tracking_url, o.preview_url, o.advertiser,
             o.description, o.icon_url, o.app_package, k.starts_at, k.ends_at, k.payouts,
-            item.content_hash, now, item.raw
+            item.content_hash, now, item.raw, k.payout_unit, k.excluded_countries, k.approval, k.caps
         ])?;
     tx.prepare_cached(
         "INSERT INTO offer_seen (offer_id, last_run_id, last_seen_at, live_hash)
@@ -416,14 +439,16 @@ fn rewrite_offer(
             revenue = ?8, countries = ?9, platforms = ?10, categories = ?11, tracking_url = ?12,
             preview_url = ?13, advertiser = ?14, description = ?15, icon_url = ?16,
             app_package = ?17, starts_at = ?18, ends_at = ?19, payouts = ?20, content_hash = ?21,
-            updated_at = CASE WHEN ?24 THEN ?22 ELSE updated_at END, raw = ?23, removed_at = NULL
+            updated_at = CASE WHEN ?24 THEN ?22 ELSE updated_at END, raw = ?23, removed_at = NULL,
+            payout_unit = ?25, excluded_countries = ?26, approval = ?27, caps = ?28
      WHERE id = ?1 AND external_id = ?2",
 )?
 .execute(params![
     id, o.external_id, k.name, k.status, k.payout, k.currency, k.payout_type, k.revenue,
     k.countries, k.platforms, k.categories, o.tracking_url, o.preview_url, o.advertiser,
     o.description, o.icon_url, o.app_package, k.starts_at, k.ends_at, k.payouts,
-    item.content_hash, now, item.raw, !d.is_empty()
+    item.content_hash, now, item.raw, !d.is_empty(), k.payout_unit, k.excluded_countries,
+    k.approval, k.caps
 ])?;
     tx.prepare_cached(
         "UPDATE offer_seen SET last_run_id = ?2, last_seen_at = ?3, missed_runs = 0, live_hash = ?4

@@ -55,6 +55,8 @@ pub struct OfferFilter {
     pub status: Option<String>,
     pub country: Option<String>,
     pub search: Option<String>,
+    /// The source-side approval state (`approved`, `requires_approval`, `pending`, `rejected`).
+    pub approval: Option<String>,
     pub limit: usize,
 }
 
@@ -161,8 +163,15 @@ impl Store {
                 )),
             );
         }
+        w.eq("approval", f.approval.as_ref());
+        // Asked about approval: show it, with the unit and exclusions an operator applies for.
+        let extra = if f.approval.is_some() {
+            ", payout_unit, excluded_countries, approval"
+        } else {
+            ""
+        };
         let sql = format!(
-            "SELECT source, external_id, name, status, payout, currency, payout_type, countries, last_seen_at
+            "SELECT source, external_id, name, status, payout, currency, payout_type, countries, last_seen_at{extra}
              FROM offers {} ORDER BY source, external_id LIMIT {}",
             w.sql(),
             f.limit

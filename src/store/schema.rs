@@ -268,6 +268,28 @@ CREATE TABLE push_decisions (
 ALTER TABLE target_offers ADD COLUMN detached_at TEXT;
 ALTER TABLE target_offers ADD COLUMN detached_reason TEXT;
 "#,
+    // 8: what the connector catalogue adds to an offer: a payout's unit (an amount, or a
+    // percentage of the sale), excluded countries beside the allowed ones, the source-side
+    // approval state (NULL: the source does not say), and caps. Existing rows keep the defaults.
+    r#"
+ALTER TABLE offer_rows ADD COLUMN payout_unit TEXT NOT NULL DEFAULT 'amount'
+    CHECK (payout_unit IN ('amount', 'percent'));
+ALTER TABLE offer_rows ADD COLUMN excluded_countries TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE offer_rows ADD COLUMN approval TEXT
+    CHECK (approval IN ('approved', 'requires_approval', 'pending', 'rejected'));
+ALTER TABLE offer_rows ADD COLUMN caps TEXT NOT NULL DEFAULT '[]';
+CREATE INDEX offer_rows_by_approval ON offer_rows (approval) WHERE approval IS NOT NULL;
+DROP VIEW offers;
+CREATE VIEW offers AS
+SELECT o.source, o.external_id, o.name, o.status, o.payout,
+       CAST(o.payout AS REAL) AS payout_value, o.payout_unit, o.currency, o.payout_type, o.revenue,
+       CAST(o.revenue AS REAL) AS revenue_value,
+       o.countries, o.excluded_countries, o.platforms, o.categories, o.tracking_url, o.preview_url,
+       o.advertiser, o.description, o.icon_url, o.app_package, o.starts_at, o.ends_at, o.payouts,
+       o.approval, o.caps, o.content_hash,
+       o.first_seen_at, s.last_seen_at, o.updated_at, o.removed_at, o.raw
+FROM offer_rows o JOIN offer_seen s ON s.offer_id = o.id;
+"#,
 ];
 
 #[cfg(test)]

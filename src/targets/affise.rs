@@ -28,7 +28,14 @@ pub struct Affise {
     privacy: Option<String>,
 }
 
-const PAYMENT_FIELDS: &[&str] = &["payout", "cost", "currency", "countries"];
+const PAYMENT_FIELDS: &[&str] = &[
+    "payout",
+    "cost",
+    "currency",
+    "countries",
+    "payout_unit",
+    "excluded_countries",
+];
 
 fn list(form: &mut Vec<(String, String)>, name: &str, v: &Value) {
     for item in v.as_array().into_iter().flatten() {
@@ -78,13 +85,42 @@ impl Affise {
         }
         if PAYMENT_FIELDS.iter().any(|f| fields.contains_key(*f)) {
             let get = |f: &str| all.get(f).map(form_text).unwrap_or_default();
-            if let Some(c) = all.get("countries") {
-                list(&mut form, "payments[0][countries]", c);
+            let nonempty = |k: &str| {
+                all.get(k)
+                    .filter(|c| c.as_array().is_some_and(|a| !a.is_empty()))
+            };
+            match (nonempty("countries"), nonempty("excluded_countries")) {
+                (Some(c), _) => list(&mut form, "payments[0][countries]", c),
+                // Worldwide but these: the payment's countries, excluded.
+                (None, Some(x)) => {
+                    list(&mut form, "payments[0][countries]", x);
+                    form.push(("payments[0][country_exclude]".into(), "1".into()));
+                }
+                (None, None) => {}
             }
             form.push(("payments[0][revenue]".into(), get("payout")));
             form.push(("payments[0][total]".into(), get("cost")));
             form.push(("payments[0][currency]".into(), get("currency")));
-            form.push(("payments[0][type]".into(), "fixed".into()));
+            // A percentage payout is a percent payment (APIS.md 2.5: fixed|percent|mixed).
+            let kind = match all.get("payout_unit").and_then(Value::as_str) {
+                Some("percent") => "percent",
+                _ => "fixed",
+            };
+            form.push(("payments[0][type]".into(), kind.into()));
+        }
+        if let Some(caps) = fields.get("caps").and_then(Value::as_array) {
+            // `caps[i][period|type|value]` (APIS.md 2.5); the list replaces the offer's caps.
+            for (i, c) in caps.iter().enumerate() {
+                let text = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or_default();
+                let period = match text("period") {
+                    "daily" => "day",
+                    "monthly" => "month",
+                    _ => "all",
+                };
+                form.push((format!("caps[{i}][period]"), period.into()));
+                form.push((format!("caps[{i}][type]"), text("kind").into()));
+                form.push((format!("caps[{i}][value]"), text("value").into()));
+            }
         }
         form
     }

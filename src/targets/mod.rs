@@ -108,3 +108,74 @@ pub(crate) fn date_part(v: &serde_json::Value, with_time: bool) -> Option<String
         t.format("%Y-%m-%d").to_string()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{parse_decimal, Cap, OpKind, PayoutType, PayoutUnit};
+    use crate::push::plan::plan;
+    use crate::push::plan::tests::{offer, target};
+    use std::collections::BTreeMap;
+
+    /// The create form `kind`'s target would send for a percentage payout that excludes CN and
+    /// has a daily cap (payout ratio 0.80 in the test target).
+    fn create_form(kind: TargetKind) -> BTreeMap<String, String> {
+        let mut o = offer();
+        o.payout = parse_decimal("30");
+        o.payout_unit = PayoutUnit::Percent;
+        o.payout_type = Some(PayoutType::Cps);
+        o.countries = vec![];
+        o.excluded_countries = vec!["CN".into()];
+        o.caps = vec![Cap::new("daily", "conversions", 100)];
+        let t = target(kind);
+        let op = plan(&t, "s", &o, None, None).unwrap();
+        let top = TargetOp {
+            kind: OpKind::Create,
+            fields: &op.fields,
+            all: &op.fields,
+            target_offer_id: None,
+            external_ref: "s:9",
+            hidden: false,
+        };
+        let reqs = build(&t, Secret::new("k")).unwrap().requests(&top);
+        reqs[0].form.clone().unwrap().into_iter().collect()
+    }
+
+    #[test]
+    fn a_percentage_goes_to_offerit_as_a_share_of_the_sale_never_as_an_amount() {
+        let f = create_form(TargetKind::Offerit);
+        assert_eq!(f["commission_type"], "cps");
+        assert_eq!(f["percentage_of_customer_conversion"], "24", "30 % x 0.80");
+        assert_eq!(f["advertiser_cost_type"], "sale");
+        assert!(!f.contains_key("flat_amount_per_conversion"), "{f:?}");
+        assert!(!f.contains_key("advertiser_cost_flat"), "{f:?}");
+        assert_eq!(f["unauthorized"], "CN");
+        assert!(!f.contains_key("authorized"), "worldwide but CN: {f:?}");
+    }
+
+    #[test]
+    fn a_percentage_goes_to_affise_as_a_percent_payment_with_exclusions_and_caps() {
+        let f = create_form(TargetKind::Affise);
+        assert_eq!(f["payments[0][type]"], "percent");
+        assert_eq!(f["payments[0][revenue]"], "24");
+        assert_eq!(f["payments[0][countries][]"], "CN");
+        assert_eq!(f["payments[0][country_exclude]"], "1");
+        assert_eq!(
+            (
+                f["caps[0][period]"].as_str(),
+                f["caps[0][type]"].as_str(),
+                f["caps[0][value]"].as_str()
+            ),
+            ("day", "conversions", "100")
+        );
+    }
+
+    #[test]
+    fn an_offer_awaiting_approval_at_its_source_is_not_pushed() {
+        let mut o = offer();
+        o.approval = Some(crate::model::SourceApproval::RequiresApproval);
+        assert!(plan(&target(TargetKind::Affise), "s", &o, None, None).is_none());
+        o.approval = Some(crate::model::SourceApproval::Approved);
+        assert!(plan(&target(TargetKind::Affise), "s", &o, None, None).is_some());
+    }
+}

@@ -35,10 +35,16 @@ enum Commission {
     Click,
     /// `commission_type=cpa`, `flat_amount_per_conversion`; advertiser cost per conversion.
     Cpa,
+    /// `commission_type=cps`, `percentage_of_customer_conversion`: a percentage payout (a share
+    /// of the sale), never sent as an amount; advertiser cost per sale.
+    Cps,
 }
 
 impl Commission {
     fn of(all: &PushFields) -> Commission {
+        if all.get("payout_unit").and_then(Value::as_str) == Some("percent") {
+            return Commission::Cps;
+        }
         match all.get("payout_type").and_then(Value::as_str) {
             Some("CPC") => Commission::Click,
             _ => Commission::Cpa,
@@ -49,6 +55,7 @@ impl Commission {
         match self {
             Commission::Click => "click",
             Commission::Cpa => "cpa",
+            Commission::Cps => "cps",
         }
     }
 
@@ -56,6 +63,7 @@ impl Commission {
         match self {
             Commission::Click => "flat_amount_per_click",
             Commission::Cpa => "flat_amount_per_conversion",
+            Commission::Cps => "percentage_of_customer_conversion",
         }
     }
 
@@ -63,6 +71,7 @@ impl Commission {
         match self {
             Commission::Click => "click",
             Commission::Cpa => "conversion",
+            Commission::Cps => "sale",
         }
     }
 }
@@ -76,6 +85,8 @@ fn param(field: &str, commission: Commission) -> Option<&'static str> {
         "description" => "offer_description",
         "categories" => "categories",
         "payout" => commission.payout_param(),
+        // A flat advertiser cost; a percentage has no flat cost to send.
+        "cost" if commission == Commission::Cps => return None,
         "cost" => "advertiser_cost_flat",
         "icon_url" => "thumb_url",
         "starts_at" => "date_live",
@@ -100,7 +111,7 @@ fn params(fields: &PushFields, all: &PushFields) -> Vec<(String, String)> {
             Some((p.to_string(), text))
         })
         .collect();
-    if fields.contains_key("payout_type") {
+    if fields.contains_key("payout_type") || fields.contains_key("payout_unit") {
         out.push((
             "commission_type".into(),
             commission.commission_type().into(),
@@ -114,6 +125,21 @@ fn params(fields: &PushFields, all: &PushFields) -> Vec<(String, String)> {
                 out.push((commission.payout_param().into(), form_text(p)));
             }
         }
+    }
+    out
+}
+
+/// `authorized` (the allowed countries) and, when the offer excludes some, `unauthorized`.
+fn countries(all: &PushFields) -> Vec<(String, String)> {
+    let mut out = vec![(
+        "authorized".to_string(),
+        all.get("countries").map(form_text).unwrap_or_default(),
+    )];
+    if let Some(x) = all
+        .get("excluded_countries")
+        .filter(|c| c.as_array().is_some_and(|a| !a.is_empty()))
+    {
+        out.push(("unauthorized".into(), form_text(x)));
     }
     out
 }
@@ -168,24 +194,18 @@ impl Target for Offerit {
                 None,
             ));
         }
-        if let Some(c) = op.fields.get("countries") {
+        if op.fields.contains_key("countries") || op.fields.contains_key("excluded_countries") {
             edits.push(self.request(
                 Method::PATCH,
                 "set_offer_countries",
-                &with_id(vec![("authorized".into(), form_text(c))]),
+                &with_id(countries(op.all)),
                 None,
             ));
         }
         match op.kind {
             OpKind::Create => {
                 let mut form = params(op.fields, op.all);
-                if let Some(c) = op
-                    .fields
-                    .get("countries")
-                    .filter(|c| c.as_array().is_some_and(|a| !a.is_empty()))
-                {
-                    form.push(("authorized".into(), form_text(c)));
-                }
+                form.extend(countries(op.all).into_iter().filter(|(_, v)| !v.is_empty()));
                 if !op.fields.contains_key("payout_type") {
                     let c = Commission::of(op.all);
                     form.push(("commission_type".into(), c.commission_type().into()));

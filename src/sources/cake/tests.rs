@@ -158,13 +158,13 @@ fn currency_symbols_nil_campaigns_and_apply_to_run() {
                 Some("USD".into()),
                 false
             ),
-            (OfferStatus::Paused, None, None, true),
+            (OfferStatus::Paused, Some("25".into()), None, true),
         ]
     );
     assert_eq!(p.offers[0].offer.name, "X & Y", "entities decoded");
     assert_eq!(
-        p.offers[4].offer.payout_type,
-        Some(PayoutType::Cps),
+        (p.offers[4].offer.payout_type, p.offers[4].offer.payout_unit),
+        (Some(PayoutType::Cps), crate::model::PayoutUnit::Percent),
         "25 % is no amount"
     );
     let raw: serde_json::Value = serde_json::from_str(&p.offers[1].raw).unwrap();

@@ -140,8 +140,12 @@ fn percentages_are_never_amounts_and_offers_awaiting_approval_have_no_link() {
         panic!("{p:?}")
     };
     assert_eq!(
-        (a.offer.payout, a.offer.payout_type),
-        (None, Some(PayoutType::Cps)),
+        (a.offer.payout, a.offer.payout_type, a.offer.payout_unit),
+        (
+            Some(rust_decimal::Decimal::from(30)),
+            Some(PayoutType::Cps),
+            crate::model::PayoutUnit::Percent
+        ),
         "30 % is no amount"
     );
     assert_eq!(

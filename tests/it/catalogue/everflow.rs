@@ -18,8 +18,12 @@ fn everflow_check(o: &SimOffer, s: &StoredOffer) {
     let kind = first["payout_type"].as_str().unwrap();
     if kind == "cps" {
         assert_eq!(
-            (got.payout, got.payout_type),
-            (None, Some(PayoutType::Cps)),
+            (got.payout, got.payout_type, got.payout_unit),
+            (
+                dec(&first["payout_percentage"]),
+                Some(PayoutType::Cps),
+                offersync::model::PayoutUnit::Percent
+            ),
             "a percentage is not an amount"
         );
     } else {
@@ -49,6 +53,14 @@ fn everflow_check(o: &SimOffer, s: &StoredOffer) {
         sorted(include),
         "excluded countries are not countries"
     );
+    let exclude: Vec<String> = row["relationship"]["ruleset"]["countries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["targeting_type"] == "exclude")
+        .map(|c| c["country_code"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(got.excluded_countries, sorted(exclude));
     assert_eq!(got.tracking_url.as_deref(), row["tracking_url"].as_str());
     assert_eq!(got.preview_url.as_deref(), row["preview_url"].as_str());
     assert_eq!(got.icon_url.as_deref(), row["thumbnail_url"].as_str());

@@ -19,8 +19,12 @@ fn hasoffers_check(o: &SimOffer, s: &StoredOffer) {
     assert!(r["default_payout"].is_string(), "numbers are strings");
     match r["payout_type"].as_str().unwrap() {
         "cpa_percentage" => assert_eq!(
-            (got.payout, got.payout_type),
-            (None, Some(PayoutType::Cps)),
+            (got.payout, got.payout_type, got.payout_unit),
+            (
+                dec(&r["percent_payout"]),
+                Some(PayoutType::Cps),
+                offersync::model::PayoutUnit::Percent
+            ),
             "a percentage is not an amount"
         ),
         kind => {

@@ -17,7 +17,14 @@ fn trackier_check(o: &SimOffer, s: &StoredOffer) {
     assert_eq!(got.payout_type, Some(PayoutType::from_platform(model)));
     let payouts = row["payouts"].as_array().unwrap();
     if model == "cps" {
-        assert_eq!(got.payout, None, "cps: a percentage is not an amount");
+        assert_eq!(
+            (got.payout, got.payout_unit),
+            (
+                dec(&payouts[0]["payout"]),
+                offersync::model::PayoutUnit::Percent
+            ),
+            "cps: a percentage is not an amount"
+        );
     } else {
         assert_eq!(
             got.payout,
