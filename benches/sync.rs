@@ -152,6 +152,31 @@ fn source_toml(kind: &str, sandbox: &Sandbox) -> String {
                     &format!("api_key = {}\n{common}", q(KEY)),
                 )
         }
+        "everflow" => format!(
+            "[[sources]]\nname = \"bench\"\nkind = \"everflow\"\nbase_url = {}\napi_key = {}\n{common}",
+            q(&sandbox.everflow_base_url()),
+            q(sb::EVERFLOW_KEY)
+        ),
+        "hasoffers" => format!(
+            "[[sources]]\nname = \"bench\"\nkind = \"hasoffers\"\nbase_url = {}\napi_key = {}\ndefault_currency = \"USD\"\n{common}",
+            q(&sandbox.hasoffers_base_url(false)),
+            q(sb::HASOFFERS_KEY)
+        ),
+        "trackier" => format!(
+            "[[sources]]\nname = \"bench\"\nkind = \"trackier\"\nbase_url = {}\napi_key = {}\n{common}",
+            q(&sandbox.trackier_base_url()),
+            q(sb::TRACKIER_KEY)
+        ),
+        "offer18" => format!(
+            "[[sources]]\nname = \"bench\"\nkind = \"offer18\"\nbase_url = {}\napi_key = {}\naffiliate_id = \"12345\"\nnetwork_id = \"678\"\n{common}",
+            q(&sandbox.offer18_base_url(0)),
+            q(sb::OFFER18_KEY)
+        ),
+        "cake" => format!(
+            "[[sources]]\nname = \"bench\"\nkind = \"cake\"\nbase_url = {}\napi_key = {}\naffiliate_id = \"42\"\ntracking_url_template = \"https://t.example/?a={{affiliate_id}}&c={{campaign_id}}\"\n{common}",
+            q(&sandbox.cake_base_url()),
+            q(sb::CAKE_KEY)
+        ),
         other => panic!("unknown source kind {other:?} in OFFERSYNC_BENCH_CASES"),
     }
 }
@@ -160,7 +185,9 @@ fn main() {
     // kind:offers pairs; the default covers every source kind at 100k and Trackly at 1M.
     let cases: Vec<(String, usize)> = std::env::var("OFFERSYNC_BENCH_CASES")
         .unwrap_or_else(|_| {
-            "trackly:100000,offerslook:100000,s2s:100000,affise:100000,generic:100000,trackly:1000000"
+            "trackly:100000,offerslook:100000,s2s:100000,affise:100000,generic:100000,\
+             everflow:100000,hasoffers:100000,trackier:100000,offer18:100000,cake:100000,\
+             trackly:1000000"
                 .into()
         })
         .split(',')
@@ -184,6 +211,11 @@ fn main() {
                 offerslook_offers: n,
                 s2s_offers: n,
                 affise_offers: n,
+                everflow_offers: n,
+                hasoffers_offers: n,
+                trackier_offers: n,
+                offer18_offers: n,
+                cake_offers: n,
                 ..SandboxConfig::default()
             }))
             .expect("sandbox starts");

@@ -132,7 +132,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<ExitCode, UsageError> {
         .await
         .map_err(|e| UsageError::Other(format!("cannot start the sandbox on 127.0.0.1: {e}")))?;
     use crate::sandbox as sb;
-    let values: [(&str, String); 16] = [
+    let values: [(&str, String); 26] = [
         ("database_path", args.db.to_string_lossy().into_owned()),
         ("trackly_base_url", sandbox.trackly_base_url()),
         ("trackly_api_key", sandbox_cfg.trackly_api_key.clone()),
@@ -147,6 +147,16 @@ pub(crate) async fn run(args: DemoArgs) -> Result<ExitCode, UsageError> {
         ("s2s_app_id", sb::S2S_APP_ID.into()),
         ("affise_base_url", sandbox.affise_base_url()),
         ("affise_api_key", sb::AFFISE_KEY.into()),
+        ("everflow_base_url", sandbox.everflow_base_url()),
+        ("everflow_api_key", sb::EVERFLOW_KEY.into()),
+        ("hasoffers_base_url", sandbox.hasoffers_base_url(false)),
+        ("hasoffers_api_key", sb::HASOFFERS_KEY.into()),
+        ("trackier_base_url", sandbox.trackier_base_url()),
+        ("trackier_api_key", sb::TRACKIER_KEY.into()),
+        ("offer18_base_url", sandbox.offer18_base_url(0)),
+        ("offer18_api_key", sb::OFFER18_KEY.into()),
+        ("cake_base_url", sandbox.cake_base_url()),
+        ("cake_api_key", sb::CAKE_KEY.into()),
         ("offerit_url", sandbox.offerit_target_url()),
         ("offerit_username", sb::OFFERIT_USERNAME.into()),
         ("offerit_key", sb::OFFERIT_KEY.into()),
@@ -162,8 +172,9 @@ pub(crate) async fn run(args: DemoArgs) -> Result<ExitCode, UsageError> {
     let demo_sources: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
     remove_db(&args.db, &demo_sources).map_err(UsageError::Other)?;
     println!(
-        "offersync demo: simulated Trackly ({} offers), Offerslook, Youmi/Adxmi, Affise\n\
-         and a generic source describing Trackly, all on {};\n\
+        "offersync demo: simulated Trackly ({} offers), Offerslook, Youmi/Adxmi, Affise,\n\
+         Everflow, HasOffers, Trackier, Offer18, CAKE and a generic source\n\
+         describing Trackly, all on {};\n\
          mirror: {}",
         args.offers,
         sandbox.url(),

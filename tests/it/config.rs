@@ -41,7 +41,7 @@ fn the_demo_config_parses() {
         })
         .collect();
     let c = Config::from_toml_str(&text, Path::new("demo")).unwrap();
-    assert_eq!((c.sources.len(), c.targets.len()), (5, 2));
+    assert_eq!((c.sources.len(), c.targets.len()), (10, 2));
     assert_eq!(
         c.targets[0].tracking_url_template.as_deref(),
         Some("{tracking_url}&sub={source}")
