@@ -19,10 +19,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// splitmix64: a tiny seeded generator, so a failing seed replays exactly.
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -30,12 +30,12 @@ impl Rng {
         z ^ (z >> 31)
     }
 
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
     }
 }
 
-fn env_u64(name: &str, default: u64) -> u64 {
+pub(crate) fn env_u64(name: &str, default: u64) -> u64 {
     match std::env::var(name) {
         Ok(v) => v
             .parse()
@@ -97,14 +97,19 @@ fn spawn(app: &TestApp, args: &[&str]) -> Child {
     spawn_with(app, args, &[])
 }
 
-fn spawn_with(app: &TestApp, args: &[&str], env: &[(&str, &str)]) -> Child {
+/// The binary on the test config; its stderr is shown with `OFFERSYNC_CRASH_STDERR=1`.
+pub(crate) fn spawn_with(app: &TestApp, args: &[&str], env: &[(&str, &str)]) -> Child {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_offersync"));
     cmd.arg("--config")
         .arg(&app.config_path)
         .args(args)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stderr(if std::env::var_os("OFFERSYNC_CRASH_STDERR").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        });
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -156,7 +161,7 @@ fn remove_offer(
 }
 
 /// SIGKILL `child` after `after` unless it exited first (then `Err` with how long it ran).
-async fn kill_after(mut child: Child, after: Duration) -> Result<(), Duration> {
+pub(crate) async fn kill_after(mut child: Child, after: Duration) -> Result<(), Duration> {
     let t0 = Instant::now();
     while t0.elapsed() < after {
         if let Some(status) = child.try_wait().unwrap() {

@@ -167,3 +167,8 @@ async fn cake_transport_faults_are_retried() {
         assert_mirrors(&app, &CAKE);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cake_survives_sigkill_at_random_points() {
+    survives_sigkill(&CAKE, 0xc0fff3).await;
+}

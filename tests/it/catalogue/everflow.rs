@@ -134,3 +134,8 @@ async fn everflow_all_offers_lists_offers_awaiting_approval_without_a_tracking_l
         "{awaiting} offers awaiting approval were served"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn everflow_survives_sigkill_at_random_points() {
+    survives_sigkill(&EVERFLOW, 0xc0ffef).await;
+}

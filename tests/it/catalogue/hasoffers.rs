@@ -139,3 +139,8 @@ async fn a_hasoffers_network_rejecting_a_contain_is_synced_without_it() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hasoffers_survives_sigkill_at_random_points() {
+    survives_sigkill(&HASOFFERS, 0xc0fff0).await;
+}

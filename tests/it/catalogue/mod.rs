@@ -210,3 +210,119 @@ pub(super) async fn survives_its_rate_limit(p: &Platform, limit: Limit) {
     assert_eq!(counted, refused as i64, "{}: every refusal counted", p.kind);
     assert_mirrors(&app, p);
 }
+
+/// The crash suite's source side for a catalogue platform: `--once` SIGKILLed at seeded random
+/// points while the twin's catalogue changes (payouts, removals, additions, each offer touched
+/// at most once); after a clean run the mirror equals the twin and every change is recorded
+/// exactly once: one `added` per offer, one `changed` per changed offer, one `removed` per
+/// removed one.
+pub(super) async fn survives_sigkill(p: &Platform, seed: u64) {
+    use crate::crash::{env_u64, kill_after, spawn_with, Rng};
+    let kills_wanted = env_u64("OFFERSYNC_CRASH_KILLS", 30).div_ceil(5).max(3);
+    let mut rng = Rng(env_u64("OFFERSYNC_CRASH_SEED", seed));
+    let app = TestApp::new(1).await;
+    config(&app, p, "max_removal_fraction = 1.0");
+    // Paced, so that a run spans a while and the kills land inside it.
+    let paced = std::fs::read_to_string(&app.config_path)
+        .unwrap()
+        .replace("requests_per_second = 1000", "requests_per_second = 150");
+    std::fs::write(&app.config_path, paced).unwrap();
+    let twin = (p.twin)(&app.sandbox);
+    let mut added: BTreeSet<String> = Sandbox::with(twin, |t| {
+        t.catalog
+            .live(|_| true)
+            .iter()
+            .map(|o| (p.id)(o.index))
+            .collect()
+    });
+    let (mut changed, mut removed, mut touched) =
+        (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+    let (mut kills, mut attempts, mut run_ms) = (0, 0, 300u64);
+    while kills < kills_wanted {
+        attempts += 1;
+        assert!(
+            attempts < kills_wanted * 10,
+            "{}: runs keep finishing",
+            p.kind
+        );
+        if rng.below(2) == 0 {
+            Sandbox::with(twin, |t| {
+                let live: Vec<usize> = t.catalog.live(|_| true).iter().map(|o| o.index).collect();
+                let pick = live[rng.below(live.len() as u64) as usize];
+                if touched.insert(pick) {
+                    if rng.below(3) == 0 {
+                        t.catalog.remove(pick);
+                        removed.insert((p.id)(pick));
+                    } else {
+                        t.catalog.update(pick, |o| o.payout_cents += 7);
+                        changed.insert((p.id)(pick));
+                    }
+                }
+                for i in t.catalog.add(1) {
+                    touched.insert(i);
+                    added.insert((p.id)(i));
+                }
+            });
+        }
+        let child = spawn_with(&app, &["--once"], &[]);
+        match kill_after(child, Duration::from_millis(2 + rng.below(run_ms))).await {
+            Ok(()) => kills += 1,
+            Err(ran) => run_ms = (ran.as_millis() as u64 * 5 / 4).max(20),
+        }
+    }
+    let mut complete = false;
+    for _ in 0..4 {
+        if once_exit(&app).await.1 .4 == "complete" {
+            complete = true;
+            break;
+        }
+    }
+    assert!(complete, "{}: no complete run after {kills} kills", p.kind);
+    assert_mirrors(&app, p);
+    let conn = rusqlite::Connection::open(&app.db_path).unwrap();
+    let count = |id: &str, kind: &str| -> i64 {
+        conn.query_row(
+            "SELECT count(*) FROM offer_changes WHERE external_id = ?1 AND kind = ?2",
+            [id, kind],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    // An offer added and removed again between two runs may never have been seen: it then
+    // has neither an `added` nor a `removed` record.
+    for id in &added {
+        let want = if removed.contains(id) { 0..=1 } else { 1..=1 };
+        assert!(
+            want.contains(&count(id, "added")),
+            "{}: one 'added' for {id}",
+            p.kind
+        );
+    }
+    // A change between two kills may fall in a run that died before storing it: it is then
+    // recorded by a later run, once.
+    for id in changed.iter().filter(|id| !removed.contains(*id)) {
+        assert!(
+            count(id, "changed") <= 1,
+            "{}: at most one 'changed' for {id}",
+            p.kind
+        );
+    }
+    for id in &removed {
+        assert_eq!(
+            count(id, "removed"),
+            count(id, "added"),
+            "{}: one 'removed' for {id}, if it was ever seen",
+            p.kind
+        );
+    }
+    assert_eq!(
+        sql_i64(
+            &app,
+            "SELECT count(*) FROM offer_changes WHERE kind = 'reappeared'"
+        ),
+        0,
+        "{}: nothing removed by mistake",
+        p.kind
+    );
+    println!("{}: {kills} kills in {attempts} runs", p.kind);
+}

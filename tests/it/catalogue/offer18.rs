@@ -126,3 +126,8 @@ fn offer18_requires_its_ids_and_a_first_page_of_0_or_1() {
         assert!(err.contains(want), "{want} in {err}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offer18_survives_sigkill_at_random_points() {
+    survives_sigkill(&OFFER18, 0xc0fff2).await;
+}

@@ -122,3 +122,8 @@ async fn trackier_takes_its_key_in_the_query_too() {
     );
     assert_eq!(err, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trackier_survives_sigkill_at_random_points() {
+    survives_sigkill(&TRACKIER, 0xc0fff1).await;
+}
