@@ -285,18 +285,13 @@ impl Source for Everflow {
             .page_size
             .filter(|n| *n > 0)
             .unwrap_or(self.page_size as u64);
-        let expected_pages = paging.total_count.map(|t| t.div_ceil(page_size));
         // An empty page is a valid end (an importer that fails on it misses whole catalogues).
-        let end = rows.is_empty()
-            || match paging.total_count {
-                Some(total) => cursor.page.saturating_mul(page_size) >= total,
-                None => (rows.len() as u64) < page_size,
-            };
-        Ok(RowsPage {
-            rows: super::own_rows(rows),
-            next: (!end).then(|| cursor.next_page()),
-            expected_pages,
-        })
+        Ok(super::counted_page(
+            super::own_rows(rows),
+            cursor,
+            page_size,
+            paging.total_count,
+        ))
     }
 }
 

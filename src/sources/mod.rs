@@ -75,6 +75,28 @@ pub(crate) fn own_rows(rows: &[&RawValue]) -> Vec<Box<RawValue>> {
     rows.iter().map(|r| (*r).to_owned()).collect()
 }
 
+/// A page of a feed that counts its rows: `total` rows in pages of `page_size`, this one at
+/// `cursor` with `rows`. The feed ends with an empty page, a page past the total, or (without
+/// a total) a short page; an empty page is a valid end.
+pub(crate) fn counted_page(
+    rows: Vec<Box<RawValue>>,
+    cursor: &Cursor,
+    page_size: u64,
+    total: Option<u64>,
+) -> RowsPage {
+    let page_size = page_size.max(1);
+    let end = rows.is_empty()
+        || match total {
+            Some(t) => cursor.page.saturating_mul(page_size) >= t,
+            None => (rows.len() as u64) < page_size,
+        };
+    RowsPage {
+        rows,
+        next: (!end).then(|| cursor.next_page()),
+        expected_pages: total.map(|t| t.div_ceil(page_size)),
+    }
+}
+
 /// The id at JSON `pointer` of a row that could not be read as the platform's offer (text or
 /// number), so that its rejection still names it.
 pub(crate) fn id_at(raw: &RawValue, pointer: &str) -> Option<String> {

@@ -280,17 +280,12 @@ impl Source for Trackier {
         };
         let count = env.data.as_ref().and_then(|d| d.count);
         let limit = self.limit.max(1) as u64;
-        let expected_pages = count.map(|c| c.div_ceil(limit));
-        let end = rows.is_empty()
-            || match count {
-                Some(c) => cursor.page.saturating_mul(limit) >= c,
-                None => (rows.len() as u64) < limit,
-            };
-        Ok(RowsPage {
-            rows: super::own_rows(rows),
-            next: (!end).then(|| cursor.next_page()),
-            expected_pages,
-        })
+        Ok(super::counted_page(
+            super::own_rows(rows),
+            cursor,
+            limit,
+            count,
+        ))
     }
 }
 
