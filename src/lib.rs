@@ -15,3 +15,4 @@ pub mod store;
 pub mod sync;
 pub mod targets;
 pub mod telemetry;
+pub mod webhook;

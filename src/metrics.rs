@@ -13,6 +13,8 @@ use crate::model::OutboxState;
 pub enum Role {
     Source,
     Target,
+    /// A webhook notifier.
+    Notifier,
 }
 
 impl Role {
@@ -20,6 +22,7 @@ impl Role {
         match self {
             Role::Source => "source",
             Role::Target => "target",
+            Role::Notifier => "notifier",
         }
     }
 }
@@ -112,6 +115,10 @@ pub fn describe_and_zero(config: &Config) {
         "offersync_pushes_total",
         "Push operations delivered or failed by delivery passes, per target and result."
     );
+    describe_counter!(
+        "offersync_notifications_total",
+        "Notification messages per notifier and result (sent, failed, dead)."
+    );
     for (name, help) in OFFER_COUNTERS {
         describe_counter!(name, help);
     }
@@ -151,4 +158,19 @@ pub fn describe_and_zero(config: &Config) {
                 .set(0.0);
         }
     }
+    for n in &config.notify {
+        for result in NOTIFY_RESULTS {
+            metrics::counter!("offersync_notifications_total", "notifier" => n.rule.name.clone(), "result" => *result)
+                .absolute(0);
+        }
+    }
+}
+
+/// The results counted by `offersync_notifications_total`.
+pub const NOTIFY_RESULTS: &[&str] = &["sent", "failed", "dead"];
+
+/// One notification message's result.
+pub fn notified(notifier: &str, result: &'static str) {
+    metrics::counter!("offersync_notifications_total", "notifier" => notifier.to_string(), "result" => result)
+        .increment(1);
 }

@@ -95,6 +95,18 @@ enum What {
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
+    /// Notifications recorded for the webhooks, newest first
+    Notifications {
+        /// Only this notifier's
+        #[arg(long)]
+        notifier: Option<String>,
+        /// pending, done or dead
+        #[arg(long)]
+        state: Option<String>,
+        /// At most this many rows
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
     /// Counts per source and target, last runs
     Stats {
         /// Only this part (CSV always prints one part: sources by default)
@@ -222,6 +234,24 @@ pub(crate) fn run(
                     .map_err(&db_err)?,
                 format,
             );
+        }
+        What::Notifications {
+            notifier,
+            state,
+            limit,
+        } => {
+            if let Some(s) = state
+                .as_deref()
+                .filter(|s| !["pending", "done", "dead"].contains(s))
+            {
+                return Err(UsageError::Other(format!(
+                    "--state: {s:?} is not one of pending, done, dead"
+                )));
+            }
+            let t = store
+                .query_notifications(notifier.as_ref(), state.as_ref(), limit)
+                .map_err(&db_err)?;
+            output::print(&t, format);
         }
         What::Stats { section } => {
             let (sources, targets) = store.query_stats().map_err(&db_err)?;

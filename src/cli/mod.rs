@@ -7,6 +7,7 @@ mod check;
 mod decide;
 mod demo;
 mod inspect;
+mod notify;
 mod once;
 mod output;
 mod progress;
@@ -44,6 +45,10 @@ pub struct Cli {
     /// With --once: sync, but do not deliver to the targets (the outbox keeps the operations)
     #[arg(long, requires = "once")]
     no_push: bool,
+
+    /// With --once: record notifications, but do not send them (the daemon or a later run does)
+    #[arg(long, requires = "once")]
+    no_notify: bool,
 
     /// With --once: print what the targets would be sent, from the mirror as it is; fetches
     /// nothing, sends nothing, writes nothing
@@ -107,6 +112,12 @@ enum Command {
         target: String,
         source: String,
         external_id: String,
+    },
+    /// Send one test message through the notifier NAME now
+    Notify {
+        /// The notifier (`[[notify]] name`)
+        #[arg(long = "test", value_name = "NAME")]
+        test: String,
     },
     /// Run the whole pipeline against the built-in simulated platforms
     Demo(demo::DemoArgs),
@@ -216,6 +227,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, UsageError> {
             approve::approve(&load_config(&cli.config)?, &source)
         }
         Some(Command::Push(args)) => push::push(&load_config(&cli.config)?, args).await,
+        Some(Command::Notify { test }) => notify::test(&load_config(&cli.config)?, &test).await,
         Some(Command::Approve {
             target,
             source,
@@ -266,7 +278,13 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, UsageError> {
         }
         None if cli.once => {
             let config = load_config(&cli.config)?;
-            once::run(&config, &cli.sources, !cli.no_push, cli.format).await
+            once::run(
+                &config,
+                &cli.sources,
+                (!cli.no_push, !cli.no_notify),
+                cli.format,
+            )
+            .await
         }
         None => Ok(crate::daemon::run(config_path(&cli.config)).await?),
     }

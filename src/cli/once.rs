@@ -13,6 +13,7 @@ use std::process::ExitCode;
 pub(crate) fn context(config: &Config) -> SyncContext {
     SyncContext::new(config.database.path.clone(), config.database.busy_timeout)
         .with_targets(config.targets.clone())
+        .with_notify(config.notify_rules())
 }
 
 /// The sources `--source` names (all must exist; disabled ones run when named), else every
@@ -53,7 +54,7 @@ pub(crate) fn prepare(
 pub(crate) async fn run(
     config: &Config,
     names: &[String],
-    push: bool,
+    (push, notify): (bool, bool),
     format: Option<output::Format>,
 ) -> Result<ExitCode, UsageError> {
     let selected = select(config, names)?;
@@ -71,6 +72,12 @@ pub(crate) async fn run(
         Vec::new()
     };
     let targets = prepare_targets(&push_to, config)?;
+    // The notifiers' URLs too (a notifier that cannot send is a config error, found now).
+    let notifiers = if notify {
+        crate::webhook::prepare(config, &crate::http::Limiters::new()).map_err(invalid(config))?
+    } else {
+        Vec::new()
+    };
     // A database that cannot be used stops everything before anything is fetched.
     drop(super::open_db(config)?);
     let mut ctx = context(config);
@@ -80,6 +87,17 @@ pub(crate) async fn run(
     let reports = sync::run_all(&ctx, prepared, config.daemon.max_concurrent_sources).await;
     let deliveries = deliver_each(config, targets).await;
     output::print_once_summary(&reports, &deliveries, format);
+    // What the runs and deliveries recorded for the notifiers goes out now (all of it: the
+    // batching window is this run). A failed message stays pending for the next run or the
+    // daemon; it does not change the exit code.
+    for n in &notifiers {
+        let r =
+            crate::webhook::deliver(&config.database.path, config.database.busy_timeout, n, true)
+                .await;
+        if let Some(e) = &r.error {
+            tracing::error!(notifier = %r.notifier, error = %e, "notifications could not be delivered");
+        }
+    }
     let pushed_ok = deliveries.iter().all(push::deliver::DeliveryReport::ok);
     let none_dead = no_dead(config, &push_to);
     let pushed_ok = pushed_ok && none_dead;

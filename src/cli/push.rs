@@ -61,7 +61,9 @@ pub(crate) async fn deliver_each(
     targets: Vec<push::PreparedTarget>,
 ) -> Vec<push::deliver::DeliveryReport> {
     let mut reports = Vec::new();
+    let rules = config.notify_rules();
     for t in targets {
+        let name = t.cfg.name.clone();
         reports.push(
             push::deliver::deliver(
                 &config.database.path,
@@ -73,6 +75,22 @@ pub(crate) async fn deliver_each(
             )
             .await,
         );
+        // Dead operations are reported (durably) for the notifiers that want them.
+        if !rules.is_empty() {
+            if let Err(e) = crate::store::Store::open_existing(
+                &config.database.path,
+                config.database.busy_timeout,
+            )
+            .and_then(|mut s| {
+                s.report_dead(
+                    &name,
+                    &rules,
+                    &crate::model::format_timestamp(chrono::Utc::now()),
+                )
+            }) {
+                tracing::error!(target = %name, error = %e, "could not record dead-operation notifications");
+            }
+        }
     }
     reports
 }

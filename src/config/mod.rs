@@ -11,6 +11,7 @@ mod controls;
 mod credentials;
 mod env;
 mod load;
+mod notify;
 mod platform;
 mod raw;
 mod secret;
@@ -19,6 +20,7 @@ mod target;
 
 pub use controls::{Approval, AutoApprove, Controls, TargetDefaults};
 pub use credentials::{resolve_credential, CredentialSpec};
+pub use notify::{NotifierConfig, NotifyFormat};
 pub use platform::{
     AffiseApi, EverflowListing, FieldRule, GenericAuth, GenericPaging, GenericSpec,
     HasOffersMethod, OfferslookApi, OfferslookEndpoint, PathStep, PlatformOptions, RecordsAre,
@@ -58,6 +60,8 @@ pub struct Config {
     pub daemon: DaemonConfig,
     pub sources: Vec<SourceConfig>,
     pub targets: Vec<TargetConfig>,
+    /// Webhook notifiers (`[[notify]]`).
+    pub notify: Vec<NotifierConfig>,
     /// Valid but probably not what the operator means (printed by `check`, logged by the
     /// daemon), each with its key path.
     pub warnings: Vec<String>,
@@ -86,6 +90,11 @@ pub struct DaemonConfig {
 impl Config {
     pub fn source(&self, name: &str) -> Option<&SourceConfig> {
         self.sources.iter().find(|s| s.name == name)
+    }
+
+    /// What every notifier wants recorded.
+    pub fn notify_rules(&self) -> Vec<crate::model::NotifyRule> {
+        self.notify.iter().map(|n| n.rule.clone()).collect()
     }
 
     /// Resolve every enabled source's and target's credential now (environment variables set,
@@ -129,7 +138,7 @@ fn valid_name(name: &str) -> bool {
 
 fn validate(
     path: &Path,
-    raw: RawConfig,
+    mut raw: RawConfig,
     raw_sources: Vec<RawSource>,
 ) -> Result<Config, ConfigError> {
     let mut errs = Errors(Vec::new());
@@ -186,6 +195,13 @@ fn validate(
         }
     }
 
+    let notify = notify::validate_notifiers(
+        std::mem::take(&mut raw.notify),
+        &seen,
+        &seen_targets,
+        &base,
+        &mut errs,
+    );
     if errs.0.is_empty() {
         let warnings = sources.iter().flat_map(SourceConfig::warnings).collect();
         Ok(Config {
@@ -194,6 +210,7 @@ fn validate(
             daemon,
             sources,
             targets,
+            notify,
             warnings,
         })
     } else {

@@ -16,6 +16,29 @@ pub struct RawConfig {
     pub sources: Vec<Map<String, Value>>,
     #[serde(default)]
     pub targets: Vec<RawTarget>,
+    #[serde(default)]
+    pub notify: Vec<RawNotify>,
+}
+
+/// A `[[notify]]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNotify {
+    pub name: String,
+    pub url: Option<String>,
+    pub url_env: Option<String>,
+    pub url_file: Option<String>,
+    /// `slack` (default) or `json`.
+    pub format: Option<String>,
+    /// Default: every event.
+    pub events: Option<Vec<String>>,
+    pub sources: Option<Vec<String>>,
+    pub targets: Option<Vec<String>>,
+    pub min_payout_change: Option<f64>,
+    pub batch_seconds: Option<u64>,
+    pub max_attempts: Option<u32>,
+    pub timeout_seconds: Option<u64>,
+    pub retry_initial_interval_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

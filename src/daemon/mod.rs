@@ -107,10 +107,11 @@ async fn run_one(d: &Daemon, config: &Config, src: &SourceConfig) {
             // Recorded like any run, so inspect, /metrics and /healthz say so.
             let message = errors.join("; ");
             tracing::error!(source = %src.name, errors = %message, "source cannot run");
-            let (path, busy, name) = (
+            let (path, busy, name, rules) = (
                 config.database.path.clone(),
                 config.database.busy_timeout,
                 src.name.clone(),
+                config.notify_rules(),
             );
             let report = tokio::task::spawn_blocking(move || {
                 sync::record_unrunnable(
@@ -119,6 +120,7 @@ async fn run_one(d: &Daemon, config: &Config, src: &SourceConfig) {
                     &name,
                     crate::model::StopReason::Credentials,
                     &message,
+                    &rules,
                 )
             })
             .await
@@ -134,12 +136,47 @@ async fn run_one(d: &Daemon, config: &Config, src: &SourceConfig) {
     };
     let ctx = SyncContext::new(config.database.path.clone(), config.database.busy_timeout)
         .with_targets(config.targets.clone())
+        .with_notify(config.notify_rules())
         .with_shutdown(d.shutdown.clone());
     let started = std::time::Instant::now();
     let report = sync::run_source(&ctx, &prepared.cfg, prepared.source, prepared.endpoint).await;
     observe::run_finished(&report, started.elapsed());
     d.last_runs.lock().unwrap().insert(src.name.clone(), report);
     crate::notify::status(&d.status_line());
+}
+
+/// Send what the store recorded for the notifier `name`: every 5 seconds, what has waited its
+/// `batch_seconds`; at shutdown, everything.
+async fn notify_worker(d: Arc<Daemon>, name: String) {
+    loop {
+        let stopping = tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(5)) => false,
+            _ = d.shutdown.wait() => true,
+        };
+        let config = d.config();
+        match crate::webhook::prepare(&config, &d.limiters) {
+            Ok(all) => {
+                if let Some(n) = all.iter().find(|n| n.cfg.rule.name == name) {
+                    let r = crate::webhook::deliver(
+                        &config.database.path,
+                        config.database.busy_timeout,
+                        n,
+                        stopping,
+                    )
+                    .await;
+                    if let Some(e) = &r.error {
+                        tracing::error!(notifier = %name, error = %e, "notifications could not be delivered");
+                    }
+                }
+            }
+            Err(errors) => {
+                tracing::error!(notifier = %name, errors = %errors.join("; "), "notifier cannot run")
+            }
+        }
+        if stopping {
+            return;
+        }
+    }
 }
 
 /// Deliver `target`'s outbox after every sync of its sources and every `delivery_interval`.
@@ -175,6 +212,21 @@ async fn delivery_worker(d: Arc<Daemon>, target: String) {
                     tracing::error!(target = %target, error = %e, "delivery could not run");
                 }
                 observe::delivered(&r);
+                let (path, busy, rules, name) = (
+                    config.database.path.clone(),
+                    config.database.busy_timeout,
+                    config.notify_rules(),
+                    target.clone(),
+                );
+                if !rules.is_empty() {
+                    let _ = tokio::task::spawn_blocking(move || {
+                        let now = crate::model::format_timestamp(chrono::Utc::now());
+                        Store::open_existing(&path, busy)
+                            .and_then(|mut s| s.report_dead(&name, &rules, &now))
+                            .map_err(|e| tracing::error!(target = %name, error = %e, "could not record dead-operation notifications"))
+                    })
+                    .await;
+                }
             }
             Err(errors) => {
                 tracing::error!(target = %target, errors = %errors.join("; "), "target cannot run")
@@ -278,6 +330,12 @@ pub async fn run(path: PathBuf) -> Result<ExitCode, DaemonError> {
         .iter()
         .filter(|t| t.enabled)
         .map(|t| tokio::spawn(delivery_worker(d.clone(), t.name.clone())))
+        .chain(
+            config
+                .notify
+                .iter()
+                .map(|n| tokio::spawn(notify_worker(d.clone(), n.rule.name.clone()))),
+        )
         .collect();
     if config.daemon.run_on_start {
         for s in config.sources.iter().filter(|s| s.enabled) {
@@ -286,7 +344,7 @@ pub async fn run(path: PathBuf) -> Result<ExitCode, DaemonError> {
     }
     tracing::info!(
         sources = config.sources.iter().filter(|s| s.enabled).count(),
-        targets = workers.len(),
+        targets = config.targets.iter().filter(|t| t.enabled).count(),
         "daemon started"
     );
     crate::notify::ready(&d.status_line());

@@ -31,6 +31,8 @@ pub struct HttpRequest {
     pub headers: HeaderMap,
     pub basic_auth: Option<(String, Secret)>,
     pub form: Option<Vec<(String, String)>>,
+    /// A JSON body (`Content-Type: application/json`).
+    pub json: Option<String>,
     /// Sending it twice does no harm (reads, updates, pauses). A request that is not (a
     /// create) is retried only when the platform surely did not act on it; any other failure
     /// ends the call as [`FailureClass::Ambiguous`].
@@ -45,8 +47,17 @@ impl HttpRequest {
             headers: HeaderMap::new(),
             basic_auth: None,
             form: None,
+            json: None,
             idempotent: true,
         }
+    }
+
+    /// A POST of `body` as JSON.
+    pub fn post_json(url: Url, body: String) -> HttpRequest {
+        let mut req = HttpRequest::get(url);
+        req.method = Method::POST;
+        req.json = Some(body);
+        req
     }
 
     /// The same request, marked as one that must not be sent twice blindly.
@@ -252,7 +263,8 @@ impl Endpoint {
         build: impl Fn() -> HttpRequest,
         interpret: impl Fn(&HttpResponse) -> Result<T, Failure>,
     ) -> Result<T, CallError> {
-        let path = redact_path(&build().url);
+        // A path can be a secret itself (a webhook URL's): scrubbed like any text.
+        let path = self.scrub(&redact_path(&build().url));
         let scrub = |t: &str| self.scrub(t);
         let ctx = RetryCtx {
             endpoint: &self.name,
@@ -302,6 +314,11 @@ impl Endpoint {
         }
         if let Some(form) = &req.form {
             rb = rb.form(form);
+        }
+        if let Some(json) = req.json {
+            rb = rb
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(json);
         }
         let transport = |e: reqwest::Error| {
             if e.is_redirect() {

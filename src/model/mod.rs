@@ -7,6 +7,7 @@ mod check;
 mod diff;
 mod hash;
 mod normalize;
+mod notify;
 pub mod push;
 pub mod run;
 mod terms;
@@ -18,6 +19,7 @@ pub use normalize::{
     normalize_categories, normalize_countries, normalize_country, normalize_currency,
     normalize_platforms, parse_decimal, parse_timestamp, unix_to_utc,
 };
+pub use notify::{NotifyEvent, NotifyRule, NOTIFY_SAMPLE};
 pub use push::{
     merged, Decision, Held, Mapping, OpKind, OutboxState, PlannedOp, Planner, PushFields,
 };

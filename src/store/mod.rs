@@ -5,6 +5,7 @@
 
 mod decisions;
 mod lease;
+mod notify;
 mod offers;
 mod outbox;
 mod planning;
@@ -15,6 +16,7 @@ mod schema;
 
 pub use decisions::{Decided, Selection};
 pub use lease::{LeaseHolder, LeaseOutcome};
+pub use notify::Notification;
 pub use offers::{PageBatch, PageCounts, StoredOffer};
 pub use outbox::{OutboxOp, OutboxTx, TargetHealth};
 pub use planning::Preview;

@@ -247,6 +247,26 @@ impl Store {
         self.table(&sql, w.args)
     }
 
+    /// Notifications, newest first.
+    pub fn query_notifications(
+        &self,
+        notifier: Option<&String>,
+        state: Option<&String>,
+        limit: usize,
+    ) -> Result<Table> {
+        let mut w = Where::default();
+        w.eq("notifier", notifier);
+        w.eq("state", state);
+        let sql = format!(
+            "SELECT id, notifier, event, source, target, state, attempts,
+                    json_extract(payload, '$.count') AS count, created_at, sent_at, next_attempt_at,
+                    last_error
+             FROM notify_outbox {} ORDER BY id DESC LIMIT {limit}",
+            w.sql()
+        );
+        self.table(&sql, w.args)
+    }
+
     /// Per source: offers by status and the last run. Per target: outbox rows by state.
     pub fn query_stats(&self) -> Result<(Table, Table)> {
         let sources = self.table(

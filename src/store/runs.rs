@@ -37,7 +37,8 @@ impl Store {
         Ok(self.conn.last_insert_rowid())
     }
 
-    /// Record the final state of a run. Transport counters are written here too.
+    /// Record the final state of a run (transport counters too) and, in the same transaction,
+    /// the notifications `rules` ask for about every run of the source not reported yet.
     #[allow(clippy::too_many_arguments)]
     pub fn finish_run(
         &mut self,
@@ -45,12 +46,14 @@ impl Store {
         state: RunState,
         reason: Option<&str>,
         error: Option<&str>,
-        requests: u64,
-        retries: u64,
-        rate_limited: u64,
+        (requests, retries, rate_limited): (u64, u64, u64),
+        rules: &[crate::model::NotifyRule],
         now: &str,
     ) -> Result<()> {
-        self.conn.execute(
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute(
             "UPDATE sync_runs SET state = ?2, reason = ?3, error = ?4, requests = ?5, retries = ?6,
                     rate_limited = ?7, finished_at = ?8
              WHERE id = ?1",
@@ -65,6 +68,13 @@ impl Store {
                 now
             ],
         )?;
+        let source: String = tx.query_row(
+            "SELECT source FROM sync_runs WHERE id = ?1",
+            [run_id],
+            |r| r.get(0),
+        )?;
+        super::notify::report_runs(&tx, rules, &source, now)?;
+        tx.commit()?;
         Ok(())
     }
 

@@ -290,6 +290,32 @@ SELECT o.source, o.external_id, o.name, o.status, o.payout,
        o.first_seen_at, s.last_seen_at, o.updated_at, o.removed_at, o.raw
 FROM offer_rows o JOIN offer_seen s ON s.offer_id = o.id;
 "#,
+    // 9: durable notifications. Rows are written in the transaction that records a run's end
+    // (its changes, failed or held state, creates awaiting approval) or a delivery's dead
+    // operations; `sync_runs.notified_at` and `push_outbox.notified` say what was reported, so
+    // a crash in between only delays a report.
+    r#"
+CREATE TABLE notify_outbox (
+    id              INTEGER PRIMARY KEY,
+    notifier        TEXT NOT NULL,
+    event           TEXT NOT NULL,
+    source          TEXT,
+    target          TEXT,
+    payload         TEXT NOT NULL,
+    state           TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'done', 'dead')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TEXT,
+    last_error      TEXT,
+    created_at      TEXT NOT NULL,
+    sent_at         TEXT
+);
+CREATE INDEX notify_outbox_queue ON notify_outbox (notifier, state, id);
+ALTER TABLE sync_runs ADD COLUMN notified_at TEXT;
+ALTER TABLE push_outbox ADD COLUMN notified INTEGER NOT NULL DEFAULT 0;
+-- Runs and dead operations from before notifications existed are not reported.
+UPDATE sync_runs SET notified_at = COALESCE(finished_at, started_at);
+UPDATE push_outbox SET notified = 1 WHERE state = 'dead';
+"#,
 ];
 
 #[cfg(test)]

@@ -20,6 +20,8 @@ pub struct SyncContext {
     pub host: String,
     /// Push targets: changes of the sources they list are planned into the outbox.
     pub targets: Arc<Vec<TargetConfig>>,
+    /// What the notifiers want reported when a run ends.
+    pub notify: Arc<Vec<crate::model::NotifyRule>>,
     /// Set when the process is stopping: runs end after the page in flight.
     pub shutdown: Shutdown,
     /// Told about every page (progress bars of `--once` on a terminal).
@@ -94,6 +96,7 @@ impl SyncContext {
             lease_ttl: Duration::from_secs(900),
             host: hostname(),
             targets: Arc::new(Vec::new()),
+            notify: Arc::new(Vec::new()),
             shutdown: Shutdown::never(),
             progress: None,
         }
@@ -114,6 +117,12 @@ impl SyncContext {
     /// The same context, planning pushes for `targets`.
     pub fn with_targets(mut self, targets: Vec<TargetConfig>) -> SyncContext {
         self.targets = Arc::new(targets);
+        self
+    }
+
+    /// The same context, recording notifications for `rules`.
+    pub fn with_notify(mut self, rules: Vec<crate::model::NotifyRule>) -> SyncContext {
+        self.notify = Arc::new(rules);
         self
     }
 

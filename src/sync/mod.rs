@@ -145,9 +145,10 @@ async fn run_pages(
     let (req1, retry1, limited1) = endpoint.counters.snapshot();
     let counters = (req1 - req0, retry1 - retry0, limited1 - limited0);
     let cfg = cfg.clone();
+    let notify = ctx.notify.clone();
     let span = tracing::Span::current();
     let report = tokio::task::spawn_blocking(move || {
-        span.in_scope(|| outcome::finish(done, ending, &cfg, lease, &targets, counters))
+        span.in_scope(|| outcome::finish(done, ending, &cfg, lease, (&targets, &notify), counters))
     })
     .await
     .unwrap_or_else(|e| RunReport::Error {
@@ -208,6 +209,7 @@ pub fn record_unrunnable(
     source: &str,
     reason: StopReason,
     error: &str,
+    notify: &[crate::model::NotifyRule],
 ) -> RunReport {
     let record = || -> Result<Option<RunTotals>, StoreError> {
         let mut store = Store::open(db_path, busy_timeout)?;
@@ -217,9 +219,8 @@ pub fn record_unrunnable(
             RunState::Failed,
             Some(reason.as_str()),
             Some(error),
-            0,
-            0,
-            0,
+            (0, 0, 0),
+            notify,
             &now(),
         )?;
         store.run(id)

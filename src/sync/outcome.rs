@@ -5,7 +5,7 @@ use super::lease::RunLease;
 use super::writer::WriterDone;
 use crate::config::{SourceConfig, TargetConfig};
 use crate::http::{CallError, FailureClass};
-use crate::model::StopReason;
+use crate::model::{NotifyRule, StopReason};
 use crate::push::Targets;
 use crate::store::{FinalizeOutcome, RunState, StoreError};
 
@@ -124,7 +124,7 @@ pub(super) fn finish(
     ending: Ending,
     cfg: &SourceConfig,
     lease: RunLease,
-    targets: &[TargetConfig],
+    (targets, notify): (&[TargetConfig], &[NotifyRule]),
     counters: (u64, u64, u64),
 ) -> RunReport {
     let WriterDone {
@@ -161,16 +161,14 @@ pub(super) fn finish(
         }
         _ => {}
     }
-    let (requests, retries, rate_limited) = counters;
     let record = store
         .finish_run(
             run_id,
             state,
             reason.map(StopReason::as_str),
             message.as_deref(),
-            requests,
-            retries,
-            rate_limited,
+            counters,
+            notify,
             &super::now(),
         )
         .and_then(|_| {

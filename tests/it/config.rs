@@ -203,6 +203,7 @@ fn the_commented_examples_of_every_kind_in_the_reference_config_are_valid() {
         if line.starts_with("# [[sources]]")
             || line.starts_with("# [[targets]]")
             || line.starts_with("# [targets.")
+            || line.starts_with("# [[notify]]")
         {
             in_example = true;
         }
@@ -224,6 +225,8 @@ fn the_commented_examples_of_every_kind_in_the_reference_config_are_valid() {
         c.targets[0].filters.countries,
         Some(vec!["US".to_string(), "GB".into()])
     );
+    assert_eq!(c.notify.len(), 1);
+    assert_eq!(c.notify[0].rule.events.len(), 8);
     let controls = &c.targets[0].controls;
     assert_eq!(controls.approval, offersync::config::Approval::Manual);
     assert!(controls.auto_approve.is_some() && controls.max_payout_increase.is_some());

@@ -44,7 +44,13 @@ pub(crate) fn env_u64(name: &str, default: u64) -> u64 {
     }
 }
 
-/// The harness's Trackly source (paced so a run spans many pages) and both targets.
+/// The webhook receiver of a test app's config, when the test has one (keyed by config path:
+/// tests run in parallel).
+static HOOKS: std::sync::Mutex<BTreeMap<std::path::PathBuf, String>> =
+    std::sync::Mutex::new(BTreeMap::new());
+
+/// The harness's Trackly source (paced so a run spans many pages), both targets, and the
+/// notifier of the test's receiver if it has one.
 fn configure(app: &TestApp, daemon: Option<u16>) {
     app.write_config(SourceOpts {
         page_size: 20,
@@ -90,6 +96,11 @@ retry_initial_interval_ms = 10
         af = app.sandbox.affise_target_url(),
         af_key = sandbox::AFFISE_TARGET_KEY,
     ));
+    if let Some(url) = HOOKS.lock().unwrap().get(&app.config_path).cloned() {
+        text.push_str(&format!(
+            "\n[[notify]]\nname = \"ops\"\nurl = {url:?}\nformat = \"json\"\nevents = [\"offer_added\", \"offer_removed\"]\nbatch_seconds = 0\nretry_initial_interval_ms = 10\n"
+        ));
+    }
     std::fs::write(&app.config_path, text).unwrap();
 }
 
@@ -272,6 +283,12 @@ async fn sigkill_at_random_points_loses_and_duplicates_nothing() {
     println!("crash suite: seed {seed:#x}, {kills_wanted} kills");
     let mut rng = Rng(seed);
     let app = TestApp::new(400).await;
+    // Notifications ride along: kills anywhere must lose none.
+    let (hook, hook_url) = crate::notify::Receiver::start(&[]).await;
+    HOOKS
+        .lock()
+        .unwrap()
+        .insert(app.config_path.clone(), hook_url);
     let mut exp = Expected {
         added: app
             .sandbox
@@ -364,6 +381,49 @@ async fn sigkill_at_random_points_loses_and_duplicates_nothing() {
         ),
         0,
         "no operation left in flight"
+    );
+
+    // 0. No notification lost: every one recorded is done, they count every added and removed
+    // offer, and the receiver got each (at least once: a kill after a 2xx resends).
+    assert_eq!(
+        sql_i64(
+            &conn,
+            "SELECT count(*) FROM notify_outbox WHERE state <> 'done'"
+        ),
+        0,
+        "seed {seed:#x}: every notification delivered"
+    );
+    for (event, kind) in [("offer_added", "added"), ("offer_removed", "removed")] {
+        let notified = sql_i64(
+            &conn,
+            &format!("SELECT COALESCE(sum(json_extract(payload, '$.count')), 0) FROM notify_outbox WHERE event = '{event}'"),
+        );
+        let changes = sql_i64(
+            &conn,
+            &format!("SELECT count(*) FROM offer_changes WHERE kind = '{kind}'"),
+        );
+        assert_eq!(
+            notified, changes,
+            "seed {seed:#x}: {event} counts every {kind} offer"
+        );
+    }
+    let received: BTreeSet<i64> = hook
+        .bodies()
+        .iter()
+        .flat_map(|b| b["run_ids"].as_array().cloned().unwrap_or_default())
+        .filter_map(|v| v.as_i64())
+        .collect();
+    let recorded: BTreeSet<i64> = conn
+        .prepare("SELECT DISTINCT value FROM notify_outbox, json_each(json_extract(payload, '$.run_ids'))")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        recorded.is_subset(&received),
+        "seed {seed:#x}: runs reported but never received: {:?}",
+        recorded.difference(&received).collect::<Vec<_>>()
     );
 
     // 1. The mirror equals the sandbox's catalogue, field by field.

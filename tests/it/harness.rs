@@ -119,7 +119,8 @@ retry_max_interval_seconds = 1
         let prepared =
             sync::prepare(&sources, &offersync::http::Limiters::new()).expect("sources prepare");
         let ctx = SyncContext::new(config.database.path.clone(), config.database.busy_timeout)
-            .with_targets(config.targets.clone());
+            .with_targets(config.targets.clone())
+            .with_notify(config.notify_rules());
         sync::run_all(&ctx, prepared, 4).await.remove(0)
     }
 

@@ -19,6 +19,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("sandbox", 5),
     ("sync", 6),
     ("push", 6),
+    ("webhook", 6),
     ("daemon", 7),
     ("cli", 8),
 ];

@@ -11,6 +11,7 @@ mod failures;
 mod faults;
 mod harness;
 mod layers;
+mod notify;
 mod operations;
 mod parsing;
 mod platforms;

@@ -1,0 +1,389 @@
+//! `notify_outbox`: notifications recorded in the transaction that records what they report,
+//! claimed by the deliverer, marked done, failed (retried later) or dead.
+//!
+//! A run's report is written when the run's end is recorded, for every run of the source that
+//! has not been reported yet (a run a crash left `running` is reported once a later run of the
+//! source ends), each event one row per notifier: the count and the first offers by name, so a
+//! 100,000-offer first sync is one `offer_added` row, not 100,000.
+
+use super::{Result, Store};
+use crate::model::{NotifyEvent, NotifyRule, RunState, NOTIFY_SAMPLE};
+use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
+use serde_json::{json, Value};
+
+/// A pending notification, claimed for delivery.
+#[derive(Debug, Clone)]
+pub struct Notification {
+    pub id: i64,
+    pub notifier: String,
+    pub event: NotifyEvent,
+    pub source: Option<String>,
+    pub target: Option<String>,
+    pub payload: Value,
+    pub attempts: i64,
+    pub created_at: String,
+}
+
+/// The offers of `run_id` whose change is of `kind` (and, for `changed`, touches `field`), with
+/// the old and new values of that field: `(external_id, name, old, new)`.
+fn changed_offers(
+    tx: &Transaction<'_>,
+    run_id: i64,
+    kinds: &[&str],
+    field: Option<&str>,
+) -> Result<Vec<(String, String, Value, Value)>> {
+    let path = field.map_or("$.none".to_string(), |f| format!("$.{f}"));
+    let kinds = kinds
+        .iter()
+        .map(|k| format!("'{k}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let filter = if field.is_some() {
+        "AND json_extract(c.diff, ?2) IS NOT NULL"
+    } else {
+        "AND ?2 = ?2"
+    };
+    let sql = format!(
+        "SELECT c.external_id, COALESCE(o.name, ''), json_extract(c.diff, ?2 || '.old'),
+                json_extract(c.diff, ?2 || '.new')
+         FROM offer_changes c LEFT JOIN offer_rows o
+           ON o.source = c.source AND o.external_id = c.external_id
+         WHERE c.run_id = ?1 AND c.kind IN ({kinds}) {filter} ORDER BY c.id"
+    );
+    let mut stmt = tx.prepare(&sql)?;
+    let rows = stmt.query_map(params![run_id, path], |r| {
+        let v = |i: usize| -> rusqlite::Result<Value> {
+            Ok(match r.get_ref(i)? {
+                rusqlite::types::ValueRef::Null => Value::Null,
+                rusqlite::types::ValueRef::Integer(n) => json!(n),
+                rusqlite::types::ValueRef::Real(f) => json!(f),
+                rusqlite::types::ValueRef::Text(t) => {
+                    Value::String(String::from_utf8_lossy(t).into_owned())
+                }
+                rusqlite::types::ValueRef::Blob(_) => Value::Null,
+            })
+        };
+        Ok((r.get(0)?, r.get(1)?, v(2)?, v(3)?))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+fn insert(
+    tx: &Transaction<'_>,
+    rule: &NotifyRule,
+    event: NotifyEvent,
+    source: Option<&str>,
+    target: Option<&str>,
+    payload: &Value,
+    now: &str,
+) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO notify_outbox (notifier, event, source, target, payload, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        rule.name,
+        event.as_str(),
+        source,
+        target,
+        payload.to_string(),
+        now
+    ])?;
+    Ok(())
+}
+
+/// One batched report of offers: how many, and the first ones by name.
+fn offers_payload(
+    event: NotifyEvent,
+    source: &str,
+    run_id: i64,
+    offers: &[(String, String, Value, Value)],
+) -> Value {
+    let sample: Vec<Value> = offers
+        .iter()
+        .take(NOTIFY_SAMPLE)
+        .map(|(id, name, old, new)| {
+            let mut o = json!({"external_id": id, "name": name});
+            if !old.is_null() || !new.is_null() {
+                o["old"] = old.clone();
+                o["new"] = new.clone();
+            }
+            o
+        })
+        .collect();
+    json!({"event": event.as_str(), "source": source, "run_ids": [run_id],
+           "count": offers.len(), "offers": sample})
+}
+
+fn decimal(v: &Value) -> Option<rust_decimal::Decimal> {
+    v.as_str().and_then(crate::model::parse_decimal)
+}
+
+/// A run as its report needs it: id, state, reason, error, started_at.
+type RunRow = (i64, String, Option<String>, Option<String>, String);
+
+/// Record the reports of `run`'s offers and outcome for every rule that covers `source`.
+fn report_run(
+    tx: &Transaction<'_>,
+    rules: &[NotifyRule],
+    source: &str,
+    (run_id, state, reason, error, started_at): (
+        i64,
+        String,
+        Option<String>,
+        Option<String>,
+        String,
+    ),
+    now: &str,
+) -> Result<()> {
+    let rules: Vec<&NotifyRule> = rules.iter().filter(|r| r.covers_source(source)).collect();
+    if rules.is_empty() {
+        return Ok(());
+    }
+    let wanted = |e: NotifyEvent| rules.iter().any(|r| r.wants(e));
+    let mut lists = Vec::new();
+    for (event, kinds, field) in [
+        (NotifyEvent::OfferAdded, &["added"][..], None),
+        (NotifyEvent::OfferRemoved, &["removed"][..], None),
+        (
+            NotifyEvent::PayoutChanged,
+            &["changed", "reappeared"][..],
+            Some("payout"),
+        ),
+        (
+            NotifyEvent::StatusChanged,
+            &["changed", "reappeared"][..],
+            Some("status"),
+        ),
+    ] {
+        if wanted(event) {
+            lists.push((event, changed_offers(tx, run_id, kinds, field)?));
+        }
+    }
+    for rule in &rules {
+        for (event, offers) in &lists {
+            if !rule.wants(*event) {
+                continue;
+            }
+            let offers: Vec<_> = if *event == NotifyEvent::PayoutChanged {
+                offers
+                    .iter()
+                    .filter(|(_, _, old, new)| rule.payout_move_counts(decimal(old), decimal(new)))
+                    .cloned()
+                    .collect()
+            } else {
+                offers.clone()
+            };
+            if !offers.is_empty() {
+                let payload = offers_payload(*event, source, run_id, &offers);
+                insert(tx, rule, *event, Some(source), None, &payload, now)?;
+            }
+        }
+        let outcome = match state.parse::<RunState>() {
+            Ok(RunState::Failed) => Some(NotifyEvent::RunFailed),
+            Ok(RunState::Held) => Some(NotifyEvent::RunHeld),
+            _ => None,
+        };
+        if let Some(event) = outcome.filter(|e| rule.wants(*e)) {
+            let payload = json!({"event": event.as_str(), "source": source, "run_ids": [run_id],
+                                 "count": 1, "state": state, "reason": reason, "error": error});
+            insert(tx, rule, event, Some(source), None, &payload, now)?;
+        }
+        if rule.wants(NotifyEvent::AwaitingApproval) {
+            let mut stmt = tx.prepare_cached(
+                "SELECT target, count(*) FROM push_outbox WHERE source = ?1
+                   AND state = 'awaiting_approval' AND created_at >= ?2 GROUP BY target",
+            )?;
+            let waiting: Vec<(String, i64)> = stmt
+                .query_map(params![source, started_at], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            for (target, n) in waiting.into_iter().filter(|(t, _)| rule.covers_target(t)) {
+                let payload = json!({"event": "awaiting_approval", "source": source,
+                                     "target": target, "run_ids": [run_id], "count": n,
+                                     "offers": []});
+                insert(
+                    tx,
+                    rule,
+                    NotifyEvent::AwaitingApproval,
+                    Some(source),
+                    Some(&target),
+                    &payload,
+                    now,
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Inside a run's end transaction: report every run of `source` not reported yet that has
+/// ended (or was left `running` by a process that died: a later run exists).
+pub(super) fn report_runs(
+    tx: &Transaction<'_>,
+    rules: &[NotifyRule],
+    source: &str,
+    now: &str,
+) -> Result<()> {
+    let runs: Vec<RunRow> = tx
+        .prepare_cached(
+            "SELECT id, state, reason, error, started_at FROM sync_runs
+             WHERE source = ?1 AND notified_at IS NULL
+               AND (state <> 'running' OR id < (SELECT max(id) FROM sync_runs WHERE source = ?1))
+             ORDER BY id",
+        )?
+        .query_map([source], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    for run in runs {
+        let id = run.0;
+        report_run(tx, rules, source, run, now)?;
+        tx.prepare_cached("UPDATE sync_runs SET notified_at = ?2 WHERE id = ?1")?
+            .execute(params![id, now])?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Report `target`'s dead operations that were not reported yet (one row per notifier).
+    pub fn report_dead(&mut self, target: &str, rules: &[NotifyRule], now: &str) -> Result<u64> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let dead: Vec<(i64, String, String, Option<String>)> = tx
+            .prepare(
+                "SELECT id, source, external_id, last_error FROM push_outbox
+                 WHERE target = ?1 AND state = 'dead' AND notified = 0 ORDER BY id",
+            )?
+            .query_map([target], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        if !dead.is_empty() {
+            for rule in rules
+                .iter()
+                .filter(|r| r.wants(NotifyEvent::PushDead) && r.covers_target(target))
+            {
+                let sample: Vec<Value> = dead
+                    .iter()
+                    .take(NOTIFY_SAMPLE)
+                    .map(|(_, s, id, e)| json!({"source": s, "external_id": id, "error": e}))
+                    .collect();
+                let payload = json!({"event": "push_dead", "target": target,
+                                     "count": dead.len(), "offers": sample});
+                insert(
+                    &tx,
+                    rule,
+                    NotifyEvent::PushDead,
+                    None,
+                    Some(target),
+                    &payload,
+                    now,
+                )?;
+            }
+            tx.execute(
+                "UPDATE push_outbox SET notified = 1 WHERE target = ?1 AND state = 'dead' AND notified = 0",
+                [target],
+            )?;
+        }
+        tx.commit()?;
+        Ok(dead.len() as u64)
+    }
+
+    /// The pending notifications of `notifier` due now (created at or before `created_before`
+    /// and not waiting for a retry), oldest first.
+    pub fn due_notifications(
+        &self,
+        notifier: &str,
+        created_before: &str,
+        now: &str,
+    ) -> Result<Vec<Notification>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, notifier, event, source, target, payload, attempts, created_at
+             FROM notify_outbox WHERE notifier = ?1 AND state = 'pending' AND created_at <= ?2
+               AND (next_attempt_at IS NULL OR next_attempt_at <= ?3)
+             ORDER BY id LIMIT 1000",
+        )?;
+        let rows = stmt.query_map(params![notifier, created_before, now], |r| {
+            Ok(Notification {
+                id: r.get(0)?,
+                notifier: r.get(1)?,
+                event: r
+                    .get::<_, String>(2)?
+                    .parse()
+                    .unwrap_or(NotifyEvent::RunFailed),
+                source: r.get(3)?,
+                target: r.get(4)?,
+                payload: serde_json::from_str(&r.get::<_, String>(5)?).unwrap_or(Value::Null),
+                attempts: r.get(6)?,
+                created_at: r.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// These notifications went out (as one message).
+    pub fn notifications_sent(&mut self, ids: &[i64], now: &str) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for id in ids {
+            tx.prepare_cached(
+                "UPDATE notify_outbox SET state = 'done', sent_at = ?2, attempts = attempts + 1,
+                        last_error = NULL WHERE id = ?1",
+            )?
+            .execute(params![id, now])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// A delivery of these failed: retried from `next_attempt_at`, or dead.
+    pub fn notifications_failed(
+        &mut self,
+        ids: &[i64],
+        error: &str,
+        dead: bool,
+        next_attempt_at: &str,
+    ) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for id in ids {
+            tx.prepare_cached(
+                "UPDATE notify_outbox SET state = CASE WHEN ?4 THEN 'dead' ELSE state END,
+                        attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3 WHERE id = ?1",
+            )?
+            .execute(params![id, error, next_attempt_at, dead])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The most delivery attempts among these notifications.
+    pub fn notification_attempts(&self, ids: &[i64]) -> Result<i64> {
+        let mut most = 0;
+        for id in ids {
+            let n: i64 = self.conn.query_row(
+                "SELECT attempts FROM notify_outbox WHERE id = ?1",
+                [id],
+                |r| r.get(0),
+            )?;
+            most = most.max(n);
+        }
+        Ok(most)
+    }
+
+    /// How many notifications of `notifier` are in `state`.
+    pub fn notifications_in(&self, notifier: &str, state: &str) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT count(*) FROM notify_outbox WHERE notifier = ?1 AND state = ?2",
+                params![notifier, state],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(0))
+    }
+}
