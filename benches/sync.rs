@@ -6,7 +6,8 @@
 //! RSS (from `wait4`), so the sandbox's own memory is not counted.
 //!
 //! Cases: `OFFERSYNC_BENCH_CASES`, comma-separated `kind:offers` (default: every source kind at
-//! 100,000 offers, then Trackly at 1,000,000).
+//! 100,000 offers, then Trackly at 1,000,000, then `trackly+notify`: Trackly with a notifier on
+//! every event, to a webhook receiver in-process).
 //! Profiling: `OFFERSYNC_BENCH_WRAP` prefixes the child's command line (see `run_child`).
 
 use offersync::sandbox::{Sandbox, SandboxConfig};
@@ -181,13 +182,25 @@ fn source_toml(kind: &str, sandbox: &Sandbox) -> String {
     }
 }
 
+/// A `[[notify]]` table for every event, to a webhook receiver (answering 200) started on `rt`.
+fn notify_toml(rt: &tokio::runtime::Runtime) -> String {
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let url = format!("http://{}/hook/bench-token", listener.local_addr().unwrap());
+    let app =
+        axum::Router::new().route("/hook/bench-token", axum::routing::post(|| async { "ok" }));
+    rt.spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("\n[[notify]]\nname = \"bench\"\nurl = {url:?}\nformat = \"json\"\n")
+}
+
 fn main() {
     // kind:offers pairs; the default covers every source kind at 100k and Trackly at 1M.
     let cases: Vec<(String, usize)> = std::env::var("OFFERSYNC_BENCH_CASES")
         .unwrap_or_else(|_| {
             "trackly:100000,offerslook:100000,s2s:100000,affise:100000,generic:100000,\
              everflow:100000,hasoffers:100000,trackier:100000,offer18:100000,cake:100000,\
-             trackly:1000000"
+             trackly:1000000,trackly+notify:100000"
                 .into()
         })
         .split(',')
@@ -221,12 +234,17 @@ fn main() {
             .expect("sandbox starts");
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("bench.toml");
+        // `trackly+notify`: Trackly with a notifier on every event, to a receiver in-process.
+        let (source_kind, notify) = match kind.strip_suffix("+notify") {
+            Some(k) => (k.to_string(), notify_toml(&rt)),
+            None => (kind.clone(), String::new()),
+        };
         write_private(
             &config,
             &format!(
-                "[database]\npath = {:?}\n{}",
+                "[database]\npath = {:?}\n{}{notify}",
                 dir.path().join("bench.db").to_string_lossy(),
-                source_toml(&kind, &sandbox)
+                source_toml(&source_kind, &sandbox)
             ),
         );
         report(&kind, "first", n, &run_child(&config, "first"));

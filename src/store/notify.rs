@@ -24,49 +24,76 @@ pub struct Notification {
     pub created_at: String,
 }
 
-/// The offers of `run_id` whose change is of `kind` (and, for `changed`, touches `field`), with
-/// the old and new values of that field: `(external_id, name, old, new)`.
+/// The offers of `run_id` whose change is of one of `kinds` (and, with `field`, touches that
+/// field and passes `keep(old, new)`): how many, and the first `NOTIFY_SAMPLE` as
+/// `(external_id, name, old, new)`. Streams: a 100,000-offer run holds ten offers.
 fn changed_offers(
     tx: &Transaction<'_>,
     run_id: i64,
     kinds: &[&str],
     field: Option<&str>,
-) -> Result<Vec<(String, String, Value, Value)>> {
-    let path = field.map_or("$.none".to_string(), |f| format!("$.{f}"));
+    keep: &dyn Fn(&Value, &Value) -> bool,
+) -> Result<(u64, Vec<Sample>)> {
     let kinds = kinds
         .iter()
         .map(|k| format!("'{k}'"))
         .collect::<Vec<_>>()
         .join(", ");
-    let filter = if field.is_some() {
-        "AND json_extract(c.diff, ?2) IS NOT NULL"
-    } else {
-        "AND ?2 = ?2"
+    let Some(field) = field else {
+        // Every change of these kinds counts: count in SQL, name the first few.
+        let count: i64 = tx.query_row(
+            &format!("SELECT count(*) FROM offer_changes WHERE run_id = ?1 AND kind IN ({kinds})"),
+            [run_id],
+            |r| r.get(0),
+        )?;
+        let sample = tx
+            .prepare(&format!(
+                "SELECT c.external_id, COALESCE(o.name, '') FROM offer_changes c
+                 LEFT JOIN offer_rows o ON o.source = c.source AND o.external_id = c.external_id
+                 WHERE c.run_id = ?1 AND c.kind IN ({kinds}) ORDER BY c.id LIMIT {NOTIFY_SAMPLE}"
+            ))?
+            .query_map([run_id], |r| {
+                Ok((r.get(0)?, r.get(1)?, Value::Null, Value::Null))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        return Ok((count as u64, sample));
     };
-    let sql = format!(
+    let path = format!("$.{field}");
+    let mut stmt = tx.prepare(&format!(
         "SELECT c.external_id, COALESCE(o.name, ''), json_extract(c.diff, ?2 || '.old'),
                 json_extract(c.diff, ?2 || '.new')
          FROM offer_changes c LEFT JOIN offer_rows o
            ON o.source = c.source AND o.external_id = c.external_id
-         WHERE c.run_id = ?1 AND c.kind IN ({kinds}) {filter} ORDER BY c.id"
-    );
-    let mut stmt = tx.prepare(&sql)?;
-    let rows = stmt.query_map(params![run_id, path], |r| {
+         WHERE c.run_id = ?1 AND c.kind IN ({kinds}) AND json_extract(c.diff, ?2) IS NOT NULL
+         ORDER BY c.id"
+    ))?;
+    let mut rows = stmt.query(params![run_id, path])?;
+    let (mut count, mut sample) = (0u64, Vec::new());
+    while let Some(r) = rows.next()? {
         let v = |i: usize| -> rusqlite::Result<Value> {
             Ok(match r.get_ref(i)? {
-                rusqlite::types::ValueRef::Null => Value::Null,
                 rusqlite::types::ValueRef::Integer(n) => json!(n),
                 rusqlite::types::ValueRef::Real(f) => json!(f),
                 rusqlite::types::ValueRef::Text(t) => {
                     Value::String(String::from_utf8_lossy(t).into_owned())
                 }
-                rusqlite::types::ValueRef::Blob(_) => Value::Null,
+                _ => Value::Null,
             })
         };
-        Ok((r.get(0)?, r.get(1)?, v(2)?, v(3)?))
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+        let (old, new) = (v(2)?, v(3)?);
+        if !keep(&old, &new) {
+            continue;
+        }
+        count += 1;
+        if sample.len() < NOTIFY_SAMPLE {
+            sample.push((r.get(0)?, r.get(1)?, old, new));
+        }
+    }
+    Ok((count, sample))
 }
+
+/// `(external_id, name, old, new)` of one reported offer.
+type Sample = (String, String, Value, Value);
 
 fn insert(
     tx: &Transaction<'_>,
@@ -97,7 +124,7 @@ fn offers_payload(
     event: NotifyEvent,
     source: &str,
     run_id: i64,
-    offers: &[(String, String, Value, Value)],
+    (count, offers): &(u64, Vec<Sample>),
 ) -> Value {
     let sample: Vec<Value> = offers
         .iter()
@@ -112,7 +139,7 @@ fn offers_payload(
         })
         .collect();
     json!({"event": event.as_str(), "source": source, "run_ids": [run_id],
-           "count": offers.len(), "offers": sample})
+           "count": count, "offers": sample})
 }
 
 fn decimal(v: &Value) -> Option<rust_decimal::Decimal> {
@@ -140,44 +167,43 @@ fn report_run(
     if rules.is_empty() {
         return Ok(());
     }
-    let wanted = |e: NotifyEvent| rules.iter().any(|r| r.wants(e));
+    let any = |_: &Value, _: &Value| true;
     let mut lists = Vec::new();
     for (event, kinds, field) in [
         (NotifyEvent::OfferAdded, &["added"][..], None),
         (NotifyEvent::OfferRemoved, &["removed"][..], None),
-        (
-            NotifyEvent::PayoutChanged,
-            &["changed", "reappeared"][..],
-            Some("payout"),
-        ),
         (
             NotifyEvent::StatusChanged,
             &["changed", "reappeared"][..],
             Some("status"),
         ),
     ] {
-        if wanted(event) {
-            lists.push((event, changed_offers(tx, run_id, kinds, field)?));
+        if rules.iter().any(|r| r.wants(event)) {
+            lists.push((event, changed_offers(tx, run_id, kinds, field, &any)?));
         }
     }
     for rule in &rules {
-        for (event, offers) in &lists {
-            if !rule.wants(*event) {
-                continue;
-            }
-            let offers: Vec<_> = if *event == NotifyEvent::PayoutChanged {
-                offers
-                    .iter()
-                    .filter(|(_, _, old, new)| rule.payout_move_counts(decimal(old), decimal(new)))
-                    .cloned()
-                    .collect()
-            } else {
-                offers.clone()
-            };
-            if !offers.is_empty() {
-                let payload = offers_payload(*event, source, run_id, &offers);
-                insert(tx, rule, *event, Some(source), None, &payload, now)?;
-            }
+        let mut reports: Vec<(NotifyEvent, (u64, Vec<Sample>))> = lists
+            .iter()
+            .filter(|(e, _)| rule.wants(*e))
+            .cloned()
+            .collect();
+        if rule.wants(NotifyEvent::PayoutChanged) {
+            // Each rule its own minimum move.
+            let keep =
+                |old: &Value, new: &Value| rule.payout_move_counts(decimal(old), decimal(new));
+            let moved = changed_offers(
+                tx,
+                run_id,
+                &["changed", "reappeared"],
+                Some("payout"),
+                &keep,
+            )?;
+            reports.push((NotifyEvent::PayoutChanged, moved));
+        }
+        for (event, summary) in reports.iter().filter(|(_, (n, _))| *n > 0) {
+            let payload = offers_payload(*event, source, run_id, summary);
+            insert(tx, rule, *event, Some(source), None, &payload, now)?;
         }
         let outcome = match state.parse::<RunState>() {
             Ok(RunState::Failed) => Some(NotifyEvent::RunFailed),

@@ -310,6 +310,8 @@ CREATE TABLE notify_outbox (
     sent_at         TEXT
 );
 CREATE INDEX notify_outbox_queue ON notify_outbox (notifier, state, id);
+-- A run's changes, for its report (and `inspect changes --run`).
+CREATE INDEX offer_changes_by_run ON offer_changes (run_id, kind);
 ALTER TABLE sync_runs ADD COLUMN notified_at TEXT;
 ALTER TABLE push_outbox ADD COLUMN notified INTEGER NOT NULL DEFAULT 0;
 -- Runs and dead operations from before notifications existed are not reported.
