@@ -182,14 +182,23 @@ fn source_toml(kind: &str, sandbox: &Sandbox) -> String {
     }
 }
 
-/// A `[[notify]]` table for every event, to a webhook receiver (answering 200) started on `rt`.
+/// Messages the bench's webhook receiver got.
+static MESSAGES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// A `[[notify]]` table for every event, to a webhook receiver (answering 200, counting the
+/// messages) started on `rt`.
 fn notify_toml(rt: &tokio::runtime::Runtime) -> String {
     let listener = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
     let url = format!("http://{}/hook/bench-token", listener.local_addr().unwrap());
-    let app =
-        axum::Router::new().route("/hook/bench-token", axum::routing::post(|| async { "ok" }));
+    let app = axum::Router::new().route(
+        "/hook/bench-token",
+        axum::routing::post(|| async {
+            MESSAGES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            "ok"
+        }),
+    );
     rt.spawn(async move { axum::serve(listener, app).await.unwrap() });
     format!("\n[[notify]]\nname = \"bench\"\nurl = {url:?}\nformat = \"json\"\n")
 }
@@ -247,8 +256,16 @@ fn main() {
                 source_toml(&source_kind, &sandbox)
             ),
         );
+        MESSAGES.store(0, std::sync::atomic::Ordering::Relaxed);
         report(&kind, "first", n, &run_child(&config, "first"));
         report(&kind, "unchanged", n, &run_child(&config, "unchanged"));
+        if !notify.is_empty() {
+            println!(
+                "{:>28}  webhook messages over both runs: {}",
+                "",
+                MESSAGES.load(std::sync::atomic::Ordering::Relaxed)
+            );
+        }
         let db_size = std::fs::metadata(dir.path().join("bench.db"))
             .map(|m| m.len())
             .unwrap_or(0);

@@ -305,3 +305,35 @@ async fn the_webhook_url_never_reaches_an_error_a_log_or_the_database() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_sends_what_has_waited_its_batch_window_and_counts_it() {
+    use crate::daemon::{until, Daemon};
+    use std::time::Duration;
+    let app = TestApp::new(30).await;
+    let (rx, url) = Receiver::start(&[]).await;
+    let tail = notify_toml(&url, "json", &["offer_added"]).replace(
+        "retry_initial_interval_ms = 10",
+        "retry_initial_interval_ms = 10\nbatch_seconds = 1",
+    );
+    let d = Daemon::start_with(&app, "", "", &tail);
+    until(Duration::from_secs(20), "the offer_added message", || {
+        !rx.bodies().is_empty()
+    })
+    .await;
+    // Runs every second add nothing more: one message.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(events(&rx.bodies()), vec![("offer_added".to_string(), 30)]);
+    let metrics = reqwest::get(format!("{}/metrics", d.metrics))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("offersync_notifications_total{notifier=\"ops\",result=\"sent\"} 1"),
+        "{metrics}"
+    );
+    let (code, ..) = d.stop(Duration::from_secs(10)).await;
+    assert_eq!(code, Some(0));
+}
