@@ -123,19 +123,13 @@ async fn sync_round(config: &Config, title: &str) -> Result<Vec<RunReport>, Usag
     Ok(reports)
 }
 
-pub(crate) async fn run(args: DemoArgs) -> Result<ExitCode, UsageError> {
-    let sandbox_cfg = SandboxConfig {
-        trackly_offers: args.offers,
-        ..SandboxConfig::default()
-    };
-    let sandbox = Sandbox::start(sandbox_cfg.clone())
-        .await
-        .map_err(|e| UsageError::Other(format!("cannot start the sandbox on 127.0.0.1: {e}")))?;
+/// The embedded demo config, pointed at `sandbox`.
+fn demo_config(sandbox: &Sandbox, cfg: &SandboxConfig, db: &Path) -> String {
     use crate::sandbox as sb;
     let values: [(&str, String); 26] = [
-        ("database_path", args.db.to_string_lossy().into_owned()),
+        ("database_path", db.to_string_lossy().into_owned()),
         ("trackly_base_url", sandbox.trackly_base_url()),
-        ("trackly_api_key", sandbox_cfg.trackly_api_key.clone()),
+        ("trackly_api_key", cfg.trackly_api_key.clone()),
         (
             "trackly_generic_url",
             format!("{}/v2/offers", sandbox.trackly_base_url()),
@@ -163,11 +157,22 @@ pub(crate) async fn run(args: DemoArgs) -> Result<ExitCode, UsageError> {
         ("affise_target_url", sandbox.affise_target_url()),
         ("affise_target_key", sb::AFFISE_TARGET_KEY.into()),
     ];
-    let text = values
+    values
         .iter()
         .fold(DEMO_CONFIG.to_string(), |t, (name, value)| {
             t.replace(&format!("{{{name}}}"), &toml_string(value))
-        });
+        })
+}
+
+pub(crate) async fn run(args: DemoArgs) -> Result<ExitCode, UsageError> {
+    let sandbox_cfg = SandboxConfig {
+        trackly_offers: args.offers,
+        ..SandboxConfig::default()
+    };
+    let sandbox = Sandbox::start(sandbox_cfg.clone())
+        .await
+        .map_err(|e| UsageError::Other(format!("cannot start the sandbox on 127.0.0.1: {e}")))?;
+    let text = demo_config(&sandbox, &sandbox_cfg, &args.db);
     let config = Config::from_toml_str(&text, Path::new("(embedded demo config)"))?;
     let demo_sources: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
     remove_db(&args.db, &demo_sources).map_err(UsageError::Other)?;

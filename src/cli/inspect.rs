@@ -239,20 +239,7 @@ pub(crate) fn run(
             notifier,
             state,
             limit,
-        } => {
-            if let Some(s) = state
-                .as_deref()
-                .filter(|s| !["pending", "done", "dead"].contains(s))
-            {
-                return Err(UsageError::Other(format!(
-                    "--state: {s:?} is not one of pending, done, dead"
-                )));
-            }
-            let t = store
-                .query_notifications(notifier.as_ref(), state.as_ref(), limit)
-                .map_err(&db_err)?;
-            output::print(&t, format);
-        }
+        } => show_notifications(&store, &path, (notifier, state), limit, format)?,
         What::Stats { section } => {
             let (sources, targets) = store.query_stats().map_err(&db_err)?;
             print_stats(&sources, &targets, section, format);
@@ -302,6 +289,29 @@ fn print_stats(sources: &Table, targets: &Table, section: Option<Section>, forma
             output::print(targets, format);
         }
     }
+}
+
+/// `inspect notifications [--notifier N] [--state S]`.
+fn show_notifications(
+    store: &crate::store::Store,
+    path: &std::path::Path,
+    (notifier, state): (Option<String>, Option<String>),
+    limit: usize,
+    format: Format,
+) -> Result<(), UsageError> {
+    if let Some(s) = state
+        .as_deref()
+        .filter(|s| !["pending", "done", "dead"].contains(s))
+    {
+        return Err(UsageError::Other(format!(
+            "--state: {s:?} is not one of pending, done, dead"
+        )));
+    }
+    let t = store
+        .query_notifications(notifier.as_ref(), state.as_ref(), limit)
+        .map_err(super::db_error(path))?;
+    output::print(&t, format);
+    Ok(())
 }
 
 /// `inspect changes` options checked.

@@ -209,21 +209,7 @@ impl Trackier {
             SourceApproval::RequiresApproval
         });
         o.tracking_url = r.tracking_link;
-        if let Some(c) = r.cap {
-            let kind = match c.kind.as_deref().map(str::to_ascii_lowercase).as_deref() {
-                Some("budget") | Some("payout") | Some("revenue") => "budget",
-                _ => "conversions",
-            };
-            for (period, v) in [
-                ("daily", c.daily),
-                ("monthly", c.monthly),
-                ("lifetime", c.lifetime),
-            ] {
-                if let Some(v) = v.filter(|v| *v > Decimal::ZERO) {
-                    o.caps.push(Cap::new(period, kind, v.normalize()));
-                }
-            }
-        }
+        o.caps = r.cap.map(caps).unwrap_or_default();
         o.preview_url = r.preview_url;
         Ok(o)
     }
@@ -287,6 +273,25 @@ impl Source for Trackier {
             count,
         ))
     }
+}
+
+/// `cap{type, daily, monthly, lifetime}` as caps (0 means none).
+fn caps(c: TrackierCap) -> Vec<Cap> {
+    let mut out = Vec::new();
+    let kind = match c.kind.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        Some("budget") | Some("payout") | Some("revenue") => "budget",
+        _ => "conversions",
+    };
+    for (period, v) in [
+        ("daily", c.daily),
+        ("monthly", c.monthly),
+        ("lifetime", c.lifetime),
+    ] {
+        if let Some(v) = v.filter(|v| *v > Decimal::ZERO) {
+            out.push(Cap::new(period, kind, v.normalize()));
+        }
+    }
+    out
 }
 
 #[cfg(test)]

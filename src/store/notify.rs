@@ -216,28 +216,41 @@ fn report_run(
             insert(tx, rule, event, Some(source), None, &payload, now)?;
         }
         if rule.wants(NotifyEvent::AwaitingApproval) {
-            let mut stmt = tx.prepare_cached(
-                "SELECT target, count(*) FROM push_outbox WHERE source = ?1
-                   AND state = 'awaiting_approval' AND created_at >= ?2 GROUP BY target",
-            )?;
-            let waiting: Vec<(String, i64)> = stmt
-                .query_map(params![source, started_at], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<rusqlite::Result<_>>()?;
-            for (target, n) in waiting.into_iter().filter(|(t, _)| rule.covers_target(t)) {
-                let payload = json!({"event": "awaiting_approval", "source": source,
-                                     "target": target, "run_ids": [run_id], "count": n,
-                                     "offers": []});
-                insert(
-                    tx,
-                    rule,
-                    NotifyEvent::AwaitingApproval,
-                    Some(source),
-                    Some(&target),
-                    &payload,
-                    now,
-                )?;
-            }
+            report_awaiting(tx, rule, source, run_id, &started_at, now)?;
         }
+    }
+    Ok(())
+}
+
+/// The creates a run queued for approval, per target `rule` covers.
+fn report_awaiting(
+    tx: &Transaction<'_>,
+    rule: &NotifyRule,
+    source: &str,
+    run_id: i64,
+    started_at: &str,
+    now: &str,
+) -> Result<()> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT target, count(*) FROM push_outbox WHERE source = ?1
+           AND state = 'awaiting_approval' AND created_at >= ?2 GROUP BY target",
+    )?;
+    let waiting: Vec<(String, i64)> = stmt
+        .query_map(params![source, started_at], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (target, n) in waiting.into_iter().filter(|(t, _)| rule.covers_target(t)) {
+        let payload = json!({"event": "awaiting_approval", "source": source,
+                             "target": target, "run_ids": [run_id], "count": n,
+                             "offers": []});
+        insert(
+            tx,
+            rule,
+            NotifyEvent::AwaitingApproval,
+            Some(source),
+            Some(&target),
+            &payload,
+            now,
+        )?;
     }
     Ok(())
 }
