@@ -26,10 +26,12 @@ pub struct Notification {
 
 /// The offers of `run_id` whose change is of one of `kinds` (and, with `field`, touches that
 /// field and passes `keep(old, new)`): how many, and the first `NOTIFY_SAMPLE` as
-/// `(external_id, name, old, new)`. Streams: a 100,000-offer run holds ten offers.
+/// `(external_id, name, old, new)`. Streams: a 100,000-offer run holds ten offers. Reads only
+/// the changes recorded since the run started (the `at` index), never the whole history, and
+/// needs no index of its own on the page-write path.
 fn changed_offers(
     tx: &Transaction<'_>,
-    run_id: i64,
+    (run_id, started_at): (i64, &str),
     kinds: &[&str],
     field: Option<&str>,
     keep: &dyn Fn(&Value, &Value) -> bool,
@@ -42,17 +44,21 @@ fn changed_offers(
     let Some(field) = field else {
         // Every change of these kinds counts: count in SQL, name the first few.
         let count: i64 = tx.query_row(
-            &format!("SELECT count(*) FROM offer_changes WHERE run_id = ?1 AND kind IN ({kinds})"),
-            [run_id],
+            &format!(
+                "SELECT count(*) FROM offer_changes
+                 WHERE at >= ?2 AND run_id = ?1 AND kind IN ({kinds})"
+            ),
+            params![run_id, started_at],
             |r| r.get(0),
         )?;
         let sample = tx
             .prepare(&format!(
                 "SELECT c.external_id, COALESCE(o.name, '') FROM offer_changes c
                  LEFT JOIN offer_rows o ON o.source = c.source AND o.external_id = c.external_id
-                 WHERE c.run_id = ?1 AND c.kind IN ({kinds}) ORDER BY c.id LIMIT {NOTIFY_SAMPLE}"
+                 WHERE c.at >= ?2 AND c.run_id = ?1 AND c.kind IN ({kinds})
+                 ORDER BY c.id LIMIT {NOTIFY_SAMPLE}"
             ))?
-            .query_map([run_id], |r| {
+            .query_map(params![run_id, started_at], |r| {
                 Ok((r.get(0)?, r.get(1)?, Value::Null, Value::Null))
             })?
             .collect::<rusqlite::Result<_>>()?;
@@ -64,10 +70,11 @@ fn changed_offers(
                 json_extract(c.diff, ?2 || '.new')
          FROM offer_changes c LEFT JOIN offer_rows o
            ON o.source = c.source AND o.external_id = c.external_id
-         WHERE c.run_id = ?1 AND c.kind IN ({kinds}) AND json_extract(c.diff, ?2) IS NOT NULL
+         WHERE c.at >= ?3 AND c.run_id = ?1 AND c.kind IN ({kinds})
+           AND json_extract(c.diff, ?2) IS NOT NULL
          ORDER BY c.id"
     ))?;
-    let mut rows = stmt.query(params![run_id, path])?;
+    let mut rows = stmt.query(params![run_id, path, started_at])?;
     let (mut count, mut sample) = (0u64, Vec::new());
     while let Some(r) = rows.next()? {
         let v = |i: usize| -> rusqlite::Result<Value> {
@@ -179,7 +186,10 @@ fn report_run(
         ),
     ] {
         if rules.iter().any(|r| r.wants(event)) {
-            lists.push((event, changed_offers(tx, run_id, kinds, field, &any)?));
+            lists.push((
+                event,
+                changed_offers(tx, (run_id, &started_at), kinds, field, &any)?,
+            ));
         }
     }
     for rule in &rules {
@@ -194,7 +204,7 @@ fn report_run(
                 |old: &Value, new: &Value| rule.payout_move_counts(decimal(old), decimal(new));
             let moved = changed_offers(
                 tx,
-                run_id,
+                (run_id, &started_at),
                 &["changed", "reappeared"],
                 Some("payout"),
                 &keep,

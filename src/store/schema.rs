@@ -278,7 +278,6 @@ ALTER TABLE offer_rows ADD COLUMN excluded_countries TEXT NOT NULL DEFAULT '[]';
 ALTER TABLE offer_rows ADD COLUMN approval TEXT
     CHECK (approval IN ('approved', 'requires_approval', 'pending', 'rejected'));
 ALTER TABLE offer_rows ADD COLUMN caps TEXT NOT NULL DEFAULT '[]';
-CREATE INDEX offer_rows_by_approval ON offer_rows (approval) WHERE approval IS NOT NULL;
 DROP VIEW offers;
 CREATE VIEW offers AS
 SELECT o.source, o.external_id, o.name, o.status, o.payout,
@@ -310,8 +309,6 @@ CREATE TABLE notify_outbox (
     sent_at         TEXT
 );
 CREATE INDEX notify_outbox_queue ON notify_outbox (notifier, state, id);
--- A run's changes, for its report (and `inspect changes --run`).
-CREATE INDEX offer_changes_by_run ON offer_changes (run_id, kind);
 ALTER TABLE sync_runs ADD COLUMN notified_at TEXT;
 ALTER TABLE push_outbox ADD COLUMN notified INTEGER NOT NULL DEFAULT 0;
 -- Runs and dead operations from before notifications existed are not reported.
