@@ -76,21 +76,12 @@ pub(crate) async fn deliver_each(
             .await,
         );
         // Dead operations are reported (durably) for the notifiers that want them.
-        if !rules.is_empty() {
-            if let Err(e) = crate::store::Store::open_existing(
-                &config.database.path,
-                config.database.busy_timeout,
-            )
-            .and_then(|mut s| {
-                s.report_dead(
-                    &name,
-                    &rules,
-                    &crate::model::format_timestamp(chrono::Utc::now()),
-                )
-            }) {
-                tracing::error!(target = %name, error = %e, "could not record dead-operation notifications");
-            }
-        }
+        crate::webhook::record_dead(
+            &config.database.path,
+            config.database.busy_timeout,
+            &name,
+            &rules,
+        );
     }
     reports
 }

@@ -71,15 +71,21 @@ fn credential_candidates(path: &Path, base: &Path) -> Vec<PathBuf> {
 
 /// Resolve a credential to its value. `key` is the config key path used in the error.
 pub fn resolve_credential(key: &str, spec: &CredentialSpec) -> Result<Secret, String> {
+    resolve_secret(key, "api_key", spec)
+}
+
+/// Resolve a secret given as `<field>_env`, `<field>_file` or `<field>` (`api_key`, `url`);
+/// errors name `key.<field>_env` or `key.<field>_file`.
+pub fn resolve_secret(key: &str, field: &str, spec: &CredentialSpec) -> Result<Secret, String> {
     match spec {
         CredentialSpec::Literal(s) => Ok(s.clone()),
         CredentialSpec::Env(var) => match std::env::var(var) {
             Ok(v) if !v.trim().is_empty() => Ok(Secret::new(v.trim())),
             Ok(_) => Err(format!(
-                "{key}.api_key_env: environment variable {var} is empty"
+                "{key}.{field}_env: environment variable {var} is empty"
             )),
             Err(_) => Err(format!(
-                "{key}.api_key_env: environment variable {var} is not set"
+                "{key}.{field}_env: environment variable {var} is not set"
             )),
         },
         CredentialSpec::File { path, base } => {
@@ -93,9 +99,9 @@ pub fn resolve_credential(key: &str, spec: &CredentialSpec) -> Result<Secret, St
             };
             match std::fs::read_to_string(&full) {
                 Ok(v) if !v.trim().is_empty() => Ok(Secret::new(v.trim())),
-                Ok(_) => Err(format!("{key}.api_key_file: {} is empty", full.display())),
+                Ok(_) => Err(format!("{key}.{field}_file: {} is empty", full.display())),
                 Err(e) => Err(format!(
-                    "{key}.api_key_file: cannot read {}: {e}",
+                    "{key}.{field}_file: cannot read {}: {e}",
                     full.display()
                 )),
             }

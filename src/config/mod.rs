@@ -19,7 +19,7 @@ mod source;
 mod target;
 
 pub use controls::{Approval, AutoApprove, Controls, TargetDefaults};
-pub use credentials::{resolve_credential, CredentialSpec};
+pub use credentials::{resolve_credential, resolve_secret, CredentialSpec};
 pub use notify::{NotifierConfig, NotifyFormat};
 pub use platform::{
     AffiseApi, EverflowListing, FieldRule, GenericAuth, GenericPaging, GenericSpec,

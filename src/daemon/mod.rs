@@ -218,15 +218,10 @@ async fn delivery_worker(d: Arc<Daemon>, target: String) {
                     config.notify_rules(),
                     target.clone(),
                 );
-                if !rules.is_empty() {
-                    let _ = tokio::task::spawn_blocking(move || {
-                        let now = crate::model::format_timestamp(chrono::Utc::now());
-                        Store::open_existing(&path, busy)
-                            .and_then(|mut s| s.report_dead(&name, &rules, &now))
-                            .map_err(|e| tracing::error!(target = %name, error = %e, "could not record dead-operation notifications"))
-                    })
-                    .await;
-                }
+                let _ = tokio::task::spawn_blocking(move || {
+                    crate::webhook::record_dead(&path, busy, &name, &rules)
+                })
+                .await;
             }
             Err(errors) => {
                 tracing::error!(target = %target, errors = %errors.join("; "), "target cannot run")

@@ -6,7 +6,7 @@ pub use super::render::{apply_ratio, render, PUSH_FIELDS};
 use super::rules::{create_hold, guard_payout};
 use crate::config::{FieldPolicy, TargetConfig};
 pub use crate::model::{merged, Mapping, OpKind, PlannedOp, PushFields};
-use crate::model::{Decision, Held, Offer, OfferStatus, Planner, SourceApproval};
+use crate::model::{Decision, Offer, OfferStatus, Planner, SourceApproval};
 use serde_json::Value;
 
 /// Why a create of these fields would be refused by the target, if it would: a field its
@@ -113,10 +113,7 @@ pub fn plan(
                 .filter(|(k, _)| policy(target, k) != FieldPolicy::Never)
                 .collect();
             let skipped = missing_required(target, &fields);
-            let held = create_hold(target, offer, decision).map(|h| match h {
-                Held::Approval(r) => Held::Approval(r.replace("{source}", source)),
-                h => h,
-            });
+            let held = create_hold(target, source, offer, decision);
             Some(PlannedOp {
                 kind: OpKind::Create,
                 fields,

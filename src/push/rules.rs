@@ -36,6 +36,7 @@ fn auto_approved(target: &TargetConfig, offer: &Offer) -> bool {
 /// Why a create waits for an operator, if it does.
 pub(super) fn create_hold(
     target: &TargetConfig,
+    source: &str,
     offer: &Offer,
     decision: Option<&Decision>,
 ) -> Option<Held> {
@@ -44,7 +45,7 @@ pub(super) fn create_hold(
         Some(Decision::Approved { .. }) => None,
         None if target.controls.approval == Approval::Manual && !auto_approved(target, offer) => {
             Some(Held::Approval(format!(
-                "new offer awaiting approval (target {} has approval = \"manual\"): offersync approve {} {{source}} {}",
+                "new offer awaiting approval (target {} has approval = \"manual\"): offersync approve {} {source} {}",
                 target.name, target.name, offer.external_id
             )))
         }

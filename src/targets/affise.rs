@@ -120,6 +120,9 @@ impl Affise {
                 form.push((format!("caps[{i}][period]"), period.into()));
                 form.push((format!("caps[{i}][type]"), text("kind").into()));
                 form.push((format!("caps[{i}][value]"), text("value").into()));
+                // Seed 001's example: every goal, every affiliate.
+                form.push((format!("caps[{i}][goal_type]"), "all".into()));
+                form.push((format!("caps[{i}][affiliate_type]"), "all".into()));
             }
         }
         form

@@ -148,7 +148,8 @@ mod tests {
         assert_eq!(f["percentage_of_customer_conversion"], "24", "30 % x 0.80");
         assert_eq!(f["advertiser_cost_type"], "sale");
         assert!(!f.contains_key("flat_amount_per_conversion"), "{f:?}");
-        assert!(!f.contains_key("advertiser_cost_flat"), "{f:?}");
+        // Seed 003: with 'sale', advertiser_cost_flat is the advertiser's percentage.
+        assert_eq!(f["advertiser_cost_flat"], "30");
         assert_eq!(f["unauthorized"], "CN");
         assert!(!f.contains_key("authorized"), "worldwide but CN: {f:?}");
     }
@@ -167,6 +168,14 @@ mod tests {
                 f["caps[0][value]"].as_str()
             ),
             ("day", "conversions", "100")
+        );
+        assert_eq!(
+            (
+                f["caps[0][goal_type]"].as_str(),
+                f["caps[0][affiliate_type]"].as_str()
+            ),
+            ("all", "all"),
+            "as seed 001's example sends them"
         );
     }
 

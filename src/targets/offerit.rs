@@ -85,8 +85,8 @@ fn param(field: &str, commission: Commission) -> Option<&'static str> {
         "description" => "offer_description",
         "categories" => "categories",
         "payout" => commission.payout_param(),
-        // A flat advertiser cost; a percentage has no flat cost to send.
-        "cost" if commission == Commission::Cps => return None,
+        // Seed 003: `advertiser_cost_flat` is the flat cost with 'conversion' / 'click', and
+        // the "Percentage cost to advertiser used with 'sale'" (the same name, listed twice).
         "cost" => "advertiser_cost_flat",
         "icon_url" => "thumb_url",
         "starts_at" => "date_live",

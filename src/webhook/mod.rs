@@ -252,6 +252,24 @@ async fn max_attempts_of(db_path: &Path, busy: Duration, ids: &[i64]) -> Result<
     db(db_path, busy, move |s| s.notification_attempts(&ids)).await
 }
 
+/// After a delivery pass to `target`: record its newly dead operations for the notifiers that
+/// want them (blocking; a failure is logged, the operations stay unreported until next time).
+pub fn record_dead(
+    db_path: &Path,
+    busy: Duration,
+    target: &str,
+    rules: &[crate::model::NotifyRule],
+) {
+    if rules.is_empty() {
+        return;
+    }
+    if let Err(e) =
+        Store::open_existing(db_path, busy).and_then(|mut s| s.report_dead(target, rules, &now()))
+    {
+        tracing::error!(target = %target, error = %e, "could not record dead-operation notifications");
+    }
+}
+
 /// `offersync notify --test NAME`: one message saying the notifier works, sent now.
 pub async fn send_test(n: &PreparedNotifier) -> Result<(), String> {
     let batch = Batch {

@@ -12,6 +12,27 @@ fn state_count(app: &TestApp, target: &str, state: &str) -> i64 {
         .map_or(0, |(_, n)| n)
 }
 
+/// `inspect pushes --target TARGET --state awaiting_approval` through the binary, as JSON.
+async fn queue(app: &TestApp, target: &str) -> serde_json::Value {
+    let q = app
+        .bin(
+            &[
+                "inspect",
+                "pushes",
+                "--target",
+                target,
+                "--state",
+                "awaiting_approval",
+                "--format",
+                "json",
+            ],
+            &[],
+        )
+        .await;
+    assert!(q.status.success(), "{}", text(&q.stderr));
+    serde_json::from_slice(&q.stdout).unwrap()
+}
+
 fn active_offers(app: &TestApp) -> Vec<offersync::sandbox::catalog::SimOffer> {
     app.sandbox
         .with_trackly(|t| t.catalog.live(|s| s == "active"))
@@ -35,23 +56,7 @@ async fn manual_approval_holds_every_create_and_approve_all_releases_each_once()
         "the other target (approval = auto) is not held"
     );
     // The queue is visible.
-    let q = app
-        .bin(
-            &[
-                "inspect",
-                "pushes",
-                "--target",
-                "af",
-                "--state",
-                "awaiting_approval",
-                "--format",
-                "json",
-            ],
-            &[],
-        )
-        .await;
-    assert!(q.status.success(), "{}", text(&q.stderr));
-    let rows: serde_json::Value = serde_json::from_slice(&q.stdout).unwrap();
+    let rows = queue(&app, "af").await;
     assert_eq!(rows.as_array().unwrap().len(), active.len());
     assert!(
         rows[0]["last_error"]
@@ -177,22 +182,7 @@ async fn a_payout_jump_is_held_while_the_rest_of_the_offer_updates() {
     );
     // The payout waits alone, with the old and new values in the reason.
     assert_eq!(state_count(&app, "af", "awaiting_approval"), 1);
-    let q = app
-        .bin(
-            &[
-                "inspect",
-                "pushes",
-                "--target",
-                "af",
-                "--state",
-                "awaiting_approval",
-                "--format",
-                "json",
-            ],
-            &[],
-        )
-        .await;
-    let rows: serde_json::Value = serde_json::from_slice(&q.stdout).unwrap();
+    let rows = queue(&app, "af").await;
     let reason = rows[0]["last_error"].as_str().unwrap().to_string();
     assert!(
         reason.contains(" -> ")
