@@ -279,6 +279,7 @@ impl Store {
                 continue;
             }
             tx.execute_batch(sql)?;
+            schema::after(i, &tx)?;
             tx.pragma_update(None, "user_version", i as i64 + 1)?;
             tx.commit()?;
             tracing::info!(db = %self.path.display(), version = i + 1, "database migrated");

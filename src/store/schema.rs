@@ -315,7 +315,86 @@ ALTER TABLE push_outbox ADD COLUMN notified INTEGER NOT NULL DEFAULT 0;
 UPDATE sync_runs SET notified_at = COALESCE(finished_at, started_at);
 UPDATE push_outbox SET notified = 1 WHERE state = 'dead';
 "#,
+    // 10: the same CHECK constraints, written as `col = 'a' OR col = 'b' ...` instead of
+    // `col IN ('a', 'b', ...)`. SQLite evaluates a constant IN list of more than two values
+    // through an ephemeral b-tree built on every row written: three per new offer, a third of
+    // a first sync's instructions. The meaning is the same (NULL still passes), so no row is
+    // rewritten: `or_chain_checks` edits each table's declaration in `sqlite_schema`, the
+    // documented procedure for changes that do not touch the stored content.
+    "-- CHECK (col IN (...)) rewritten as OR chains by schema::or_chain_checks",
 ];
+
+/// Steps in Rust that run after migration `i`'s SQL, inside its transaction.
+pub(super) fn after(i: usize, tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+    if i == 9 {
+        or_chain_checks(tx)?;
+    }
+    Ok(())
+}
+
+/// Rewrite every table's `CHECK (col IN ('a', ...))` as `CHECK (col = 'a' OR ...)`, by
+/// SQLite's procedure for schema changes that leave the stored content as it is
+/// (<https://sqlite.org/lang_altertable.html#otheralter>): writable_schema, the new text, a
+/// bumped schema_version. The tables are parsed again before the transaction commits, so a
+/// text SQLite cannot read rolls the migration back instead of damaging the file.
+fn or_chain_checks(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+    let tables: Vec<(String, String)> = tx
+        .prepare(
+            "SELECT name, sql FROM sqlite_schema WHERE type = 'table' AND sql LIKE '%CHECK (%'",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let version: i64 = tx.query_row("PRAGMA schema_version", [], |r| r.get(0))?;
+    tx.pragma_update(None, "writable_schema", "ON")?;
+    let edited = (|| {
+        for (name, sql) in &tables {
+            let new = or_chain(sql);
+            if &new != sql {
+                tx.execute(
+                    "UPDATE sqlite_schema SET sql = ?1 WHERE type = 'table' AND name = ?2",
+                    [&new, name],
+                )?;
+            }
+        }
+        tx.pragma_update(None, "schema_version", version + 1)
+    })();
+    tx.pragma_update(None, "writable_schema", "OFF")?;
+    edited?;
+    for (name, _) in &tables {
+        tx.prepare(&format!("SELECT * FROM \"{name}\" LIMIT 0"))?;
+    }
+    Ok(())
+}
+
+/// `CHECK (col IN ('a', 'b'))` → `CHECK (col = 'a' OR col = 'b')` in a table's declaration;
+/// anything else is left as it is.
+pub(super) fn or_chain(sql: &str) -> String {
+    const CHECK: &str = "CHECK (";
+    let mut out = String::with_capacity(sql.len() + 256);
+    let mut rest = sql;
+    while let Some(at) = rest.find(CHECK) {
+        let (head, tail) = rest.split_at(at + CHECK.len());
+        out.push_str(head);
+        rest = tail;
+        let Some((col, after)) = tail.split_once(" IN (") else {
+            continue;
+        };
+        let Some((list, after_list)) = after.split_once(')') else {
+            continue;
+        };
+        let values: Vec<&str> = list.split(',').map(str::trim).collect();
+        let quoted = |v: &&str| v.len() >= 2 && v.starts_with('\'') && v.ends_with('\'');
+        if !col.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || !values.iter().all(quoted)
+        {
+            continue;
+        }
+        let chain: Vec<String> = values.iter().map(|v| format!("{col} = {v}")).collect();
+        out.push_str(&chain.join(" OR "));
+        rest = after_list;
+    }
+    out.push_str(rest);
+    out
+}
 
 #[cfg(test)]
 mod tests {
@@ -354,5 +433,75 @@ mod tests {
             .collect::<Result<_, _>>()
             .unwrap();
         assert_eq!(hashes, vec![(1, Some("h1".into())), (2, None)]);
+    }
+
+    #[test]
+    fn or_chain_rewrites_in_lists_only() {
+        assert_eq!(
+            super::or_chain("a TEXT CHECK (kind IN ('x', 'y',\n  'z')), b INT CHECK (b > 0)"),
+            "a TEXT CHECK (kind = 'x' OR kind = 'y' OR kind = 'z'), b INT CHECK (b > 0)"
+        );
+        let odd = "CHECK (f(x) IN ('a')) CHECK (y IN (1, 2))";
+        assert_eq!(super::or_chain(odd), odd);
+    }
+
+    /// Migration 10 leaves no CHECK that SQLite evaluates through an ephemeral table, keeps
+    /// every row of a version-9 mirror, and the constraints still hold (NULL approval allowed).
+    #[test]
+    fn migration_10_keeps_rows_and_constraints_without_ephemeral_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v9.db");
+        {
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            for sql in &MIGRATIONS[..9] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 9).unwrap();
+            conn.execute_batch(
+                "INSERT INTO offer_rows (id, source, external_id, name, status, content_hash, first_seen_at, updated_at, raw)
+                 VALUES (1, 's', 'live', 'A', 'active', 'h1', 't', 't', '{}');
+                 INSERT INTO offer_seen (offer_id, last_run_id, last_seen_at) VALUES (1, 1, 't');",
+            )
+            .unwrap();
+        }
+        let store = Store::open(&path, Duration::from_secs(1)).unwrap();
+        assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        assert_eq!(store.integrity_check().unwrap(), "ok");
+        let c = &store.conn;
+        let in_checks: i64 = c
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND sql LIKE '%CHECK (% IN (%'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(in_checks, 0);
+        let n: i64 = c
+            .query_row("SELECT count(*) FROM offers", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 1);
+        for insert in [
+            "INSERT INTO offer_changes (run_id, source, external_id, kind, diff, at) VALUES (1, 's', 'live', 'added', '{}', 't')",
+            "UPDATE offer_rows SET status = 'paused', approval = 'pending' WHERE id = 1",
+        ] {
+            let plan: Vec<String> = c
+                .prepare(&format!("EXPLAIN {insert}"))
+                .unwrap()
+                .query_map([], |r| r.get(1))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert!(!plan.iter().any(|op| op == "OpenEphemeral"), "{insert}: {plan:?}");
+        }
+        c.execute("UPDATE offer_rows SET approval = NULL WHERE id = 1", [])
+            .unwrap();
+        for bad in [
+            "UPDATE offer_rows SET status = 'gone' WHERE id = 1",
+            "UPDATE offer_rows SET approval = 'maybe' WHERE id = 1",
+            "INSERT INTO offer_changes (run_id, source, external_id, kind, diff, at) VALUES (1, 's', 'x', 'moved', '{}', 't')",
+        ] {
+            let e = c.execute(bad, []).unwrap_err().to_string();
+            assert!(e.contains("CHECK constraint failed"), "{bad}: {e}");
+        }
     }
 }
