@@ -56,6 +56,8 @@ pub enum StoreError {
     Sql(#[from] rusqlite::Error),
     #[error("the lease on {source_name} was taken over by another process; this process stops working on it")]
     LeaseLost { source_name: String },
+    #[error("the mirror is inconsistent: {0}; `sqlite3 FILE 'PRAGMA integrity_check'` says whether the file is damaged")]
+    Inconsistent(String),
 }
 
 impl StoreError {
@@ -123,6 +125,7 @@ impl StoreError {
                 )
             ),
             StoreError::LeaseLost { .. } => false,
+            StoreError::Inconsistent(_) => true,
         }
     }
 }

@@ -7,7 +7,7 @@ use crate::model::{
     SourcedOffer,
 };
 use chrono::{DateTime, Utc};
-use rusqlite::{params, OptionalExtension, Row, Transaction, TransactionBehavior};
+use rusqlite::{params, CachedStatement, OptionalExtension, Row, Transaction, TransactionBehavior};
 use std::str::FromStr;
 
 /// What one page did to the mirror.
@@ -154,7 +154,7 @@ pub(super) fn heartbeat(tx: &Transaction<'_>, source: &str, holder: &str, now: &
 }
 
 fn record_change(
-    tx: &Transaction<'_>,
+    change: &mut CachedStatement<'_>,
     run_id: i64,
     source: &str,
     external_id: &str,
@@ -162,10 +162,14 @@ fn record_change(
     diff: &str,
     now: &str,
 ) -> Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO offer_changes (run_id, source, external_id, kind, diff, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
-    .execute(params![run_id, source, external_id, kind.as_str(), diff, now])?;
+    change.execute(params![
+        run_id,
+        source,
+        external_id,
+        kind.as_str(),
+        diff,
+        now
+    ])?;
     Ok(())
 }
 
@@ -190,8 +194,13 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         heartbeat(&tx, source, holder, now)?;
         let mut counts = Vec::with_capacity(pages.len());
-        for page in pages {
-            counts.push(apply_page(&tx, run_id, source, page, planner, now)?);
+        {
+            let mut st = OfferStatements::prepare(&tx)?;
+            for page in pages {
+                counts.push(apply_page(
+                    &tx, &mut st, run_id, source, page, planner, now,
+                )?);
+            }
         }
         tx.commit()?;
         Ok(counts)
@@ -209,9 +218,70 @@ pub struct PageBatch {
     pub rejected_ids: Vec<String>,
 }
 
+/// The statements a page transaction runs for each offer, prepared once per transaction:
+/// the statement cache would otherwise hash each SQL text on every lookup, and the wide
+/// INSERT's text would be formatted again for every offer.
+struct OfferStatements<'t> {
+    /// Live, same content, not yet seen by this run: mark it seen.
+    seen_unchanged: CachedStatement<'t>,
+    /// A new offer's wide row; nothing when the offer is already in the mirror.
+    insert_new: CachedStatement<'t>,
+    insert_seen: CachedStatement<'t>,
+    find: CachedStatement<'t>,
+    touch: CachedStatement<'t>,
+    change: CachedStatement<'t>,
+}
+
+impl<'t> OfferStatements<'t> {
+    fn prepare(tx: &'t Transaction<'_>) -> Result<OfferStatements<'t>> {
+        Ok(OfferStatements {
+            seen_unchanged: tx.prepare_cached(
+                "UPDATE offer_seen SET last_run_id = ?3, last_seen_at = ?4, missed_runs = 0
+                 WHERE offer_id = (SELECT id FROM offer_rows WHERE source = ?1 AND external_id = ?2)
+                   AND live_hash = ?5 AND last_run_id <> ?3",
+            )?,
+            insert_new: tx.prepare_cached(&format!(
+                "INSERT INTO offer_rows (source, external_id, {OFFER_COLUMNS}, content_hash, first_seen_at,
+                                         updated_at, raw)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
+                         ?20, ?24, ?25, ?26, ?27, ?21, ?22, ?22, ?23)
+                 ON CONFLICT (source, external_id) DO NOTHING"
+            ))?,
+            insert_seen: tx.prepare_cached(
+                "INSERT INTO offer_seen (offer_id, last_run_id, last_seen_at, live_hash)
+                 VALUES (last_insert_rowid(), ?1, ?2, ?3)",
+            )?,
+            // Index-only on offer_rows (the rowid is in the unique key's index), then the
+            // narrow offer_seen row: an unchanged offer never reads its wide row.
+            find: tx.prepare_cached(
+                "SELECT s.offer_id, s.live_hash, s.last_run_id
+                 FROM offer_rows o JOIN offer_seen s ON s.offer_id = o.id
+                 WHERE o.source = ?1 AND o.external_id = ?2",
+            )?,
+            touch: tx.prepare_cached(
+                "UPDATE offer_seen SET last_run_id = ?2, last_seen_at = ?3, missed_runs = 0 WHERE offer_id = ?1",
+            )?,
+            change: tx.prepare_cached(
+                "INSERT INTO offer_changes (run_id, source, external_id, kind, diff, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?,
+        })
+    }
+}
+
+/// What the page loop expects of the next offer, from the one before: a re-sync sees long
+/// runs of unchanged offers, a first sync long runs of new ones, and trying the one statement
+/// that settles the expected case first saves a lookup per offer.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    Unchanged,
+    New,
+    Unknown,
+}
+
 /// One page inside the writer's transaction, with its run counters.
 fn apply_page(
     tx: &Transaction<'_>,
+    st: &mut OfferStatements<'_>,
     run_id: i64,
     source: &str,
     page: &PageBatch,
@@ -219,36 +289,41 @@ fn apply_page(
     now: &str,
 ) -> Result<PageCounts> {
     let mut c = PageCounts::default();
-    // Unchanged offers come in long runs (a re-sync) or not at all (a first sync): try the
-    // one-statement unchanged path while the previous offer was unchanged.
-    let mut expect_unchanged = true;
-    // Prepared once per page (the statement cache hashes the SQL text on every lookup).
-    let mut seen_unchanged = tx.prepare_cached(
-        "UPDATE offer_seen SET last_run_id = ?3, last_seen_at = ?4, missed_runs = 0
-         WHERE offer_id = (SELECT id FROM offer_rows WHERE source = ?1 AND external_id = ?2)
-           AND live_hash = ?5 AND last_run_id <> ?3",
-    )?;
+    let mut expect = Expect::Unchanged;
     for item in &page.offers {
         c.seen += 1;
-        if expect_unchanged {
-            // Live, same content, not yet seen by this run: mark it seen in one statement.
-            let n = seen_unchanged.execute(params![
-                source,
-                item.offer.external_id,
-                run_id,
-                now,
-                item.content_hash
-            ])?;
-            if n == 1 {
-                c.unchanged += 1;
-                continue;
+        match expect {
+            Expect::Unchanged => {
+                let n = st.seen_unchanged.execute(params![
+                    source,
+                    item.offer.external_id,
+                    run_id,
+                    now,
+                    item.content_hash
+                ])?;
+                if n == 1 {
+                    c.unchanged += 1;
+                    continue;
+                }
             }
+            Expect::New => {
+                if insert_offer(tx, st, run_id, source, item, planner, now)? {
+                    c.added += 1;
+                    continue;
+                }
+            }
+            Expect::Unknown => {}
         }
-        let before = c.unchanged;
-        apply_offer(tx, run_id, source, item, planner, now, &mut c)?;
-        expect_unchanged = c.unchanged > before;
+        let before = c;
+        apply_offer(tx, st, run_id, source, item, planner, now, &mut c)?;
+        expect = if c.unchanged > before.unchanged {
+            Expect::Unchanged
+        } else if c.added > before.added {
+            Expect::New
+        } else {
+            Expect::Unknown
+        };
     }
-    drop(seen_unchanged);
     // A rejected offer is still at the source: it was seen, so it is not counted missed (its
     // last good version stays in the mirror rather than being removed for bad data).
     for external_id in &page.rejected_ids {
@@ -323,8 +398,10 @@ impl Store {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn apply_offer(
     tx: &Transaction<'_>,
+    st: &mut OfferStatements<'_>,
     run_id: i64,
     source: &str,
     item: &SourcedOffer,
@@ -333,14 +410,8 @@ fn apply_offer(
     c: &mut PageCounts,
 ) -> Result<()> {
     let o = &item.offer;
-    // Index-only on offer_rows (the rowid is in the unique key's index), then the narrow
-    // offer_seen row: an unchanged offer never reads its wide row.
-    let found = tx
-        .prepare_cached(
-            "SELECT s.offer_id, s.live_hash, s.last_run_id
-             FROM offer_rows o JOIN offer_seen s ON s.offer_id = o.id
-             WHERE o.source = ?1 AND o.external_id = ?2",
-        )?
+    let found = st
+        .find
         .query_row(params![source, o.external_id], |r| {
             // Compared in place: no String per offer for the hash.
             let live_same = match r.get_ref(1)? {
@@ -353,55 +424,78 @@ fn apply_offer(
     match found {
         Some((_, _, last_run)) if last_run == run_id => c.duplicates += 1,
         Some((id, true, _)) => {
-            tx.prepare_cached(
-                "UPDATE offer_seen SET last_run_id = ?2, last_seen_at = ?3, missed_runs = 0 WHERE offer_id = ?1",
-            )?
-            .execute(params![id, run_id, now])?;
+            st.touch.execute(params![id, run_id, now])?;
             c.unchanged += 1;
         }
         None => {
-            insert_offer(tx, run_id, source, item, planner, now)?;
+            if !insert_offer(tx, st, run_id, source, item, planner, now)? {
+                return Err(StoreError::Inconsistent(format!(
+                    "offer {source}/{} has a row in offer_rows but none in offer_seen",
+                    o.external_id
+                )));
+            }
             c.added += 1;
         }
-        Some((id, false, _)) => match rewrite_offer(tx, id, run_id, source, item, planner, now)? {
-            None => c.unchanged += 1,
-            Some(ChangeKind::Reappeared) => c.reappeared += 1,
-            Some(_) => c.changed += 1,
-        },
+        Some((id, false, _)) => {
+            match rewrite_offer(tx, st, id, run_id, source, item, planner, now)? {
+                None => c.unchanged += 1,
+                Some(ChangeKind::Reappeared) => c.reappeared += 1,
+                Some(_) => c.changed += 1,
+            }
+        }
     }
     Ok(())
 }
 
-/// A new offer: its wide row, its `offer_seen` row, an `added` change, and a plan.
+/// A new offer: its wide row, its `offer_seen` row, an `added` change, and a plan. `false`
+/// (and nothing written) when the mirror already has the offer.
 fn insert_offer(
     tx: &Transaction<'_>,
+    st: &mut OfferStatements<'_>,
     run_id: i64,
     source: &str,
     item: &SourcedOffer,
     planner: &dyn Planner,
     now: &str,
-) -> Result<()> {
+) -> Result<bool> {
     let o = &item.offer;
     let k = Cols::of(o);
-    tx.prepare_cached(&format!(
-            "INSERT INTO offer_rows (source, external_id, {OFFER_COLUMNS}, content_hash, first_seen_at,
-                                     updated_at, raw)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
-                     ?20, ?24, ?25, ?26, ?27, ?21, ?22, ?22, ?23)"
-        ))?
-        .execute(params![
-            source, o.external_id, k.name, k.status, k.payout, k.currency, k.payout_type, k.revenue,
-            k.countries, k.platforms, k.categories, o.tracking_url, o.preview_url, o.advertiser,
-            o.description, o.icon_url, o.app_package, k.starts_at, k.ends_at, k.payouts,
-            item.content_hash, now, item.raw, k.payout_unit, k.excluded_countries, k.approval, k.caps
-        ])?;
-    tx.prepare_cached(
-        "INSERT INTO offer_seen (offer_id, last_run_id, last_seen_at, live_hash)
-             VALUES (last_insert_rowid(), ?1, ?2, ?3)",
-    )?
-    .execute(params![run_id, now, item.content_hash])?;
+    let n = st.insert_new.execute(params![
+        source,
+        o.external_id,
+        k.name,
+        k.status,
+        k.payout,
+        k.currency,
+        k.payout_type,
+        k.revenue,
+        k.countries,
+        k.platforms,
+        k.categories,
+        o.tracking_url,
+        o.preview_url,
+        o.advertiser,
+        o.description,
+        o.icon_url,
+        o.app_package,
+        k.starts_at,
+        k.ends_at,
+        k.payouts,
+        item.content_hash,
+        now,
+        item.raw,
+        k.payout_unit,
+        k.excluded_countries,
+        k.approval,
+        k.caps
+    ])?;
+    if n == 0 {
+        return Ok(false);
+    }
+    st.insert_seen
+        .execute(params![run_id, now, item.content_hash])?;
     record_change(
-        tx,
+        &mut st.change,
         run_id,
         source,
         &o.external_id,
@@ -410,14 +504,16 @@ fn insert_offer(
         now,
     )?;
     super::planning::plan_offer(tx, planner, source, o, now)?;
-    Ok(())
+    Ok(true)
 }
 
 /// A known offer whose content hash differs: rewrite it, record the field-level diff (a change,
 /// or a reappearance after a removal) and plan it. `None` when the canonical content is the
 /// same after all (only the hash is refreshed).
+#[allow(clippy::too_many_arguments)]
 fn rewrite_offer(
     tx: &Transaction<'_>,
+    st: &mut OfferStatements<'_>,
     id: i64,
     run_id: i64,
     source: &str,
@@ -466,7 +562,7 @@ fn rewrite_offer(
         ChangeKind::Changed
     };
     record_change(
-        tx,
+        &mut st.change,
         run_id,
         source,
         &o.external_id,

@@ -166,17 +166,21 @@ async fn the_daemon_syncs_on_schedule_reports_health_and_stops_cleanly() {
     app.sandbox
         .with_trackly(|t| t.faults.push(FaultRule::always(Fault::Unauthorized)));
     let url = format!("{}/healthz", d.metrics);
-    let body: serde_json::Value;
+    // Stale can be seen while the failing run is still running (a loaded machine): wait
+    // until the run has failed too.
+    let mut body = serde_json::Value::Null;
     let t0 = Instant::now();
     loop {
         let r = client.get(&url).send().await.unwrap();
         if r.status() == 503 {
             body = serde_json::from_str(&r.text().await.unwrap()).unwrap();
-            break;
+            if body["sources"][SOURCE]["last_state"] == "failed" {
+                break;
+            }
         }
         assert!(
             t0.elapsed() < Duration::from_secs(15),
-            "healthz never turned 503"
+            "healthz never turned 503 with a failed last run: {body}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
