@@ -27,9 +27,28 @@ UGX USD UYU UZS VED VES VND VUV WST XAF XCD XCG XOF XPF YER ZAR ZMW ZWG ZWL";
 
 /// Whether `raw` (any case, surrounding space allowed) is a current ISO 4217 code.
 pub fn is_iso_currency(raw: &str) -> bool {
-    // On the per-offer path: no allocation, a scan of ~160 three-letter codes.
-    let c = raw.trim();
-    c.len() == 3 && ISO_CURRENCIES.split(' ').any(|k| k.eq_ignore_ascii_case(c))
+    // On the per-offer path (once per payout entry, and Trackier sends one per geo): no
+    // allocation, a binary search of the sorted table, which is one code per 4 bytes.
+    let c = raw.trim().as_bytes();
+    if c.len() != 3 {
+        return false;
+    }
+    let key = [
+        c[0].to_ascii_uppercase(),
+        c[1].to_ascii_uppercase(),
+        c[2].to_ascii_uppercase(),
+    ];
+    let table = ISO_CURRENCIES.as_bytes();
+    let (mut lo, mut hi) = (0, table.len().div_ceil(4));
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        match table[mid * 4..mid * 4 + 3].cmp(&key[..]) {
+            std::cmp::Ordering::Less => lo = mid + 1,
+            std::cmp::Ordering::Greater => hi = mid,
+            std::cmp::Ordering::Equal => return true,
+        }
+    }
+    false
 }
 
 fn money(what: &str, d: Decimal) -> Result<(), String> {
@@ -136,6 +155,27 @@ mod tests {
         o.currency = Some("usd".into());
         o.countries = vec!["us".into(), "UK".into(), " ".into(), "ALL".into()];
         o
+    }
+
+    /// The binary search needs the table sorted, one upper-case code per 4 bytes.
+    #[test]
+    fn currency_table_is_searchable_and_complete() {
+        let codes: Vec<&str> = super::ISO_CURRENCIES.split(' ').collect();
+        assert!(codes.windows(2).all(|w| w[0] < w[1]), "not sorted");
+        assert!(codes
+            .iter()
+            .all(|c| c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase())));
+        assert_eq!(super::ISO_CURRENCIES.len(), codes.len() * 4 - 1);
+        for c in &codes {
+            assert!(super::is_iso_currency(c), "{c}");
+            assert!(
+                super::is_iso_currency(&format!(" {} ", c.to_lowercase())),
+                "{c}"
+            );
+        }
+        for bad in ["", "US", "USDT", "XYZ", "AAA", "ZZZ", "us d", "\u{e9}ur"] {
+            assert!(!super::is_iso_currency(bad), "{bad}");
+        }
     }
 
     #[test]
