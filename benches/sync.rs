@@ -7,7 +7,13 @@
 //!
 //! Cases: `OFFERSYNC_BENCH_CASES`, comma-separated `kind:offers` (default: every source kind at
 //! 100,000 offers, then Trackly at 1,000,000, then `trackly+notify`: Trackly with a notifier on
-//! every event, to a webhook receiver in-process).
+//! every event, to a webhook receiver in-process, then `fleet:400000` and `limit:100000`).
+//! - `fleet:N`: 200 Trackly sources of N/200 offers each in one `--once` (the default
+//!   `max_concurrent_sources`) against one source of N offers, alternating, 3 rounds; prints
+//!   the median ratio (fleet offers/s over one source's) and the peak RSS.
+//! - `limit:N`: `../shared/bench/compare.py` when it is there (the bare-Rust loop and offersync
+//!   against one mock, alternating, 3 rounds: the ratio to the physical limit).
+//!
 //! Profiling: `OFFERSYNC_BENCH_WRAP` prefixes the child's command line (see `run_child`).
 
 use offersync::sandbox::{Sandbox, SandboxConfig};
@@ -209,7 +215,7 @@ fn main() {
         .unwrap_or_else(|_| {
             "trackly:100000,offerslook:100000,s2s:100000,affise:100000,generic:100000,\
              everflow:100000,hasoffers:100000,trackier:100000,offer18:100000,cake:100000,\
-             trackly:1000000,trackly+notify:100000"
+             trackly:1000000,trackly+notify:100000,fleet:400000,limit:100000"
                 .into()
         })
         .split(',')
@@ -225,6 +231,17 @@ fn main() {
         .unwrap();
     println!("end-to-end sync, pages of 100, sandbox in-process, offersync as a child process");
     for (kind, n) in cases {
+        match kind.as_str() {
+            "fleet" => {
+                fleet(&rt, n);
+                continue;
+            }
+            "limit" => {
+                limit(n);
+                continue;
+            }
+            _ => {}
+        }
         let sandbox = rt
             .block_on(Sandbox::start(SandboxConfig {
                 seed: 1,
@@ -276,5 +293,99 @@ fn main() {
             db_size / n.max(1) as u64
         );
         drop(sandbox);
+    }
+}
+
+/// Sources in the fleet case.
+const FLEET_SOURCES: usize = 200;
+
+/// `n` offers as 200 Trackly sources in one `--once`, against one source of `n` offers:
+/// alternating, 3 rounds, medians.
+fn fleet(rt: &tokio::runtime::Runtime, n: usize) {
+    let per = n / FLEET_SOURCES;
+    let start = |offers| {
+        rt.block_on(Sandbox::start(SandboxConfig {
+            seed: 1,
+            trackly_offers: offers,
+            trackly_api_key: KEY.into(),
+            ..SandboxConfig::default()
+        }))
+        .expect("sandbox starts")
+    };
+    let (one, many) = (start(n), start(per));
+    let dir = tempfile::tempdir().unwrap();
+    let one_cfg = dir.path().join("one.toml");
+    let many_cfg = dir.path().join("fleet.toml");
+    let db = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    write_private(
+        &one_cfg,
+        &format!(
+            "[database]\npath = {:?}\n{}",
+            db("one.db"),
+            source_toml("trackly", &one)
+        ),
+    );
+    let mut fleet = format!("[database]\npath = {:?}\n", db("fleet.db"));
+    for i in 0..FLEET_SOURCES {
+        fleet.push_str(
+            &source_toml("trackly", &many)
+                .replace("name = \"bench\"", &format!("name = \"s{i:03}\"")),
+        );
+    }
+    write_private(&many_cfg, &fleet);
+    let (mut first, mut again, mut rss) = (Vec::new(), Vec::new(), 0i64);
+    for round in 1..=3 {
+        for f in std::fs::read_dir(dir.path()).unwrap().flatten() {
+            if f.file_name().to_string_lossy().contains(".db") {
+                std::fs::remove_file(f.path()).unwrap();
+            }
+        }
+        let o1 = run_child(&one_cfg, "first");
+        let f1 = run_child(&many_cfg, "first");
+        let o2 = run_child(&one_cfg, "unchanged");
+        let f2 = run_child(&many_cfg, "unchanged");
+        for (label, m) in [("1 source", &o1), ("fleet", &f1)] {
+            report(label, &format!("first/{round}"), n, m);
+        }
+        for (label, m) in [("1 source", &o2), ("fleet", &f2)] {
+            report(label, &format!("again/{round}"), n, m);
+        }
+        first.push(o1.wall.as_secs_f64() / f1.wall.as_secs_f64());
+        again.push(o2.wall.as_secs_f64() / f2.wall.as_secs_f64());
+        rss = rss.max(f1.peak_rss_kib).max(f2.peak_rss_kib);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    println!(
+        "fleet ({FLEET_SOURCES} sources x {per} offers) over one source of {n}: median first {:.2}, unchanged {:.2}; fleet peak RSS {:.1} MB",
+        median(&mut first),
+        median(&mut again),
+        rss as f64 / 1024.0
+    );
+}
+
+/// The ratio to the bare-Rust loop, from `../shared/bench/compare.py` when it is there.
+fn limit(n: usize) {
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/bench/compare.py");
+    if !script.exists() {
+        println!(
+            "limit: {} is not here; no ratio to the bare loop",
+            script.display()
+        );
+        return;
+    }
+    let status = std::process::Command::new("python3")
+        .arg(&script)
+        .args(["--offersync", env!("CARGO_BIN_EXE_offersync")])
+        .args(["--offers", &n.to_string(), "--rounds", "3"])
+        .status();
+    match status {
+        Ok(s) if s.success() => {}
+        other => {
+            println!("limit: compare.py did not finish ({other:?}; it needs python3 with aiohttp)")
+        }
     }
 }
