@@ -103,6 +103,16 @@ impl Daemon {
     }
 }
 
+/// A test that fails before `stop` leaves no daemon behind.
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// Wait until `cond` holds (polling), or panic after `limit`.
 pub(crate) async fn until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let t0 = Instant::now();
