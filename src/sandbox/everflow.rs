@@ -13,6 +13,7 @@ use super::catalog::SimOffer;
 use super::twin::{json_error, query_get, PageAsk, QueryPairs, Wire};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use serde::Serialize;
 use serde_json::{json, Value};
 
 pub struct Everflow {
@@ -33,33 +34,96 @@ fn status(o: &SimOffer) -> &'static str {
     }
 }
 
+/// A JSON number as the platform writes it: `0` and `10` as integers, amounts as decimals.
+#[derive(Serialize, Clone, Copy)]
+#[serde(untagged)]
+pub(super) enum Num {
+    I(i64),
+    F(f64),
+}
+
+#[derive(Serialize)]
+struct Entry {
+    payout_type: &'static str,
+    payout_amount: Num,
+    payout_percentage: Num,
+}
+
 /// The payout entries: amounts (`cpa`, `cpc`), a percentage (`cps`) or both (`cpa_cps`).
-fn entries(o: &SimOffer) -> Vec<Value> {
-    let amount = o.payout_cents as f64 / 100.0;
-    let share = (5 + o.payout_cents % 40) as f64;
+fn entries(o: &SimOffer) -> Vec<Entry> {
+    let amount = Num::F(o.payout_cents as f64 / 100.0);
+    let share = Num::F((5 + o.payout_cents % 40) as f64);
     let flat = if o.payout_type == "cpc" { "cpc" } else { "cpa" };
+    let e = |payout_type, payout_amount, payout_percentage| Entry {
+        payout_type,
+        payout_amount,
+        payout_percentage,
+    };
     match o.index % 6 {
-        1 => vec![json!({"payout_type": "cps", "payout_amount": 0, "payout_percentage": share})],
-        4 => vec![
-            json!({"payout_type": "cpa_cps", "payout_amount": amount, "payout_percentage": share}),
-        ],
-        3 => vec![
-            json!({"payout_type": flat, "payout_amount": amount, "payout_percentage": 0}),
-            json!({"payout_type": "cps", "payout_amount": 0, "payout_percentage": 10}),
-        ],
-        _ => vec![json!({"payout_type": flat, "payout_amount": amount, "payout_percentage": 0})],
+        1 => vec![e("cps", Num::I(0), share)],
+        4 => vec![e("cpa_cps", amount, share)],
+        3 => vec![e(flat, amount, Num::I(0)), e("cps", Num::I(0), Num::I(10))],
+        _ => vec![e(flat, amount, Num::I(0))],
     }
 }
 
-/// The offer as Everflow serves it on `/offersrunnable` (`all = false`) or `/alloffers`.
-pub fn row(o: &SimOffer, all: bool) -> Value {
-    let mut countries: Vec<Value> = o
+#[derive(Serialize)]
+struct Country {
+    country_code: &'static str,
+    targeting_type: &'static str,
+}
+
+#[derive(Serialize)]
+struct Payouts {
+    total: u32,
+    entries: Vec<Entry>,
+}
+
+#[derive(Serialize)]
+struct Ruleset {
+    countries: Vec<Country>,
+}
+
+#[derive(Serialize)]
+struct Relationship {
+    offer_affiliate_status: &'static str,
+    payouts: Payouts,
+    ruleset: Ruleset,
+}
+
+/// One offer on the wire, serialized directly (a `serde_json::Value` per row cost the bench's
+/// in-process twin most of a core).
+#[derive(Serialize)]
+struct WireOffer<'a> {
+    network_offer_id: u64,
+    network_id: u32,
+    name: &'a str,
+    offer_status: &'static str,
+    currency_id: &'static str,
+    tracking_url: &'a str,
+    preview_url: String,
+    thumbnail_url: String,
+    time_saved: i64,
+    daily_conversion_cap: u32,
+    monthly_conversion_cap: u32,
+    global_conversion_cap: u32,
+    relationship: Relationship,
+}
+
+fn wire(o: &SimOffer, all: bool) -> WireOffer<'_> {
+    let mut countries: Vec<Country> = o
         .countries
         .iter()
-        .map(|c| json!({"country_code": c, "targeting_type": "include"}))
+        .map(|c| Country {
+            country_code: c,
+            targeting_type: "include",
+        })
         .collect();
     if o.index.is_multiple_of(4) {
-        countries.push(json!({"country_code": "CN", "targeting_type": "exclude"}));
+        countries.push(Country {
+            country_code: "CN",
+            targeting_type: "exclude",
+        });
     }
     let awaiting = all && o.index % 7 == 2;
     let relationship = if awaiting {
@@ -69,25 +133,33 @@ pub fn row(o: &SimOffer, all: bool) -> Value {
     } else {
         "approved"
     };
-    json!({
-        "network_offer_id": offer_id(o.index),
-        "network_id": 17,
-        "name": o.name,
-        "offer_status": status(o),
-        "currency_id": if o.index % 9 == 4 { "EUR" } else { "USD" },
-        "tracking_url": if awaiting { String::new() } else { o.tracking_url.clone() },
-        "preview_url": format!("https://adv.everflow.demo/o{}", o.index),
-        "thumbnail_url": format!("https://cdn.everflow.demo/{}.png", o.index),
-        "time_saved": o.created_at,
-        "daily_conversion_cap": if o.index % 4 == 1 { 50 } else { 0 },
-        "monthly_conversion_cap": 0,
-        "global_conversion_cap": if o.index % 4 == 1 { 1000 } else { 0 },
-        "relationship": {
-            "offer_affiliate_status": relationship,
-            "payouts": {"total": 1, "entries": entries(o)},
-            "ruleset": {"countries": countries},
+    WireOffer {
+        network_offer_id: offer_id(o.index),
+        network_id: 17,
+        name: &o.name,
+        offer_status: status(o),
+        currency_id: if o.index % 9 == 4 { "EUR" } else { "USD" },
+        tracking_url: if awaiting { "" } else { &o.tracking_url },
+        preview_url: format!("https://adv.everflow.demo/o{}", o.index),
+        thumbnail_url: format!("https://cdn.everflow.demo/{}.png", o.index),
+        time_saved: o.created_at,
+        daily_conversion_cap: if o.index % 4 == 1 { 50 } else { 0 },
+        monthly_conversion_cap: 0,
+        global_conversion_cap: if o.index % 4 == 1 { 1000 } else { 0 },
+        relationship: Relationship {
+            offer_affiliate_status: relationship,
+            payouts: Payouts {
+                total: 1,
+                entries: entries(o),
+            },
+            ruleset: Ruleset { countries },
         },
-    })
+    }
+}
+
+/// The offer as Everflow serves it on `/offersrunnable` (`all = false`) or `/alloffers`.
+pub fn row(o: &SimOffer, all: bool) -> Value {
+    serde_json::to_value(wire(o, all)).unwrap_or_default()
 }
 
 impl Wire for Everflow {
@@ -128,8 +200,25 @@ impl Wire for Everflow {
     }
 
     fn page(&self, offers: &[SimOffer], ask: &PageAsk, total: usize) -> Vec<u8> {
-        let rows: Vec<Value> = offers.iter().map(|o| row(o, self.all)).collect();
-        let paging = json!({"page": ask.page, "page_size": ask.per_page, "total_count": total});
-        serde_json::to_vec(&json!({"offers": rows, "paging": paging})).unwrap_or_default()
+        #[derive(Serialize)]
+        struct Paging {
+            page: u64,
+            page_size: usize,
+            total_count: usize,
+        }
+        #[derive(Serialize)]
+        struct Envelope<'a> {
+            offers: Vec<WireOffer<'a>>,
+            paging: Paging,
+        }
+        serde_json::to_vec(&Envelope {
+            offers: offers.iter().map(|o| wire(o, self.all)).collect(),
+            paging: Paging {
+                page: ask.page,
+                page_size: ask.per_page,
+                total_count: total,
+            },
+        })
+        .unwrap_or_default()
     }
 }

@@ -11,6 +11,7 @@ use super::catalog::SimOffer;
 use super::twin::{json_error, query_get, PageAsk, QueryPairs, Wire};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use serde::Serialize;
 use serde_json::{json, Value};
 
 pub struct Trackier;
@@ -34,44 +35,116 @@ fn model(o: &SimOffer) -> &'static str {
     }
 }
 
-/// The campaign as Trackier serves it.
-pub fn row(o: &SimOffer) -> Value {
+/// A payout as Trackier writes it: a number, or (in the second, per-geo entry) a string.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Amount {
+    Number(f64),
+    Text(&'static str),
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Payout<'a> {
+    payout: Amount,
+    geo: &'a [&'static str],
+    variable: bool,
+    allowed_values: [u8; 0],
+}
+
+#[derive(Serialize)]
+struct Cap {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    daily: u32,
+    monthly: u32,
+    lifetime: u32,
+}
+
+/// One campaign on the wire, serialized directly (a `serde_json::Value` per row cost the
+/// bench's in-process twin most of a core).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct WireCampaign<'a> {
+    id: u64,
+    title: &'a str,
+    status: &'static str,
+    currency: Option<&'static str>,
+    model: &'static str,
+    payouts: Vec<Payout<'a>>,
+    countries: &'a [&'static str],
+    device: [&'static str; 1],
+    os: [&'static str; 1],
+    #[serde(rename = "tracking_link")]
+    tracking_link: &'a str,
+    #[serde(rename = "preview_url")]
+    preview_url: String,
+    impression_url: &'static str,
+    cap: Cap,
+    goals: [u8; 0],
+    creatives: [u8; 0],
+    sub_ids_block: [u8; 0],
+    sub_ids_allow: [u8; 0],
+}
+
+fn wire(o: &SimOffer) -> WireCampaign<'_> {
     let model = model(o);
     let first = if model == "cps" {
-        json!((5 + o.payout_cents % 40) as f64)
+        (5 + o.payout_cents % 40) as f64
     } else {
-        json!(o.payout_cents as f64 / 100.0)
+        o.payout_cents as f64 / 100.0
     };
-    let mut payouts =
-        vec![json!({"payout": first, "geo": o.countries, "variable": false, "allowedValues": []})];
+    let payout = |payout, geo| Payout {
+        payout,
+        geo,
+        variable: false,
+        allowed_values: [],
+    };
+    let mut payouts = vec![payout(Amount::Number(first), &o.countries[..])];
     if o.index.is_multiple_of(3) && model != "cps" {
-        payouts
-            .push(json!({"payout": "7.50", "geo": ["US"], "variable": false, "allowedValues": []}));
+        payouts.push(payout(Amount::Text("7.50"), &["US"]));
     }
-    let currency = match o.index % 5 {
-        3 => Value::Null,
-        _ if o.index % 9 == 4 => json!("EUR"),
-        _ => json!("USD"),
-    };
-    json!({
-        "id": campaign_id(o.index),
-        "title": o.name,
-        "status": if o.status == "paused" { "paused" } else { "active" },
-        "currency": currency,
-        "model": model,
-        "payouts": payouts,
-        "countries": o.countries,
-        "device": ["mobile"],
-        "os": [if o.index.is_multiple_of(2) { "android" } else { "ios" }],
-        "tracking_link": if approved(o) { o.tracking_url.clone() } else { String::new() },
-        "preview_url": format!("https://adv.trackier.demo/c{}", o.index),
-        "impressionUrl": "",
-        "cap": {"type": "conversions", "daily": if o.index % 4 == 1 { 100 } else { 0 }, "monthly": 0, "lifetime": 0},
-        "goals": [],
-        "creatives": [],
-        "subIdsBlock": [],
-        "subIdsAllow": [],
-    })
+    WireCampaign {
+        id: campaign_id(o.index),
+        title: &o.name,
+        status: if o.status == "paused" {
+            "paused"
+        } else {
+            "active"
+        },
+        currency: match o.index % 5 {
+            3 => None,
+            _ if o.index % 9 == 4 => Some("EUR"),
+            _ => Some("USD"),
+        },
+        model,
+        payouts,
+        countries: &o.countries,
+        device: ["mobile"],
+        os: [if o.index.is_multiple_of(2) {
+            "android"
+        } else {
+            "ios"
+        }],
+        tracking_link: if approved(o) { &o.tracking_url } else { "" },
+        preview_url: format!("https://adv.trackier.demo/c{}", o.index),
+        impression_url: "",
+        cap: Cap {
+            kind: "conversions",
+            daily: if o.index % 4 == 1 { 100 } else { 0 },
+            monthly: 0,
+            lifetime: 0,
+        },
+        goals: [],
+        creatives: [],
+        sub_ids_block: [],
+        sub_ids_allow: [],
+    }
+}
+
+/// The campaign as Trackier serves it.
+pub fn row(o: &SimOffer) -> Value {
+    serde_json::to_value(wire(o)).unwrap_or_default()
 }
 
 impl Wire for Trackier {
@@ -127,8 +200,25 @@ impl Wire for Trackier {
     }
 
     fn page(&self, offers: &[SimOffer], ask: &PageAsk, total: usize) -> Vec<u8> {
-        let rows: Vec<Value> = offers.iter().map(row).collect();
-        serde_json::to_vec(&json!({"success": true, "data": {"campaigns": rows, "page": ask.page, "count": total}}))
-            .unwrap_or_default()
+        #[derive(Serialize)]
+        struct Data<'a> {
+            campaigns: Vec<WireCampaign<'a>>,
+            page: u64,
+            count: usize,
+        }
+        #[derive(Serialize)]
+        struct Envelope<'a> {
+            success: bool,
+            data: Data<'a>,
+        }
+        serde_json::to_vec(&Envelope {
+            success: true,
+            data: Data {
+                campaigns: offers.iter().map(wire).collect(),
+                page: ask.page,
+                count: total,
+            },
+        })
+        .unwrap_or_default()
     }
 }
