@@ -4,6 +4,7 @@
 //! them, and [`diff`] explains what changed between two versions.
 
 mod check;
+mod columns;
 mod diff;
 mod hash;
 mod normalize;
@@ -13,6 +14,7 @@ pub mod run;
 mod terms;
 
 pub use check::{check, is_iso_currency, MAX_OFFER_JSON_BYTES, MAX_PAYOUT};
+pub use columns::Columns;
 pub use diff::{diff, Diff, FieldChange};
 pub use hash::content_hash;
 pub use normalize::{
@@ -311,6 +313,8 @@ pub fn format_timestamp(t: DateTime<Utc>) -> String {
 pub struct SourcedOffer {
     pub offer: Offer,
     pub content_hash: String,
+    /// `offer` in the mirror's text encoding.
+    pub columns: Columns,
     pub raw: String,
 }
 
@@ -320,6 +324,7 @@ impl SourcedOffer {
         let offer = offer.normalized();
         SourcedOffer {
             content_hash: content_hash(&offer),
+            columns: Columns::of(&offer),
             offer,
             raw: raw.into(),
         }

@@ -38,50 +38,6 @@ pub(super) const OFFER_COLUMNS: &str = "name, status, payout, currency, payout_t
     categories, tracking_url, preview_url, advertiser, description, icon_url, app_package, starts_at, ends_at, \
     payouts, payout_unit, excluded_countries, approval, caps";
 
-/// Owned SQL values of an offer's canonical columns, in `OFFER_COLUMNS` order.
-struct Cols {
-    name: String,
-    status: &'static str,
-    payout: Option<String>,
-    currency: Option<String>,
-    payout_type: Option<&'static str>,
-    revenue: Option<String>,
-    countries: String,
-    platforms: String,
-    categories: String,
-    starts_at: Option<String>,
-    ends_at: Option<String>,
-    payouts: String,
-    payout_unit: &'static str,
-    excluded_countries: String,
-    approval: Option<&'static str>,
-    caps: String,
-}
-
-impl Cols {
-    fn of(o: &Offer) -> Cols {
-        let json = |l: &Vec<String>| serde_json::to_string(l).unwrap_or_else(|_| "[]".into());
-        Cols {
-            name: o.name.clone(),
-            status: o.status.as_str(),
-            payout: o.payout.map(|d| d.normalize().to_string()),
-            currency: o.currency.clone(),
-            payout_type: o.payout_type.map(PayoutType::as_str),
-            revenue: o.revenue.map(|d| d.normalize().to_string()),
-            countries: json(&o.countries),
-            platforms: json(&o.platforms),
-            categories: json(&o.categories),
-            starts_at: o.starts_at.map(crate::model::format_timestamp),
-            ends_at: o.ends_at.map(crate::model::format_timestamp),
-            payouts: serde_json::to_string(&o.payouts).unwrap_or_else(|_| "[]".into()),
-            payout_unit: o.payout_unit.as_str(),
-            excluded_countries: json(&o.excluded_countries),
-            approval: o.approval.map(|a| a.as_str()),
-            caps: serde_json::to_string(&o.caps).unwrap_or_else(|_| "[]".into()),
-        }
-    }
-}
-
 fn parse_list(s: Option<String>) -> Vec<String> {
     s.and_then(|s| serde_json::from_str(&s).ok())
         .unwrap_or_default()
@@ -459,15 +415,15 @@ fn insert_offer(
     now: &str,
 ) -> Result<bool> {
     let o = &item.offer;
-    let k = Cols::of(o);
+    let k = &item.columns;
     let n = st.insert_new.execute(params![
         source,
         o.external_id,
-        k.name,
-        k.status,
+        o.name,
+        o.status.as_str(),
         k.payout,
-        k.currency,
-        k.payout_type,
+        o.currency,
+        o.payout_type.map(PayoutType::as_str),
         k.revenue,
         k.countries,
         k.platforms,
@@ -484,9 +440,9 @@ fn insert_offer(
         item.content_hash,
         now,
         item.raw,
-        k.payout_unit,
+        o.payout_unit.as_str(),
         k.excluded_countries,
-        k.approval,
+        o.approval.map(|a| a.as_str()),
         k.caps
     ])?;
     if n == 0 {
@@ -522,7 +478,7 @@ fn rewrite_offer(
     now: &str,
 ) -> Result<Option<ChangeKind>> {
     let o = &item.offer;
-    let k = Cols::of(o);
+    let k = &item.columns;
     let old = tx
         .prepare_cached(&format!(
             "SELECT {OFFER_COLUMNS} FROM offer_rows WHERE id = ?1"
@@ -540,11 +496,11 @@ fn rewrite_offer(
      WHERE id = ?1 AND external_id = ?2",
 )?
 .execute(params![
-    id, o.external_id, k.name, k.status, k.payout, k.currency, k.payout_type, k.revenue,
-    k.countries, k.platforms, k.categories, o.tracking_url, o.preview_url, o.advertiser,
-    o.description, o.icon_url, o.app_package, k.starts_at, k.ends_at, k.payouts,
-    item.content_hash, now, item.raw, !d.is_empty(), k.payout_unit, k.excluded_countries,
-    k.approval, k.caps
+    id, o.external_id, o.name, o.status.as_str(), k.payout, o.currency,
+    o.payout_type.map(PayoutType::as_str), k.revenue, k.countries, k.platforms, k.categories,
+    o.tracking_url, o.preview_url, o.advertiser, o.description, o.icon_url, o.app_package,
+    k.starts_at, k.ends_at, k.payouts, item.content_hash, now, item.raw, !d.is_empty(),
+    o.payout_unit.as_str(), k.excluded_countries, o.approval.map(|a| a.as_str()), k.caps
 ])?;
     tx.prepare_cached(
         "UPDATE offer_seen SET last_run_id = ?2, last_seen_at = ?3, missed_runs = 0, live_hash = ?4
