@@ -8,6 +8,7 @@ pub mod http;
 pub mod metrics;
 pub mod model;
 pub mod notify;
+pub mod ops;
 pub mod push;
 pub mod sandbox;
 pub mod sources;
