@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod daemon;
 pub mod http;
 pub mod metrics;

@@ -204,6 +204,7 @@ fn the_commented_examples_of_every_kind_in_the_reference_config_are_valid() {
             || line.starts_with("# [[targets]]")
             || line.starts_with("# [targets.")
             || line.starts_with("# [[notify]]")
+            || line.starts_with("# [console]")
         {
             in_example = true;
         }
@@ -227,6 +228,8 @@ fn the_commented_examples_of_every_kind_in_the_reference_config_are_valid() {
     );
     assert_eq!(c.notify.len(), 1);
     assert_eq!(c.notify[0].rule.events.len(), 8);
+    assert!(c.console.enabled && c.console.token.is_some());
+    assert_eq!(c.console.listen.to_string(), "127.0.0.1:9187");
     let controls = &c.targets[0].controls;
     assert_eq!(controls.approval, offersync::config::Approval::Manual);
     assert!(controls.auto_approve.is_some() && controls.max_payout_increase.is_some());

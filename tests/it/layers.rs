@@ -22,6 +22,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("webhook", 6),
     ("ops", 6),
     ("daemon", 7),
+    ("console", 7),
     ("cli", 8),
 ];
 
