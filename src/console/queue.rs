@@ -47,6 +47,8 @@ fn new_payout(op: &QueuedOp) -> String {
 
 struct Queue {
     target: String,
+    /// `approval = "manual"`: shown even when empty.
+    manual: bool,
     total: i64,
     rejected: i64,
     ops: Vec<QueuedOp>,
@@ -75,6 +77,7 @@ pub(super) async fn approvals(
             let (rejected, _) = store.console_queue(&t.name, "rejected", 0, 0).map_err(e)?;
             out.push(Queue {
                 target: t.name.clone(),
+                manual: t.controls.approval == crate::config::Approval::Manual,
                 total,
                 rejected,
                 ops,
@@ -88,7 +91,7 @@ pub(super) async fn approvals(
     };
     let body = html! {
         @if queues.iter().all(|q| q.total == 0) { p.muted { "Nothing waits for approval." } }
-        @for q in &queues { (queue_table(&v, q, offset)) }
+        @for q in queues.iter().filter(|q| q.total > 0 || q.rejected > 0 || q.manual) { (queue_table(&v, q, offset)) }
     };
     respond(
         StatusCode::OK,
