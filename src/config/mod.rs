@@ -114,9 +114,16 @@ impl Config {
             .iter()
             .filter(|t| t.enabled)
             .map(|t| (format!("targets[{}]", t.index), &t.credential));
+        let console = self
+            .console
+            .token
+            .as_ref()
+            .filter(|_| self.console.enabled)
+            .and_then(|spec| resolve_secret("console", "token", spec).err());
         sources
             .chain(targets)
             .filter_map(|(key, spec)| resolve_credential(&key, spec).err())
+            .chain(console)
             .collect()
     }
 }
