@@ -16,6 +16,9 @@ use axum::Extension;
 use maud::{html, Markup};
 use std::collections::HashMap;
 
+/// Outbox counts above this are shown as "more than" it (see `Store::console_outbox_counts`).
+const COUNT_CAP: i64 = 100_000;
+
 pub(super) type Params = Query<HashMap<String, String>>;
 
 pub(super) fn open(config: &crate::config::Config) -> Result<Store, String> {
@@ -95,7 +98,9 @@ pub(super) async fn overview(
                         Approval::Manual => "manual",
                         Approval::Auto => "auto",
                     },
-                    counts: store.outbox_counts(&t.name).map_err(|e| e.to_string())?,
+                    counts: store
+                        .console_outbox_counts(&t.name, COUNT_CAP)
+                        .map_err(|e| e.to_string())?,
                     breaker: store.target_health(&t.name).map_err(|e| e.to_string())?,
                 })
             })
@@ -147,6 +152,7 @@ pub(super) async fn overview(
                     td.num {
                         @if n > 0 && *s == "awaiting_approval" { a href={ "/approvals?target=" (t.name) } { (n) } }
                         @else if n > 0 && *s == "dead" { a href="/dead" { (n) } }
+                        @else if n > COUNT_CAP { "> " (COUNT_CAP) }
                         @else { (n) }
                     }
                 }
