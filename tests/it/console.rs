@@ -355,3 +355,116 @@ async fn elsewhere_every_page_needs_a_login_and_failed_logins_back_off() {
     assert_eq!(status, 200);
     assert!(body.contains("Sources"));
 }
+
+/// `demo --serve` as the README tells a new user: it prints the console's URL and token, the
+/// token logs in, two offers approved on the approval-mode target are delivered, and Ctrl-C
+/// (SIGINT) stops it with exit code 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_serve_prints_a_console_where_an_offer_can_be_approved() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("demo.db");
+    let out_path = dir.path().join("demo.out");
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_offersync"))
+        .args(["demo", "--serve", "--offers", "40", "--db"])
+        .arg(&db)
+        .args(["--console-listen", &format!("127.0.0.1:{port}")])
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let read = || std::fs::read_to_string(&out_path).unwrap_or_default();
+    let t0 = std::time::Instant::now();
+    while !read().contains("\ntoken  ") {
+        assert!(
+            t0.elapsed() < Duration::from_secs(90),
+            "no token printed: {}",
+            read()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let out = read();
+    let url = out
+        .lines()
+        .find_map(|l| l.strip_prefix("open   "))
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string();
+    let token = out
+        .lines()
+        .find_map(|l| l.strip_prefix("token  "))
+        .unwrap()
+        .to_string();
+    assert_eq!(url, format!("http://127.0.0.1:{port}"));
+    let c = client();
+    let t0 = std::time::Instant::now();
+    while c
+        .get(format!("{url}/static/console.css"))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "the console is not up"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, session, _) = login(&url, &token).await;
+    assert_eq!(status, 303);
+    let session = session.unwrap();
+    let (_, _, page) = get(
+        &format!("{url}/approvals?target=affise-demo-target"),
+        Some(&session),
+    )
+    .await;
+    let csrf = csrf_of(&page).unwrap();
+    let picks: Vec<String> = page
+        .match_indices("name=\"sel\" value=\"")
+        .take(2)
+        .map(|(i, m)| page[i + m.len()..].split('"').next().unwrap().to_string())
+        .collect();
+    assert_eq!(picks.len(), 2, "offers wait for approval");
+    let mut body = form_urlencoded::Serializer::new(String::new());
+    body.append_pair("csrf", &csrf)
+        .append_pair("target", "affise-demo-target")
+        .append_pair("action", "approve");
+    for p in &picks {
+        body.append_pair("sel", p);
+    }
+    let decide = format!("{url}/approvals/decide");
+    assert_eq!(
+        post(&decide, Some(&session), &body.finish(), None).await,
+        303
+    );
+    let done = || {
+        offersync::store::Store::open_read_only(&db, Duration::from_secs(5))
+            .and_then(|s| s.outbox_counts("affise-demo-target"))
+            .map(|c| {
+                c.into_iter()
+                    .find(|(s, _)| s == "done")
+                    .map_or(0, |(_, n)| n)
+            })
+            .unwrap_or(0)
+    };
+    until(
+        Duration::from_secs(30),
+        "the two approved offers delivered",
+        || done() == 2,
+    )
+    .await;
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let t0 = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if t0.elapsed() > Duration::from_secs(40) {
+            let _ = child.kill();
+            panic!("demo --serve did not stop on SIGINT");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(status.code(), Some(0));
+}
