@@ -115,7 +115,7 @@ fn queue_table(v: &Viewer, q: &Queue, offset: usize) -> Markup {
                 input type="hidden" name="target" value=(q.target);
                 div.table { table {
                     thead { tr { th { "" } th { "what" } th { "source" } th { "external id" } th { "name" }
-                        th { "payout now" } th { "to push" } th { "countries" } th { "reason" } th { "since" } } }
+                        th { "source payout" } th { "payout to push" } th { "countries" } th { "reason" } th { "since" } } }
                     tbody { @for op in &q.ops { tr {
                         td { @if v.logged_in() {
                             input type="checkbox" name="sel" value={ (op.source) ":" (op.external_id) }
