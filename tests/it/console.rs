@@ -247,14 +247,74 @@ async fn on_loopback_pages_read_freely_and_every_action_needs_a_session_and_its_
     let (status, _, _) = get(&format!("{decide}?{right}"), Some(&session)).await;
     assert_eq!(status, 405);
 
+    // Reject one ticked offer: it stays off the target, and "approve all" leaves it.
+    let (_, _, page) = get(&format!("{}/approvals", c.url), Some(&session)).await;
+    let pick = page
+        .split("name=\"sel\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_string();
+    let reject = form_urlencoded::Serializer::new(String::new())
+        .append_pair("csrf", &csrf)
+        .append_pair("target", "af")
+        .append_pair("action", "reject")
+        .append_pair("sel", &pick)
+        .finish();
+    assert_eq!(post(&decide, Some(&session), &reject, None).await, 303);
+    assert_eq!(c.state_count("af", "rejected"), 1);
+
     assert_eq!(post(&decide, Some(&session), &right, None).await, 303);
     assert_eq!(c.state_count("af", "awaiting_approval"), 0);
     until(
         Duration::from_secs(20),
         "the released creates delivered",
-        || crate::push::af(&c.app, |t| t.offers.len()) as i64 == waiting,
+        || crate::push::af(&c.app, |t| t.offers.len()) as i64 == waiting - 1,
     )
     .await;
+    assert_eq!(
+        c.state_count("af", "rejected"),
+        1,
+        "approve all leaves the rejected"
+    );
+
+    // Detach and attach one offer the Offerit twin holds, from its page.
+    let held: String = rusqlite::Connection::open(&c.app.db_path)
+        .unwrap()
+        .query_row(
+            "SELECT external_id FROM target_offers WHERE target = 'oi' LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let detached = || {
+        crate::harness::sql_i64(
+            &c.app,
+            "SELECT count(*) FROM target_offers WHERE detached_at IS NOT NULL",
+        )
+    };
+    let (_, _, page) = get(
+        &format!("{}/offer?source={SOURCE}&id={held}", c.url),
+        Some(&session),
+    )
+    .await;
+    assert!(page.contains("action=\"/offer/detach\""), "{page}");
+    let form = |csrf: &str| {
+        form_urlencoded::Serializer::new(String::new())
+            .append_pair("csrf", csrf)
+            .append_pair("target", "oi")
+            .append_pair("source", SOURCE)
+            .append_pair("id", &held)
+            .finish()
+    };
+    let detach = format!("{}/offer/detach", c.url);
+    assert_eq!(post(&detach, Some(&session), &form("bad"), None).await, 403);
+    assert_eq!(detached(), 0);
+    assert_eq!(post(&detach, Some(&session), &form(&csrf), None).await, 303);
+    assert_eq!(detached(), 1);
+    let attach = format!("{}/offer/attach", c.url);
+    assert_eq!(post(&attach, Some(&session), &form(&csrf), None).await, 303);
+    assert_eq!(detached(), 0);
 
     // Logged out, the session no longer acts.
     let (_, _, page) = get(&format!("{}/", c.url), Some(&session)).await;
