@@ -3,11 +3,13 @@
 
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod daemon;
 pub mod http;
 pub mod metrics;
 pub mod model;
 pub mod notify;
+pub mod ops;
 pub mod push;
 pub mod sandbox;
 pub mod sources;

@@ -1,15 +1,15 @@
 //! `offersync approve-removals SOURCE`: apply what the mass-removal guard held.
 
-use super::once::{context, select};
+use super::once::select;
 use super::UsageError;
 use crate::config::Config;
+use crate::ops::{self, OpsError};
 use crate::store::ApproveOutcome;
-use crate::sync::{self};
 use std::process::ExitCode;
 
 pub(crate) fn approve(config: &Config, name: &str) -> Result<ExitCode, UsageError> {
-    let cfg = select(config, &[name.to_string()])?[0];
-    match sync::approve_removals(&context(config), cfg) {
+    select(config, &[name.to_string()])?;
+    match ops::approve_removals(config, name) {
         Ok(Ok(ApproveOutcome::Approved { run_id, removed })) => {
             println!("{name}: removed {removed} offer(s) held by run {run_id}");
             Ok(ExitCode::SUCCESS)
@@ -29,7 +29,9 @@ pub(crate) fn approve(config: &Config, name: &str) -> Result<ExitCode, UsageErro
             );
             Ok(ExitCode::from(1))
         }
-        Err(e) if e.is_unusable() => Err(super::db_error(&config.database.path)(e)),
+        Err(OpsError::Store(e)) if e.is_unusable() => {
+            Err(super::db_error(&config.database.path)(e))
+        }
         Err(e) => {
             eprintln!("offersync: {name}: {e}");
             Ok(ExitCode::from(1))

@@ -1,33 +1,20 @@
 //! The operator's commands: `approve` and `reject` what waits in a target's approval queue,
-//! `detach` and `attach` a target offer.
+//! `detach` and `attach` a target offer. The actions are `crate::ops`'s (the console calls the
+//! same); this file parses, prints and maps outcomes to exit codes.
 
 use super::UsageError;
-use crate::config::{Config, TargetConfig};
-use crate::model::format_timestamp;
+use crate::config::Config;
+use crate::ops::{self, OpsError};
 use crate::store::{Decided, Selection};
 use std::process::ExitCode;
 
-fn target<'a>(config: &'a Config, name: &str) -> Result<&'a TargetConfig, UsageError> {
-    config
-        .targets
-        .iter()
-        .find(|t| t.name == name)
-        .ok_or_else(|| {
-            let known: Vec<&str> = config.targets.iter().map(|t| t.name.as_str()).collect();
-            UsageError::Other(format!(
-                "no target {name:?} in {} (configured: {})",
-                config.path.display(),
-                if known.is_empty() {
-                    "none".to_string()
-                } else {
-                    known.join(", ")
-                }
-            ))
-        })
-}
-
-fn now() -> String {
-    format_timestamp(chrono::Utc::now())
+/// An action's error as the command's: an unknown name is a usage error, a database that cannot
+/// be used says so with its path.
+pub(crate) fn ops_error(config: &Config) -> impl Fn(OpsError) -> UsageError + '_ {
+    move |e| match e {
+        OpsError::Unknown(m) => UsageError::Other(m),
+        OpsError::Store(e) => super::db_error(&config.database.path)(e),
+    }
 }
 
 fn offers(source: &str, ids: &[String]) -> Vec<(String, String)> {
@@ -54,7 +41,7 @@ pub(crate) async fn approve(
     ids: &[String],
     deliver: bool,
 ) -> Result<ExitCode, UsageError> {
-    let t = target(config, name)?;
+    let t = ops::target(config, name).map_err(ops_error(config))?;
     let which = match (all, source) {
         (true, None) => Selection::All,
         (false, Some(s)) if !ids.is_empty() => Selection::Offers(offers(s, ids)),
@@ -64,12 +51,8 @@ pub(crate) async fn approve(
             ))
         }
     };
-    let mut store = super::open_db(config)?;
-    let d = store
-        .approve(&t.name, &which, &now())
-        .map_err(super::db_error(&config.database.path))?;
+    let d = ops::approve(config, &t.name, &which).map_err(ops_error(config))?;
     report("released", &t.name, &d);
-    drop(store);
     if !deliver {
         return Ok(ExitCode::SUCCESS);
     }
@@ -89,12 +72,8 @@ pub(crate) fn reject(
     source: &str,
     ids: &[String],
 ) -> Result<ExitCode, UsageError> {
-    let t = target(config, name)?;
-    let mut store = super::open_db(config)?;
-    let d = store
-        .reject(&t.name, &offers(source, ids), &now())
-        .map_err(super::db_error(&config.database.path))?;
-    report("rejected", &t.name, &d);
+    let d = ops::reject(config, name, &offers(source, ids)).map_err(ops_error(config))?;
+    report("rejected", name, &d);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -106,23 +85,16 @@ pub(crate) fn detach_or_attach(
     external_id: &str,
     detach: bool,
 ) -> Result<ExitCode, UsageError> {
-    let t = target(config, name)?;
-    let mut store = super::open_db(config)?;
-    let db_err = super::db_error(&config.database.path);
     if detach {
         let reason = "detached by an operator (offersync detach)";
-        if !crate::push::controls::detach(&mut store, t, source, external_id, reason, &now())
-            .map_err(db_err)?
-        {
+        if !ops::detach(config, name, source, external_id, reason).map_err(ops_error(config))? {
             eprintln!("offersync: {name} holds no offer {source} {external_id}; nothing detached");
             return Ok(ExitCode::from(1));
         }
         println!("{name}: {source} {external_id} detached: offersync will not update, pause or activate it");
         return Ok(ExitCode::SUCCESS);
     }
-    match crate::push::controls::attach(&mut store, t, source, external_id, &now())
-        .map_err(db_err)?
-    {
+    match ops::attach(config, name, source, external_id).map_err(ops_error(config))? {
         None => {
             eprintln!(
                 "offersync: {name}: {source} {external_id} is not detached; nothing to attach"

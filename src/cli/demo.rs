@@ -20,6 +20,13 @@ pub struct DemoArgs {
     /// How many offers the simulated Trackly serves
     #[arg(long, default_value_t = 250)]
     offers: usize,
+    /// Then keep the simulated platforms running and start the daemon with the console (the
+    /// simulated Affise target in approval mode); stop with Ctrl-C
+    #[arg(long)]
+    serve: bool,
+    /// With --serve: where the console listens
+    #[arg(long, default_value = crate::config::DEFAULT_CONSOLE_LISTEN, value_name = "ADDR", requires = "serve")]
+    console_listen: String,
 }
 
 const DEMO_CONFIG: &str = include_str!("../../config/demo.toml");
@@ -172,7 +179,14 @@ pub(crate) async fn run(args: DemoArgs) -> Result<ExitCode, UsageError> {
     let sandbox = Sandbox::start(sandbox_cfg.clone())
         .await
         .map_err(|e| UsageError::Other(format!("cannot start the sandbox on 127.0.0.1: {e}")))?;
-    let text = demo_config(&sandbox, &sandbox_cfg, &args.db);
+    let mut text = demo_config(&sandbox, &sandbox_cfg, &args.db);
+    if args.serve {
+        // The operator's view: new offers for the simulated Affise wait for approval.
+        text = text.replace(
+            "advertiser_id = \"5bc9d7c16d73e41c008b4567\"\n",
+            "advertiser_id = \"5bc9d7c16d73e41c008b4567\"\napproval = \"manual\"\n",
+        );
+    }
     let config = Config::from_toml_str(&text, Path::new("(embedded demo config)"))?;
     let demo_sources: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
     remove_db(&args.db, &demo_sources).map_err(UsageError::Other)?;
@@ -233,7 +247,61 @@ pub(crate) async fn run(args: DemoArgs) -> Result<ExitCode, UsageError> {
          {me} inspect --db {db} runs\n  {me} inspect --db {db} pushes --limit 10\n  {me} inspect --db {db} stats\n  \
          sqlite3 {db} \"select kind, count(*) from offer_changes group by kind\""
     );
+    if args.serve {
+        return serve(&text, &args, &config).await;
+    }
     drop(sandbox);
     let all: Vec<RunReport> = first.into_iter().chain(second).collect();
     Ok(super::once::exit_code(&all))
+}
+
+/// `demo --serve`: write the demo config with a `[console]` beside the database, a fresh token
+/// in a file (mode 0600) beside it, print both, and run the daemon on it (the sandbox stays up,
+/// in this process) until SIGINT or SIGTERM.
+async fn serve(text: &str, args: &DemoArgs, config: &Config) -> Result<ExitCode, UsageError> {
+    let dir = args
+        .db
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let token_path = dir.join("offersync-demo-console-token");
+    let config_path = dir.join("offersync-demo.toml");
+    let token = crate::console::new_token();
+    write_private(&token_path, &format!("{token}\n"))?;
+    let token_file = std::fs::canonicalize(&token_path).unwrap_or(token_path.clone());
+    let full = format!(
+        "{text}\n[daemon]\ndelivery_interval_seconds = 5\n\n[console]\nenabled = true\nlisten = {}\ntoken_file = {}\n",
+        toml_string(&args.console_listen),
+        toml_string(&token_file.to_string_lossy())
+    );
+    write_private(&config_path, &full)?;
+    let waiting = Store::open_read_only(&args.db, config.database.busy_timeout)
+        .and_then(|s| s.console_queue("affise-demo-target", "awaiting_approval", 0, 0))
+        .map_or(0, |(n, _)| n);
+    println!(
+        "\n== the console\n{waiting} new offer(s) wait for approval on affise-demo-target.\n\
+         open   http://{}/\n\
+         token  {token}\n\
+         (also in {}; the config is {})\n\
+         Log in with the token, open Approvals, tick offers and approve them: the daemon\n\
+         delivers them to the simulated Affise within seconds. Ctrl-C stops everything.",
+        args.console_listen,
+        token_path.display(),
+        config_path.display()
+    );
+    Ok(crate::daemon::run(config_path).await?)
+}
+
+/// Write `text` to `path`, readable by its owner only.
+fn write_private(path: &Path, text: &str) -> Result<(), UsageError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(path);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(|e| UsageError::Other(format!("cannot write {}: {e}", path.display())))
 }

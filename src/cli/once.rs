@@ -11,9 +11,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 pub(crate) fn context(config: &Config) -> SyncContext {
-    SyncContext::new(config.database.path.clone(), config.database.busy_timeout)
-        .with_targets(config.targets.clone())
-        .with_notify(config.notify_rules())
+    crate::ops::sync_context(config)
 }
 
 /// The sources `--source` names (all must exist; disabled ones run when named), else every

@@ -9,7 +9,6 @@ use crate::config::TargetConfig;
 use crate::http::Limiters;
 use crate::push;
 use crate::store::Store;
-use crate::sync::{self};
 use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
@@ -54,36 +53,12 @@ pub(crate) fn prepare_targets(
     push::prepare_targets(targets, &Limiters::new()).map_err(invalid(config))
 }
 
-/// Deliver every prepared target's outbox; prints a summary (`format`: `None` for the default,
-/// `Some` to choose; not printed at all when `print` is false) and returns the reports.
+/// Deliver every prepared target's outbox (`ops::deliver_each`, the console's too); the reports.
 pub(crate) async fn deliver_each(
     config: &Config,
     targets: Vec<push::PreparedTarget>,
 ) -> Vec<push::deliver::DeliveryReport> {
-    let mut reports = Vec::new();
-    let rules = config.notify_rules();
-    for t in targets {
-        let name = t.cfg.name.clone();
-        reports.push(
-            push::deliver::deliver(
-                &config.database.path,
-                config.database.busy_timeout,
-                &t.cfg,
-                t.target,
-                t.endpoint,
-                &sync::Shutdown::never(),
-            )
-            .await,
-        );
-        // Dead operations are reported (durably) for the notifiers that want them.
-        crate::webhook::record_dead(
-            &config.database.path,
-            config.database.busy_timeout,
-            &name,
-            &rules,
-        );
-    }
-    reports
+    crate::ops::deliver_each(config, targets).await
 }
 
 /// Deliver and print the summary; whether all went well.
@@ -108,16 +83,16 @@ pub(crate) async fn push(config: &Config, args: PushArgs) -> Result<ExitCode, Us
     if args.plan {
         return dry_run(config, args.target.as_deref(), args.limit, args.format);
     }
-    let mut store = super::open_db(config)?;
+    // Created and migrated here, so a database that cannot be used is exit 2 before anything.
+    drop(super::open_db(config)?);
     if args.retry_dead {
         let mut n = 0;
         for t in &selected {
-            n += push::deliver::requeue_dead(&mut store, t)
-                .map_err(super::db_error(&config.database.path))?;
+            n += crate::ops::requeue_dead(config, &t.name)
+                .map_err(super::decide::ops_error(config))?;
         }
         eprintln!("{n} dead operation(s) back in the queue");
     }
-    drop(store);
     let prepared = prepare_targets(&selected, config)?;
     let ok = deliver_all(config, prepared, args.format).await;
     let none_dead = no_dead(config, &selected);

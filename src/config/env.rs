@@ -47,7 +47,7 @@ pub fn overrides(
         let parts: Vec<&str> = rest.split("__").collect();
         let key = |parts: &[&str]| parts.join(".").to_ascii_lowercase();
         let resolved = match parts.as_slice() {
-            [section, keys @ ..] if !keys.is_empty() && ["DATABASE", "DAEMON"].contains(section) => {
+            [section, keys @ ..] if !keys.is_empty() && ["DATABASE", "DAEMON", "CONSOLE"].contains(section) => {
                 Ok(format!("{}.{}", section.to_ascii_lowercase(), key(keys)))
             }
             [section, who, keys @ ..] if !keys.is_empty() && ["SOURCES", "TARGETS"].contains(section) => {
@@ -72,7 +72,7 @@ pub fn overrides(
                 }
             }
             _ => Err(
-                "is not OFFERSYNC__DATABASE__<KEY>, OFFERSYNC__DAEMON__<KEY>, OFFERSYNC__SOURCES__<NAME>__<KEY> or OFFERSYNC__TARGETS__<NAME>__<KEY>"
+                "is not OFFERSYNC__DATABASE__<KEY>, OFFERSYNC__DAEMON__<KEY>, OFFERSYNC__CONSOLE__<KEY>, OFFERSYNC__SOURCES__<NAME>__<KEY> or OFFERSYNC__TARGETS__<NAME>__<KEY>"
                     .to_string(),
             ),
         };

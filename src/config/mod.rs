@@ -7,6 +7,7 @@
 //! table each, `platform/` holds one file per source platform (its keys and checks), and
 //! `credentials.rs` resolves keys.
 
+mod console;
 mod controls;
 mod credentials;
 mod env;
@@ -18,6 +19,7 @@ mod secret;
 mod source;
 mod target;
 
+pub use console::{ConsoleConfig, DEFAULT_CONSOLE_LISTEN};
 pub use controls::{Approval, AutoApprove, Controls, TargetDefaults};
 pub use credentials::{resolve_credential, resolve_secret, CredentialSpec};
 pub use notify::{NotifierConfig, NotifyFormat};
@@ -58,6 +60,8 @@ pub struct Config {
     pub path: PathBuf,
     pub database: DatabaseConfig,
     pub daemon: DaemonConfig,
+    /// `[console]`: the operator console (off unless `enabled`).
+    pub console: ConsoleConfig,
     pub sources: Vec<SourceConfig>,
     pub targets: Vec<TargetConfig>,
     /// Webhook notifiers (`[[notify]]`).
@@ -110,9 +114,16 @@ impl Config {
             .iter()
             .filter(|t| t.enabled)
             .map(|t| (format!("targets[{}]", t.index), &t.credential));
+        let console = self
+            .console
+            .token
+            .as_ref()
+            .filter(|_| self.console.enabled)
+            .and_then(|spec| resolve_secret("console", "token", spec).err());
         sources
             .chain(targets)
             .filter_map(|(key, spec)| resolve_credential(&key, spec).err())
+            .chain(console)
             .collect()
     }
 }
@@ -156,6 +167,7 @@ fn validate(
         busy_timeout: Duration::from_secs(raw.database.busy_timeout_seconds.unwrap_or(10)),
     };
     let daemon = validate_daemon(&raw.daemon, &mut errs);
+    let console = console::validate_console(&raw.console, &base, &mut errs);
 
     let mut seen = HashSet::new();
     let mut sources = Vec::new();
@@ -208,6 +220,7 @@ fn validate(
             path: path.to_path_buf(),
             database,
             daemon,
+            console,
             sources,
             targets,
             notify,

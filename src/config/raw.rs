@@ -11,6 +11,8 @@ pub struct RawConfig {
     pub database: RawDatabase,
     #[serde(default)]
     pub daemon: RawDaemon,
+    #[serde(default)]
+    pub console: RawConsole,
     /// Split by [`RawSource::split`]: which keys a table may have depends on its kind.
     #[serde(default)]
     pub sources: Vec<Map<String, Value>>,
@@ -57,6 +59,17 @@ pub struct RawDaemon {
     pub shutdown_timeout_seconds: Option<u64>,
     pub stale_after_seconds: Option<u64>,
     pub delivery_interval_seconds: Option<u64>,
+}
+
+/// `[console]`: the operator console in the browser.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConsole {
+    pub enabled: Option<bool>,
+    pub listen: Option<String>,
+    pub token_env: Option<String>,
+    pub token_file: Option<String>,
+    pub session_minutes: Option<u64>,
 }
 
 /// A `[[sources]]` table as written: the keys every kind takes, and the platform keys (those

@@ -11,6 +11,8 @@
 
 mod observe;
 
+pub use observe::health;
+
 use crate::config::{Config, SourceConfig};
 use crate::http::Limiters;
 use crate::store::Store;
@@ -39,6 +41,11 @@ pub struct Daemon {
 impl Daemon {
     pub fn config(&self) -> Arc<Config> {
         self.config.read().unwrap().clone()
+    }
+
+    /// Ask every delivery worker for a pass now (the console does after an approval).
+    pub fn deliver_soon(&self) {
+        self.deliver_now.notify_waiters();
     }
 
     fn status_line(&self) -> String {
@@ -319,6 +326,18 @@ pub async fn run(path: PathBuf) -> Result<ExitCode, DaemonError> {
         observe::serve(listen, d.clone())
             .await
             .map_err(DaemonError::Start)?;
+    }
+    if config.console.enabled {
+        let (d1, d2) = (d.clone(), d.clone());
+        let host = crate::console::Host {
+            config: Arc::new(move || d1.config()),
+            deliver_soon: Arc::new(move || d2.deliver_soon()),
+            started: chrono::Utc::now(),
+        };
+        let addr = crate::console::serve(&config.console, host)
+            .await
+            .map_err(DaemonError::Start)?;
+        crate::notify::status(&format!("console on http://{addr}/"));
     }
     let workers: Vec<_> = config
         .targets

@@ -3,6 +3,7 @@
 //! One [`Store`] is one connection. Writers store each page whole in one transaction (invariant 2); readers
 //! (`inspect`, `sqlite3`) work alongside thanks to WAL. The file is created with mode 0600.
 
+mod console;
 mod decisions;
 mod lease;
 mod notify;
@@ -14,6 +15,7 @@ mod removals;
 mod runs;
 mod schema;
 
+pub use console::{HeldRun, OfferLine, OfferPage, OfferQuery, QueuedOp, SCAN_WINDOW};
 pub use decisions::{Decided, Selection};
 pub use lease::{LeaseHolder, LeaseOutcome};
 pub use notify::Notification;

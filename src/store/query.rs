@@ -125,7 +125,7 @@ fn cell(v: ValueRef<'_>, json: bool) -> Value {
 }
 
 impl Store {
-    fn table(&self, sql: &str, args: Vec<SqlValue>) -> Result<Table> {
+    pub(super) fn table(&self, sql: &str, args: Vec<SqlValue>) -> Result<Table> {
         let mut stmt = self.conn.prepare(sql)?;
         let columns: Vec<String> = stmt.column_names().into_iter().map(String::from).collect();
         let json: Vec<bool> = columns

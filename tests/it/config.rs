@@ -109,6 +109,55 @@ fn validation_reports_every_error_with_its_key_path() {
 }
 
 #[test]
+fn console_errors_name_their_keys_and_the_console_is_off_by_default() {
+    let c = Config::from_toml_str(SOURCE, Path::new("test.toml")).unwrap();
+    assert!(!c.console.enabled && c.console.token.is_none());
+    assert_eq!(c.console.listen.to_string(), "127.0.0.1:9187");
+    assert!(c.console.open_reads());
+    let e = errors(&format!(
+        "{SOURCE}\n[console]\nenabled = true\nlisten = \"anywhere\"\nsession_minutes = 0\n"
+    ));
+    assert!(
+        e.iter()
+            .any(|e| e.starts_with("console.listen: \"anywhere\" is not an address")),
+        "{e:?}"
+    );
+    assert!(
+        e.iter()
+            .any(|e| e.starts_with("console.token_env: the console needs a login token")),
+        "{e:?}"
+    );
+    assert!(
+        e.iter()
+            .any(|e| e.starts_with("console.session_minutes: must be at least 1")),
+        "{e:?}"
+    );
+    let e = errors(&format!(
+        "{SOURCE}\n[console]\ntoken_env = \"A\"\ntoken_file = \"b\"\n"
+    ));
+    assert!(
+        e.iter()
+            .any(|e| e.starts_with("console.token_env: set exactly one")),
+        "{e:?}"
+    );
+    let e = errors(&format!("{SOURCE}\n[console]\nenable = true\n"));
+    assert!(
+        e.iter().any(|e| e.contains("did you mean `enabled`")),
+        "{e:?}"
+    );
+    // Elsewhere than loopback, reads need a login; an unreadable token fails `check --config-only`.
+    let c = Config::from_toml_str(
+        &format!("{SOURCE}\n[console]\nenabled = true\nlisten = \"0.0.0.0:9187\"\ntoken_env = \"OFFERSYNC_TEST_NO_SUCH_TOKEN\"\n"),
+        Path::new("test.toml"),
+    )
+    .unwrap();
+    assert!(!c.console.open_reads());
+    assert!(c.credential_errors().iter().any(|e| e.starts_with(
+        "console.token_env: environment variable OFFERSYNC_TEST_NO_SUCH_TOKEN is not set"
+    )));
+}
+
+#[test]
 fn parse_errors_name_the_key_path() {
     let e = errors(&SOURCE.replace(
         "api_key = \"k\"",
@@ -204,6 +253,7 @@ fn the_commented_examples_of_every_kind_in_the_reference_config_are_valid() {
             || line.starts_with("# [[targets]]")
             || line.starts_with("# [targets.")
             || line.starts_with("# [[notify]]")
+            || line.starts_with("# [console]")
         {
             in_example = true;
         }
@@ -227,6 +277,8 @@ fn the_commented_examples_of_every_kind_in_the_reference_config_are_valid() {
     );
     assert_eq!(c.notify.len(), 1);
     assert_eq!(c.notify[0].rule.events.len(), 8);
+    assert!(c.console.enabled && c.console.token.is_some());
+    assert_eq!(c.console.listen.to_string(), "127.0.0.1:9187");
     let controls = &c.targets[0].controls;
     assert_eq!(controls.approval, offersync::config::Approval::Manual);
     assert!(controls.auto_approve.is_some() && controls.max_payout_increase.is_some());

@@ -20,7 +20,9 @@ const LAYERS: &[(&str, u8)] = &[
     ("sync", 6),
     ("push", 6),
     ("webhook", 6),
+    ("ops", 6),
     ("daemon", 7),
+    ("console", 7),
     ("cli", 8),
 ];
 

@@ -1,9 +1,11 @@
 //! The one integration-test binary (link time matters on small machines): real loopback HTTP
 //! servers (the sandbox), real SQLite files, and the real `offersync` binary for CLI contracts.
 
+mod browser;
 mod catalogue;
 mod cli;
 mod config;
+mod console;
 mod controls;
 mod crash;
 mod daemon;
