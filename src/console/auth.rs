@@ -21,6 +21,9 @@ pub const LOGIN_COOKIE: &str = "offersync_login";
 pub const FREE_FAILURES: u32 = 5;
 pub const MAX_LOCK: Duration = Duration::from_secs(300);
 pub const GLOBAL_FAILURES_PER_MINUTE: usize = 30;
+/// Client addresses whose failures are remembered before the unlocked ones are forgotten (the
+/// global limit admits at most 30 new ones a minute).
+const MAX_TRACKED_ADDRESSES: usize = 10_000;
 /// Sessions kept at most; the one closest to expiry goes first.
 const MAX_SESSIONS: usize = 1000;
 
@@ -129,6 +132,10 @@ impl Auth {
         if !same(token.trim(), self.token.expose()) {
             self.recent_failures.lock().unwrap().push(now);
             let mut failures = self.failures.lock().unwrap();
+            if failures.len() >= MAX_TRACKED_ADDRESSES {
+                // Addresses whose lock has run out start again from zero.
+                failures.retain(|_, f| f.locked_until.is_some_and(|t| t > now));
+            }
             let f = failures.entry(ip).or_default();
             f.in_a_row += 1;
             if f.in_a_row >= FREE_FAILURES {
@@ -200,5 +207,36 @@ mod tests {
             cookie("a=1; offersync_session=xyz", SESSION_COOKIE),
             Some("xyz")
         );
+    }
+
+    /// The failures of many addresses are not kept forever: past the bound, only addresses
+    /// still locked are remembered.
+    #[test]
+    fn failures_of_unlocked_addresses_are_forgotten_past_the_bound() {
+        let auth = Auth::new(Secret::new("0123456789abcdef"), Duration::from_secs(60));
+        {
+            let mut f = auth.failures.lock().unwrap();
+            for i in 0..MAX_TRACKED_ADDRESSES as u32 {
+                f.insert(
+                    IpAddr::from(i.to_be_bytes()),
+                    Failures {
+                        in_a_row: 1,
+                        locked_until: None,
+                    },
+                );
+            }
+            let locked = Failures {
+                in_a_row: 9,
+                locked_until: Some(Instant::now() + MAX_LOCK),
+            };
+            f.insert("10.9.9.9".parse().unwrap(), locked);
+        }
+        assert_eq!(
+            auth.login("10.1.1.1".parse().unwrap(), "nope"),
+            Err(LoginError::Wrong)
+        );
+        let f = auth.failures.lock().unwrap();
+        assert_eq!(f.len(), 2, "the locked address and the new failure");
+        assert!(f.contains_key(&"10.9.9.9".parse::<IpAddr>().unwrap()));
     }
 }

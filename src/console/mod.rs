@@ -163,7 +163,10 @@ async fn guard(State(app): State<App>, mut req: Request, next: Next) -> Response
     let path = req.uri().path().to_string();
     let csrf = session_id(req.headers()).and_then(|id| app.auth.session(&id));
     let public = path == "/login" || path.starts_with("/static/");
-    let mut res = if !app.open_reads && csrf.is_none() && !public && req.method() == "GET" {
+    // Every method but POST reads (HEAD included); POST handlers check the session and the
+    // CSRF token themselves, and answer 401 without a session.
+    let reads = req.method() != axum::http::Method::POST;
+    let mut res = if !app.open_reads && csrf.is_none() && !public && reads {
         Redirect::to("/login").into_response()
     } else {
         req.extensions_mut().insert(Viewer { csrf });

@@ -378,6 +378,13 @@ async fn elsewhere_every_page_needs_a_login_and_failed_logins_back_off() {
         assert_eq!(status, 303, "{page}");
         assert_eq!(headers["location"], "/login");
     }
+    // HEAD reads too: it must not answer what the page would be without a login.
+    let head = client()
+        .head(format!("{}/offers", c.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status().as_u16(), 303);
     let (status, _, _) = get(&format!("{}/static/console.css", c.url), None).await;
     assert_eq!(status, 200, "the style sheet of the login page");
     // A login form posted without its own CSRF cookie is refused.
