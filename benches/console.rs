@@ -76,8 +76,8 @@ fn build(path: &Path) {
             .unwrap();
         let mut change = tx
             .prepare(
-                "INSERT INTO offer_changes (run_id, source, external_id, kind, diff, at)
-                 VALUES (?1, ?2, ?3, 'added', '{}', ?4)",
+                "INSERT INTO offer_changes (run_id, source, external_id, kind, diff, at, offer_id)
+                 VALUES (?1, ?2, ?3, 'added', '{}', ?4, ?5)",
             )
             .unwrap();
         let mut id = 0i64;
@@ -115,7 +115,9 @@ fn build(path: &Path) {
                     (status != "removed").then_some(&hash)
                 ])
                 .unwrap();
-                change.execute(params![si as i64 + 1, s, ext, now]).unwrap();
+                change
+                    .execute(params![si as i64 + 1, s, ext, now, id])
+                    .unwrap();
             }
         }
     }

@@ -249,7 +249,8 @@ impl Store {
         self.console_table(
             &format!(
                 "SELECT id, at, run_id, kind, diff FROM offer_changes
-                 WHERE source = ?1 AND external_id = ?2 ORDER BY id DESC LIMIT {limit}"
+                 WHERE offer_id = (SELECT id FROM offer_rows WHERE source = ?1 AND external_id = ?2)
+                 ORDER BY id DESC LIMIT {limit}"
             ),
             vec![
                 SqlValue::Text(source.into()),

@@ -109,22 +109,27 @@ pub(super) fn heartbeat(tx: &Transaction<'_>, source: &str, holder: &str, now: &
     Ok(())
 }
 
-fn record_change(
-    change: &mut CachedStatement<'_>,
+/// One `offer_changes` row.
+struct ChangeRow<'a> {
     run_id: i64,
-    source: &str,
-    external_id: &str,
+    /// The offer's `offer_rows.id` (what `offer_changes_by_offer` is keyed on).
+    offer_id: i64,
+    source: &'a str,
+    external_id: &'a str,
     kind: ChangeKind,
-    diff: &str,
-    now: &str,
-) -> Result<()> {
+    diff: &'a str,
+    now: &'a str,
+}
+
+fn record_change(change: &mut CachedStatement<'_>, c: &ChangeRow<'_>) -> Result<()> {
     change.execute(params![
-        run_id,
-        source,
-        external_id,
-        kind.as_str(),
-        diff,
-        now
+        c.run_id,
+        c.source,
+        c.external_id,
+        c.kind.as_str(),
+        c.diff,
+        c.now,
+        c.offer_id
     ])?;
     Ok(())
 }
@@ -218,7 +223,8 @@ impl<'t> OfferStatements<'t> {
                 "UPDATE offer_seen SET last_run_id = ?2, last_seen_at = ?3, missed_runs = 0 WHERE offer_id = ?1",
             )?,
             change: tx.prepare_cached(
-                "INSERT INTO offer_changes (run_id, source, external_id, kind, diff, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO offer_changes (run_id, source, external_id, kind, diff, at, offer_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?,
         })
     }
@@ -448,16 +454,20 @@ fn insert_offer(
     if n == 0 {
         return Ok(false);
     }
+    let offer_id = tx.last_insert_rowid();
     st.insert_seen
         .execute(params![run_id, now, item.content_hash])?;
     record_change(
         &mut st.change,
-        run_id,
-        source,
-        &o.external_id,
-        ChangeKind::Added,
-        "{}",
-        now,
+        &ChangeRow {
+            run_id,
+            offer_id,
+            source,
+            external_id: &o.external_id,
+            kind: ChangeKind::Added,
+            diff: "{}",
+            now,
+        },
     )?;
     super::planning::plan_offer(tx, planner, source, o, now)?;
     Ok(true)
@@ -519,12 +529,15 @@ fn rewrite_offer(
     };
     record_change(
         &mut st.change,
-        run_id,
-        source,
-        &o.external_id,
-        kind,
-        &d.to_json().to_string(),
-        now,
+        &ChangeRow {
+            run_id,
+            offer_id: id,
+            source,
+            external_id: &o.external_id,
+            kind,
+            diff: &d.to_json().to_string(),
+            now,
+        },
     )?;
     super::planning::plan_offer(tx, planner, source, o, now)?;
     Ok(Some(kind))

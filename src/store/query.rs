@@ -200,8 +200,13 @@ impl Store {
 
     pub fn query_history(&self, source: &str, external_id: &str) -> Result<Table> {
         self.table(
-            "SELECT id, at, run_id, kind, diff FROM offer_changes WHERE source = ?1 AND external_id = ?2 ORDER BY id",
-            vec![SqlValue::Text(source.into()), SqlValue::Text(external_id.into())],
+            "SELECT id, at, run_id, kind, diff FROM offer_changes
+             WHERE offer_id = (SELECT id FROM offer_rows WHERE source = ?1 AND external_id = ?2)
+             ORDER BY id",
+            vec![
+                SqlValue::Text(source.into()),
+                SqlValue::Text(external_id.into()),
+            ],
         )
     }
 

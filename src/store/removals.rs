@@ -154,9 +154,9 @@ fn remove_missing(
                            WHERE o.source = ?1 AND s.live_hash IS NOT NULL AND s.missed_runs >= ?2";
     tx.execute(
         &format!(
-            "INSERT INTO offer_changes (run_id, source, external_id, kind, diff, at)
+            "INSERT INTO offer_changes (run_id, source, external_id, kind, diff, at, offer_id)
              SELECT ?1, o.source, o.external_id, 'removed',
-                    json_object('status', json_object('old', o.status, 'new', 'removed')), ?4
+                    json_object('status', json_object('old', o.status, 'new', 'removed')), ?4, o.id
              {MISSING} ORDER BY o.external_id"
         ),
         params![run_id, source, grace, now],

@@ -322,6 +322,19 @@ UPDATE push_outbox SET notified = 1 WHERE state = 'dead';
     // rewritten: `or_chain_checks` edits each table's declaration in `sqlite_schema`, the
     // documented procedure for changes that do not touch the stored content.
     "-- CHECK (col IN (...)) rewritten as OR chains by schema::or_chain_checks",
+    // 11: an offer's history found by the offer's row id instead of by (source, external_id).
+    // The old index took its entries in the random order of the platforms' ids, so every page
+    // transaction of a first sync rewrote leaf pages all over it; offer ids grow as offers
+    // arrive, so the new one is appended to. The source and external_id columns stay (they
+    // are what people query); existing rows get their offer's id.
+    r#"
+ALTER TABLE offer_changes ADD COLUMN offer_id INTEGER;
+UPDATE offer_changes SET offer_id = (
+    SELECT o.id FROM offer_rows o
+    WHERE o.source = offer_changes.source AND o.external_id = offer_changes.external_id);
+DROP INDEX offer_changes_by_offer;
+CREATE INDEX offer_changes_by_offer ON offer_changes (offer_id, id);
+"#,
 ];
 
 /// Steps in Rust that run after migration `i`'s SQL, inside its transaction.
@@ -503,5 +516,60 @@ mod tests {
             let e = c.execute(bad, []).unwrap_err().to_string();
             assert!(e.contains("CHECK constraint failed"), "{bad}: {e}");
         }
+    }
+
+    /// Migration 11 gives existing history rows their offer's id, and an offer's history is
+    /// then read through the new index, not by scanning the table.
+    #[test]
+    fn migration_11_keys_history_by_offer_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v10.db");
+        {
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            for sql in &MIGRATIONS[..10] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 10).unwrap();
+            conn.execute_batch(
+                "INSERT INTO sync_runs (id, source, started_at, state) VALUES (1, 's', 't', 'complete');
+                 INSERT INTO offer_rows (id, source, external_id, name, status, content_hash, first_seen_at, updated_at, raw)
+                 VALUES (7, 's', 'a', 'A', 'active', 'h', 't', 't', '{}'), (8, 's', 'b', 'B', 'active', 'h', 't', 't', '{}');
+                 INSERT INTO offer_seen (offer_id, last_run_id, last_seen_at) VALUES (7, 1, 't'), (8, 1, 't');
+                 INSERT INTO offer_changes (run_id, source, external_id, kind, diff, at)
+                 VALUES (1, 's', 'a', 'added', '{}', 't'), (1, 's', 'b', 'added', '{}', 't'),
+                        (1, 's', 'a', 'changed', '{}', 't');",
+            )
+            .unwrap();
+        }
+        let store = Store::open(&path, Duration::from_secs(1)).unwrap();
+        let ids: Vec<(String, i64)> = store
+            .conn
+            .prepare("SELECT external_id, offer_id FROM offer_changes ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(ids, [("a".into(), 7), ("b".into(), 8), ("a".into(), 7)]);
+        let history = store.query_history("s", "a").unwrap();
+        assert_eq!(history.rows.len(), 2);
+        let plan: Vec<String> = store
+            .conn
+            .prepare(
+                "EXPLAIN QUERY PLAN SELECT id FROM offer_changes
+                 WHERE offer_id = (SELECT id FROM offer_rows WHERE source = 's' AND external_id = 'a')
+                 ORDER BY id",
+            )
+            .unwrap()
+            .query_map([], |r| r.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter()
+                .any(|p| p.contains("offer_changes USING") && p.contains("offer_changes_by_offer")),
+            "{plan:?}"
+        );
+        assert!(!plan.iter().any(|p| p.starts_with("SCAN")), "{plan:?}");
     }
 }

@@ -385,7 +385,7 @@ async fn the_database_file_is_private() {
     assert_eq!(mode, 0o600);
     let store = app.store();
     assert_eq!(store.integrity_check().unwrap(), "ok");
-    assert_eq!(store.schema_version().unwrap(), 10);
+    assert_eq!(store.schema_version().unwrap(), 11);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
