@@ -91,6 +91,12 @@ impl Store {
                 candidates: candidates as u64,
                 live: live as u64,
             }
+        } else if candidates == 0 {
+            // Exact, not a guess (grace is at least 1, config says so): either every live
+            // offer was seen by this run (so none has missed a run), or the count above found
+            // none missed for `grace` runs. The statements of `remove_missing` would each walk
+            // the source's offers for nothing.
+            FinalizeOutcome::Removed(0)
         } else {
             let removed = remove_missing(&tx, run_id, source, grace, planner, now)?;
             FinalizeOutcome::Removed(removed)
