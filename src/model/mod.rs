@@ -313,8 +313,8 @@ pub fn format_timestamp(t: DateTime<Utc>) -> String {
 pub struct SourcedOffer {
     pub offer: Offer,
     pub content_hash: String,
-    /// `offer` in the mirror's text encoding.
-    pub columns: Columns,
+    /// `offer` in the mirror's text encoding, when it was encoded ahead (see [`Self::encode`]).
+    pub columns: Option<Columns>,
     pub raw: String,
 }
 
@@ -324,9 +324,26 @@ impl SourcedOffer {
         let offer = offer.normalized();
         SourcedOffer {
             content_hash: content_hash(&offer),
-            columns: Columns::of(&offer),
+            columns: None,
             offer,
             raw: raw.into(),
+        }
+    }
+
+    /// Encode the mirror's text columns now. A run does this on its fetch side while its pages
+    /// are mostly new or changed, so the writer thread only binds them; an unchanged offer is
+    /// never written, so a re-sync does not encode ahead.
+    pub fn encode(&mut self) {
+        if self.columns.is_none() {
+            self.columns = Some(Columns::of(&self.offer));
+        }
+    }
+
+    /// The text columns: encoded ahead, or now.
+    pub fn columns(&self) -> std::borrow::Cow<'_, Columns> {
+        match &self.columns {
+            Some(c) => std::borrow::Cow::Borrowed(c),
+            None => std::borrow::Cow::Owned(Columns::of(&self.offer)),
         }
     }
 }
@@ -426,6 +443,16 @@ mod tests {
     }
 
     proptest! {
+        /// Columns encoded ahead on the fetch side are the ones the writer would encode.
+        #[test]
+        fn columns_encoded_ahead_are_the_same(o in offer()) {
+            let mut s = SourcedOffer::new(o, "{}");
+            prop_assert!(s.columns.is_none());
+            let now = s.columns().into_owned();
+            s.encode();
+            prop_assert_eq!(s.columns.as_ref(), Some(&now));
+        }
+
         #[test]
         fn normalization_is_idempotent(o in offer()) {
             let once = o.normalized();

@@ -421,7 +421,7 @@ fn insert_offer(
     now: &str,
 ) -> Result<bool> {
     let o = &item.offer;
-    let k = &item.columns;
+    let k = item.columns();
     let n = st.insert_new.execute(params![
         source,
         o.external_id,
@@ -488,7 +488,7 @@ fn rewrite_offer(
     now: &str,
 ) -> Result<Option<ChangeKind>> {
     let o = &item.offer;
-    let k = &item.columns;
+    let k = item.columns();
     let old = tx
         .prepare_cached(&format!(
             "SELECT {OFFER_COLUMNS} FROM offer_rows WHERE id = ?1"

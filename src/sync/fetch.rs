@@ -33,6 +33,8 @@ pub(super) struct FetchLoop<'a> {
     rejected_logged: usize,
     rejections_kept: usize,
     offers_total: u64,
+    /// Set by the writer while pages are mostly new or changed: encode their columns here.
+    encode_ahead: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl<'a> FetchLoop<'a> {
@@ -41,6 +43,7 @@ impl<'a> FetchLoop<'a> {
         cfg: &'a SourceConfig,
         source: Arc<dyn Source>,
         endpoint: Arc<Endpoint>,
+        encode_ahead: Arc<std::sync::atomic::AtomicBool>,
     ) -> FetchLoop<'a> {
         let (_, retries, limited) = endpoint.counters.snapshot();
         FetchLoop {
@@ -54,6 +57,7 @@ impl<'a> FetchLoop<'a> {
             rejected_logged: 0,
             rejections_kept: 0,
             offers_total: 0,
+            encode_ahead,
         }
     }
 
@@ -156,7 +160,12 @@ impl<'a> FetchLoop<'a> {
                     inflight = Some(self.spawn(n.clone(), nth));
                 }
             }
-            let page = rows.normalize(&*self.source, &cursor);
+            let mut page = rows.normalize(&*self.source, &cursor);
+            if self.encode_ahead.load(std::sync::atomic::Ordering::Relaxed) {
+                page.offers
+                    .iter_mut()
+                    .for_each(crate::model::SourcedOffer::encode);
+            }
             if let Err((reason, msg)) = self.guards.arrived(&cursor, &page.offers) {
                 break Ending::Guard(reason, msg);
             }

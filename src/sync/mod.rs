@@ -122,15 +122,19 @@ async fn run_pages(
     tracing::info!("sync started");
     let (req0, retry0, limited0) = endpoint.counters.snapshot();
     let (tx, rx) = tokio::sync::mpsc::channel(writer::QUEUED_PAGES);
+    let encode_ahead = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let writer_task = {
         let (name, holder, targets) = (name.clone(), lease.holder().to_string(), targets.clone());
         let run_id = lease.run_id();
         let span = tracing::Span::current();
+        let encode_ahead = encode_ahead.clone();
         tokio::task::spawn_blocking(move || {
-            span.in_scope(|| writer::writer(store, rx, run_id, name, holder, targets))
+            span.in_scope(|| {
+                writer::writer(store, rx, run_id, name, holder, targets, &encode_ahead)
+            })
         })
     };
-    let mut fetch = FetchLoop::new(ctx, cfg, source, endpoint.clone());
+    let mut fetch = FetchLoop::new(ctx, cfg, source, endpoint.clone(), encode_ahead);
     let ending = fetch.run(tx).await;
     let started = fetch.started;
     let done = match writer_task.await {

@@ -29,6 +29,7 @@ pub(super) fn writer(
     source: String,
     holder: String,
     targets: Vec<TargetConfig>,
+    encode_ahead: &std::sync::atomic::AtomicBool,
 ) -> WriterDone {
     let mut pages = 0;
     let mut unidentified = 0;
@@ -50,6 +51,13 @@ pub(super) fn writer(
             &super::now(),
         ) {
             Ok(counts) => {
+                // Offers to write outnumber unchanged ones: let the fetch side encode them.
+                let written: u64 = counts
+                    .iter()
+                    .map(|c| c.added + c.changed + c.reappeared)
+                    .sum();
+                let unchanged: u64 = counts.iter().map(|c| c.unchanged).sum();
+                encode_ahead.store(written > unchanged, std::sync::atomic::Ordering::Relaxed);
                 for c in counts {
                     pages += 1;
                     tracing::debug!(
