@@ -73,7 +73,12 @@ pub(super) fn writer(
                     .iter()
                     .map(|p| p.rejected - p.rejected_ids.len() as u64)
                     .sum::<u64>();
-                batch.clear();
+                // Freeing a transaction's offers (thousands of strings) is not the writer's
+                // work: it is the one thread of a run that cannot be parallel.
+                free_elsewhere(std::mem::replace(
+                    &mut batch,
+                    Vec::with_capacity(PAGES_PER_TRANSACTION),
+                ));
             }
             Err(e) => {
                 return WriterDone {
@@ -90,5 +95,14 @@ pub(super) fn writer(
         pages,
         unidentified,
         error: None,
+    }
+}
+
+/// Drop `v` on the runtime's blocking pool when there is one (here, always: the writer runs on
+/// it), else here.
+fn free_elsewhere<T: Send + 'static>(v: T) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) => drop(h.spawn_blocking(move || drop(v))),
+        Err(_) => drop(v),
     }
 }
