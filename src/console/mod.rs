@@ -236,12 +236,14 @@ fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-/// May this POST act? A session, its CSRF token in the form, and no foreign `Origin`.
+/// May this POST act? A session, its CSRF token in the form, and no foreign `Origin`. The
+/// form's fields when it may.
 fn authorize(
     viewer: &Viewer,
     headers: &HeaderMap,
-    form: &[(String, String)],
-) -> Result<(), Box<Response>> {
+    body: &Bytes,
+) -> Result<Vec<(String, String)>, Box<Response>> {
+    let form = self::form(body);
     let Some(expected) = &viewer.csrf else {
         return Err(Box::new(respond(
             StatusCode::UNAUTHORIZED,
@@ -254,10 +256,10 @@ fn authorize(
             ),
         )));
     };
-    if !same_origin(headers) || !field(form, "csrf").is_some_and(|t| auth::same(t, expected)) {
+    if !same_origin(headers) || !field(&form, "csrf").is_some_and(|t| auth::same(t, expected)) {
         return Err(Box::new(forbidden(viewer)));
     }
-    Ok(())
+    Ok(form)
 }
 
 fn forbidden(viewer: &Viewer) -> Response {
@@ -409,8 +411,7 @@ async fn logout(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let f = form(&body);
-    if let Err(r) = authorize(&v, &headers, &f) {
+    if let Err(r) = authorize(&v, &headers, &body) {
         return *r;
     }
     if let Some(id) = session_id(&headers) {

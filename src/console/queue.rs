@@ -5,7 +5,7 @@
 
 use super::layout::{list, money, page, Viewer};
 use super::pages::{open, Params};
-use super::{authorize, back, blocking, failure, field, form, respond, App};
+use super::{authorize, back, blocking, failure, field, respond, App};
 use crate::config::Config;
 use crate::store::{ApproveOutcome, HeldRun, QueuedOp, Selection};
 use axum::body::Bytes;
@@ -172,10 +172,10 @@ pub(super) async fn decide(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let f = form(&body);
-    if let Err(r) = authorize(&v, &headers, &f) {
-        return *r;
-    }
+    let f = match authorize(&v, &headers, &body) {
+        Ok(f) => f,
+        Err(r) => return *r,
+    };
     let target = field(&f, "target").unwrap_or("").to_string();
     let action = field(&f, "action").unwrap_or("").to_string();
     let offers = selected(&f);
@@ -273,10 +273,10 @@ pub(super) async fn approve_removals(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let f = form(&body);
-    if let Err(r) = authorize(&v, &headers, &f) {
-        return *r;
-    }
+    let f = match authorize(&v, &headers, &body) {
+        Ok(f) => f,
+        Err(r) => return *r,
+    };
     let source = field(&f, "source").unwrap_or("").to_string();
     let s = source.clone();
     match act(&app, move |c| crate::ops::approve_removals(c, &s)).await {
@@ -362,10 +362,10 @@ pub(super) async fn retry_dead(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let f = form(&body);
-    if let Err(r) = authorize(&v, &headers, &f) {
-        return *r;
-    }
+    let f = match authorize(&v, &headers, &body) {
+        Ok(f) => f,
+        Err(r) => return *r,
+    };
     let target = field(&f, "target").unwrap_or("").to_string();
     let t = target.clone();
     match act(&app, move |c| crate::ops::requeue_dead(c, &t)).await {
@@ -388,10 +388,10 @@ async fn detach_or_attach(
     body: Bytes,
     detach: bool,
 ) -> Response {
-    let f = form(&body);
-    if let Err(r) = authorize(&v, &headers, &f) {
-        return *r;
-    }
+    let f = match authorize(&v, &headers, &body) {
+        Ok(f) => f,
+        Err(r) => return *r,
+    };
     let (target, source, id) = (
         field(&f, "target").unwrap_or("").to_string(),
         field(&f, "source").unwrap_or("").to_string(),

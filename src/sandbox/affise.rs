@@ -6,7 +6,7 @@
 //! dates; errors `{status: 2, error}` with HTTP 4xx.
 
 use super::catalog::SimOffer;
-use super::twin::{json_error, query_get, PageAsk, QueryPairs, Wire};
+use super::twin::{header_get, json_error, query_get, PageAsk, QueryPairs, Wire};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{json, Value};
@@ -84,11 +84,7 @@ pub fn row(o: &SimOffer, partner: bool) -> Value {
 
 impl Wire for Affise {
     fn credential(&self, headers: &HeaderMap, q: &QueryPairs) -> Option<String> {
-        headers
-            .get("api-key")
-            .and_then(|v| v.to_str().ok())
-            .map(String::from)
-            .or_else(|| query_get(q, "api-key").map(String::from))
+        header_get(headers, "api-key").or_else(|| query_get(q, "api-key").map(String::from))
     }
 
     fn unauthorized(&self, given: Option<&str>) -> Response {

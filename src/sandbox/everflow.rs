@@ -10,7 +10,7 @@
 //! ([`super::limits::Limit::without_reset`]).
 
 use super::catalog::SimOffer;
-use super::twin::{json_error, query_get, PageAsk, QueryPairs, Wire};
+use super::twin::{header_get, json_error, query_get, PageAsk, QueryPairs, Wire};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Serialize;
@@ -164,10 +164,7 @@ pub fn row(o: &SimOffer, all: bool) -> Value {
 
 impl Wire for Everflow {
     fn credential(&self, headers: &HeaderMap, _: &QueryPairs) -> Option<String> {
-        headers
-            .get("x-eflow-api-key")
-            .and_then(|v| v.to_str().ok())
-            .map(String::from)
+        header_get(headers, "x-eflow-api-key")
     }
 
     fn unauthorized(&self, given: Option<&str>) -> Response {

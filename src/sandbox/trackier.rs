@@ -8,7 +8,7 @@
 //! `{code, codeMsg, message}` variant; over the limit HTTP 429.
 
 use super::catalog::SimOffer;
-use super::twin::{json_error, query_get, PageAsk, QueryPairs, Wire};
+use super::twin::{header_get, json_error, query_get, PageAsk, QueryPairs, Wire};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Serialize;
@@ -149,11 +149,7 @@ pub fn row(o: &SimOffer) -> Value {
 
 impl Wire for Trackier {
     fn credential(&self, headers: &HeaderMap, q: &QueryPairs) -> Option<String> {
-        headers
-            .get("x-api-key")
-            .and_then(|v| v.to_str().ok())
-            .map(String::from)
-            .or_else(|| query_get(q, "apiKey").map(String::from))
+        header_get(headers, "x-api-key").or_else(|| query_get(q, "apiKey").map(String::from))
     }
 
     fn unauthorized(&self, given: Option<&str>) -> Response {

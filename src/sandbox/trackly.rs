@@ -4,7 +4,7 @@
 //! without `Z`.
 
 use super::catalog::SimOffer;
-use super::twin::{json_error, query_get, PageAsk, QueryPairs, Wire};
+use super::twin::{header_get, json_error, query_get, PageAsk, QueryPairs, Wire};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Serialize;
@@ -80,10 +80,7 @@ fn wire(o: &SimOffer) -> WireOffer<'_> {
 
 impl Wire for Trackly {
     fn credential(&self, headers: &HeaderMap, _: &QueryPairs) -> Option<String> {
-        headers
-            .get("x-api-key")
-            .and_then(|v| v.to_str().ok())
-            .map(String::from)
+        header_get(headers, "x-api-key")
     }
 
     fn unauthorized(&self, given: Option<&str>) -> Response {

@@ -56,6 +56,11 @@ pub type Shared = Arc<Mutex<TwinState>>;
 /// The query string as pairs (repeated keys such as `status[]` kept).
 pub type QueryPairs = Vec<(String, String)>;
 
+/// A request header's value as text.
+pub fn header_get(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers.get(name)?.to_str().ok().map(String::from)
+}
+
 pub fn query_get<'a>(q: &'a QueryPairs, name: &str) -> Option<&'a str> {
     q.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }

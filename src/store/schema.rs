@@ -415,26 +415,35 @@ mod tests {
     use crate::store::Store;
     use std::time::Duration;
 
+    /// A mirror at schema `version`, built by the same steps as `Store::migrate` (SQL and Rust
+    /// steps), with `rows` inserted.
+    fn mirror_at(version: usize, rows: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(format!("v{version}.db"));
+        let mut conn = rusqlite::Connection::open(&path).unwrap();
+        for (i, sql) in MIGRATIONS[..version].iter().enumerate() {
+            let tx = conn.transaction().unwrap();
+            tx.execute_batch(sql).unwrap();
+            super::after(i, &tx).unwrap();
+            tx.commit().unwrap();
+        }
+        conn.pragma_update(None, "user_version", version as i64)
+            .unwrap();
+        conn.execute_batch(rows).unwrap();
+        (dir, path)
+    }
+
     /// A version-3 mirror with one live and one removed offer gains `live_hash` for the live one
     /// only, so the first run after the upgrade neither re-adds nor re-removes anything.
     #[test]
     fn migration_4_fills_live_hash_from_status() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("v3.db");
-        {
-            let conn = rusqlite::Connection::open(&path).unwrap();
-            for sql in &MIGRATIONS[..3] {
-                conn.execute_batch(sql).unwrap();
-            }
-            conn.pragma_update(None, "user_version", 3).unwrap();
-            conn.execute_batch(
-                "INSERT INTO offer_rows (id, source, external_id, name, status, content_hash, first_seen_at, updated_at, raw)
-                 VALUES (1, 's', 'live', 'A', 'active', 'h1', 't', 't', '{}'),
-                        (2, 's', 'gone', 'B', 'removed', 'h2', 't', 't', '{}');
-                 INSERT INTO offer_seen (offer_id, last_run_id, last_seen_at) VALUES (1, 1, 't'), (2, 1, 't');",
-            )
-            .unwrap();
-        }
+        let (_dir, path) = mirror_at(
+            3,
+            "INSERT INTO offer_rows (id, source, external_id, name, status, content_hash, first_seen_at, updated_at, raw)
+             VALUES (1, 's', 'live', 'A', 'active', 'h1', 't', 't', '{}'),
+                    (2, 's', 'gone', 'B', 'removed', 'h2', 't', 't', '{}');
+             INSERT INTO offer_seen (offer_id, last_run_id, last_seen_at) VALUES (1, 1, 't'), (2, 1, 't');",
+        );
         let store = Store::open(&path, Duration::from_secs(1)).unwrap();
         assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as i64);
         let hashes: Vec<(i64, Option<String>)> = store
@@ -462,21 +471,12 @@ mod tests {
     /// every row of a version-9 mirror, and the constraints still hold (NULL approval allowed).
     #[test]
     fn migration_10_keeps_rows_and_constraints_without_ephemeral_tables() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("v9.db");
-        {
-            let conn = rusqlite::Connection::open(&path).unwrap();
-            for sql in &MIGRATIONS[..9] {
-                conn.execute_batch(sql).unwrap();
-            }
-            conn.pragma_update(None, "user_version", 9).unwrap();
-            conn.execute_batch(
-                "INSERT INTO offer_rows (id, source, external_id, name, status, content_hash, first_seen_at, updated_at, raw)
-                 VALUES (1, 's', 'live', 'A', 'active', 'h1', 't', 't', '{}');
-                 INSERT INTO offer_seen (offer_id, last_run_id, last_seen_at) VALUES (1, 1, 't');",
-            )
-            .unwrap();
-        }
+        let (_dir, path) = mirror_at(
+            9,
+            "INSERT INTO offer_rows (id, source, external_id, name, status, content_hash, first_seen_at, updated_at, raw)
+             VALUES (1, 's', 'live', 'A', 'active', 'h1', 't', 't', '{}');
+             INSERT INTO offer_seen (offer_id, last_run_id, last_seen_at) VALUES (1, 1, 't');",
+        );
         let store = Store::open(&path, Duration::from_secs(1)).unwrap();
         assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as i64);
         assert_eq!(store.integrity_check().unwrap(), "ok");
@@ -522,25 +522,16 @@ mod tests {
     /// then read through the new index, not by scanning the table.
     #[test]
     fn migration_11_keys_history_by_offer_id() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("v10.db");
-        {
-            let conn = rusqlite::Connection::open(&path).unwrap();
-            for sql in &MIGRATIONS[..10] {
-                conn.execute_batch(sql).unwrap();
-            }
-            conn.pragma_update(None, "user_version", 10).unwrap();
-            conn.execute_batch(
-                "INSERT INTO sync_runs (id, source, started_at, state) VALUES (1, 's', 't', 'complete');
-                 INSERT INTO offer_rows (id, source, external_id, name, status, content_hash, first_seen_at, updated_at, raw)
-                 VALUES (7, 's', 'a', 'A', 'active', 'h', 't', 't', '{}'), (8, 's', 'b', 'B', 'active', 'h', 't', 't', '{}');
-                 INSERT INTO offer_seen (offer_id, last_run_id, last_seen_at) VALUES (7, 1, 't'), (8, 1, 't');
-                 INSERT INTO offer_changes (run_id, source, external_id, kind, diff, at)
-                 VALUES (1, 's', 'a', 'added', '{}', 't'), (1, 's', 'b', 'added', '{}', 't'),
-                        (1, 's', 'a', 'changed', '{}', 't');",
-            )
-            .unwrap();
-        }
+        let (_dir, path) = mirror_at(
+            10,
+            "INSERT INTO sync_runs (id, source, started_at, state) VALUES (1, 's', 't', 'complete');
+             INSERT INTO offer_rows (id, source, external_id, name, status, content_hash, first_seen_at, updated_at, raw)
+             VALUES (7, 's', 'a', 'A', 'active', 'h', 't', 't', '{}'), (8, 's', 'b', 'B', 'active', 'h', 't', 't', '{}');
+             INSERT INTO offer_seen (offer_id, last_run_id, last_seen_at) VALUES (7, 1, 't'), (8, 1, 't');
+             INSERT INTO offer_changes (run_id, source, external_id, kind, diff, at)
+             VALUES (1, 's', 'a', 'added', '{}', 't'), (1, 's', 'b', 'added', '{}', 't'),
+                    (1, 's', 'a', 'changed', '{}', 't');",
+        );
         let store = Store::open(&path, Duration::from_secs(1)).unwrap();
         let ids: Vec<(String, i64)> = store
             .conn
