@@ -26,6 +26,7 @@ pub mod hasoffers;
 pub mod limits;
 pub mod offer18;
 pub mod offerslook;
+pub mod postgres;
 pub mod targets;
 pub mod trackier;
 pub mod trackly;

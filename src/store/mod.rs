@@ -9,6 +9,7 @@ mod lease;
 mod notify;
 mod offers;
 mod outbox;
+pub mod pg;
 mod planning;
 pub mod query;
 mod removals;
@@ -60,6 +61,20 @@ pub enum StoreError {
     LeaseLost { source_name: String },
     #[error("the mirror is inconsistent: {0}; `sqlite3 FILE 'PRAGMA integrity_check'` says whether the file is damaged")]
     Inconsistent(String),
+    #[error("database {at}: {source}")]
+    Pg {
+        at: String,
+        #[source]
+        source: postgres::Error,
+    },
+    #[error("database.url {at}: {reason}")]
+    PgUrl { at: String, reason: String },
+    #[error("database {at} has no offersync schema (run `offersync --once` or the daemon first)")]
+    NotAMirrorAt { at: String },
+    #[error("database {at} has schema version {found}, newer than this offersync understands ({known}); upgrade offersync")]
+    TooNewAt { at: String, found: i64, known: i64 },
+    #[error("database {at} has schema version {found}, older than this offersync ({known}); it is migrated by the next write (`offersync --once`, or the daemon's next start)")]
+    OutdatedAt { at: String, found: i64, known: i64 },
 }
 
 impl StoreError {
@@ -128,11 +143,34 @@ impl StoreError {
             ),
             StoreError::LeaseLost { .. } => false,
             StoreError::Inconsistent(_) => true,
+            StoreError::PgUrl { .. }
+            | StoreError::NotAMirrorAt { .. }
+            | StoreError::TooNewAt { .. }
+            | StoreError::OutdatedAt { .. } => true,
+            // A server that cannot be reached or refuses us: the database is unusable for now.
+            StoreError::Pg { source, .. } => {
+                source.as_db_error().is_none()
+                    || source.code().is_some_and(|c| {
+                        c.code().starts_with("28")
+                            || c.code().starts_with("3D")
+                            || c.code().starts_with("53")
+                    })
+            }
         }
     }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A PostgreSQL error from inside a verb; the store's caller names the database.
+impl From<postgres::Error> for StoreError {
+    fn from(source: postgres::Error) -> StoreError {
+        StoreError::Pg {
+            at: "(PostgreSQL)".into(),
+            source,
+        }
+    }
+}
 
 fn is_busy(e: &rusqlite::Error) -> bool {
     matches!(

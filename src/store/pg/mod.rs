@@ -1,0 +1,331 @@
+//! The PostgreSQL backend: the same verbs as the SQLite one (`super::*`), with its SQL here.
+//!
+//! One [`Pg`] is one connection (the blocking `postgres` client: the store's callers already run
+//! on blocking threads, a page's transaction is one thread's unit of work, and the client keeps
+//! the writer design of the SQLite backend). Several daemons on several hosts may share one
+//! database: what one worker does to a source or a target is serialized by the lease rows in
+//! `source_leases`, locked with `SELECT ... FOR UPDATE` where they are taken over.
+
+mod schema;
+
+pub use schema::PG_MIGRATIONS;
+
+use super::{Result, StoreError};
+use crate::model::{Offer, OfferStatus, PayoutType, PayoutUnit, SourceApproval};
+use chrono::{DateTime, Utc};
+use std::str::FromStr;
+
+/// Where a PostgreSQL mirror is: the URL (never with a password in it when shown) and the
+/// password, from `password_env` / `password_file`.
+#[derive(Clone)]
+pub struct PgLocation {
+    pub url: String,
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for PgLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgLocation")
+            .field("url", &redact_url(&self.url))
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// The URL as it may be shown: any password in it replaced.
+pub fn redact_url(url: &str) -> String {
+    // scheme://user:password@host... -> scheme://user:***@host...
+    let Some(start) = url.find("://").map(|i| i + 3) else {
+        return url.to_string();
+    };
+    let rest = &url[start..];
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let auth = &rest[..end];
+    let Some(at) = auth.rfind('@') else {
+        return url.to_string();
+    };
+    match auth[..at].find(':') {
+        Some(colon) => format!(
+            "{}{}:***{}",
+            &url[..start],
+            &auth[..colon],
+            &url[start + at..]
+        ),
+        None => url.to_string(),
+    }
+}
+
+pub struct Pg {
+    /// Behind a `RefCell` so that reads take `&self`, as on the SQLite backend (the blocking
+    /// client needs `&mut` for every statement). Use `client.get_mut()` in `&mut self` verbs.
+    pub(crate) client: std::cell::RefCell<postgres::Client>,
+    /// The redacted URL, for messages.
+    pub(crate) shown: String,
+}
+
+/// The key of the advisory lock migrations are taken under ("offersyn" in ASCII).
+const MIGRATION_LOCK: i64 = 0x6f66_6665_7273_796e;
+
+impl Pg {
+    /// Connect and migrate (creating the schema in an empty database).
+    pub fn open(at: &PgLocation, connect_timeout: std::time::Duration) -> Result<Pg> {
+        let mut pg = Self::connect(at, connect_timeout)?;
+        pg.migrate()?;
+        Ok(pg)
+    }
+
+    /// Connect to a mirror that must already exist at this binary's schema version (reads).
+    pub fn open_existing(at: &PgLocation, connect_timeout: std::time::Duration) -> Result<Pg> {
+        let mut pg = Self::connect(at, connect_timeout)?;
+        let known = PG_MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
+        match pg.version()? {
+            None => Err(StoreError::NotAMirrorAt { at: pg.shown }),
+            Some(v) if v > known => Err(StoreError::TooNewAt {
+                at: pg.shown,
+                found: v,
+                known,
+            }),
+            Some(v) if v < known => Err(StoreError::OutdatedAt {
+                at: pg.shown,
+                found: v,
+                known,
+            }),
+            Some(_) => Ok(pg),
+        }
+    }
+
+    fn connect(at: &PgLocation, connect_timeout: std::time::Duration) -> Result<Pg> {
+        let shown = redact_url(&at.url);
+        let mut cfg: postgres::Config = at.url.parse().map_err(|e| StoreError::PgUrl {
+            at: shown.clone(),
+            reason: format!("{e}"),
+        })?;
+        if let Some(p) = &at.password {
+            cfg.password(p);
+        }
+        if cfg.get_connect_timeout().is_none() {
+            cfg.connect_timeout(connect_timeout);
+        }
+        cfg.application_name("offersync");
+        let client = cfg
+            .connect(postgres::NoTls)
+            .map_err(|source| StoreError::Pg {
+                at: shown.clone(),
+                source,
+            })?;
+        Ok(Pg {
+            client: std::cell::RefCell::new(client),
+            shown,
+        })
+    }
+
+    /// The schema version, `None` when the database has no offersync schema.
+    fn version(&mut self) -> Result<Option<i64>> {
+        let err = self.err();
+        let client = self.client.get_mut();
+        let exists: bool = client
+            .query_one("SELECT to_regclass('offersync_schema') IS NOT NULL", &[])
+            .map_err(&err)?
+            .get(0);
+        if !exists {
+            return Ok(None);
+        }
+        let v: Option<i64> = client
+            .query_opt("SELECT version FROM offersync_schema", &[])
+            .map_err(&err)?
+            .map(|r| r.get(0));
+        Ok(v)
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let known = PG_MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
+        let shown = self.shown.clone();
+        let err = |source| StoreError::Pg {
+            at: shown.clone(),
+            source,
+        };
+        let mut tx = self.client.get_mut().transaction().map_err(err)?;
+        // One migrating process at a time, across hosts; the others wait, then see it done.
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .map_err(err)?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS offersync_schema (
+                 one     boolean PRIMARY KEY DEFAULT true CHECK (one),
+                 version bigint NOT NULL
+             )",
+        )
+        .map_err(err)?;
+        let found: i64 = tx
+            .query_opt("SELECT version FROM offersync_schema", &[])
+            .map_err(err)?
+            .map(|r| r.get(0))
+            .unwrap_or(0);
+        if found > known {
+            return Err(StoreError::TooNewAt {
+                at: shown.clone(),
+                found,
+                known,
+            });
+        }
+        for (version, sql) in PG_MIGRATIONS.iter().filter(|m| m.0 > found) {
+            tx.batch_execute(sql).map_err(err)?;
+            tx.execute(
+                "INSERT INTO offersync_schema (one, version) VALUES (true, $1)
+                 ON CONFLICT (one) DO UPDATE SET version = excluded.version",
+                &[version],
+            )
+            .map_err(err)?;
+            tracing::info!(db = %shown, version, "database migrated");
+        }
+        tx.commit().map_err(err)?;
+        Ok(())
+    }
+
+    pub fn schema_version(&mut self) -> Result<i64> {
+        Ok(self.version()?.unwrap_or(0))
+    }
+
+    /// A mapper from `postgres::Error` to this store's error (the redacted URL in it).
+    pub(crate) fn err(&self) -> impl Fn(postgres::Error) -> StoreError + use<> {
+        let at = self.shown.clone();
+        move |source| StoreError::Pg {
+            at: at.clone(),
+            source,
+        }
+    }
+}
+
+/// The canonical columns of `offer_rows`, as text where the SQLite backend has text
+/// (`numeric` and `jsonb` are cast back), in [`offer_from_row`]'s order.
+pub(crate) const OFFER_COLUMNS: &str = "name, status, payout::text, currency, payout_type, revenue::text, \
+    countries::text, platforms::text, categories::text, tracking_url, preview_url, advertiser, description, \
+    icon_url, app_package, starts_at, ends_at, payouts::text, payout_unit, excluded_countries::text, approval, \
+    caps::text";
+
+/// The same columns prefixed with a table alias (`o.`), for joins.
+pub(crate) fn offer_columns_of(alias: &str) -> String {
+    OFFER_COLUMNS
+        .split(", ")
+        .map(|c| format!("{alias}.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn parse_list(s: Option<String>) -> Vec<String> {
+    s.and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_default()
+}
+
+fn parse_time(s: Option<String>) -> Option<DateTime<Utc>> {
+    s.and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// Rebuild an offer from [`OFFER_COLUMNS`] starting at column `at` of `r`.
+pub(crate) fn offer_from_row(
+    external_id: String,
+    r: &postgres::Row,
+    at: usize,
+) -> std::result::Result<Offer, postgres::Error> {
+    let dec = |v: Option<String>| v.and_then(|s| crate::model::parse_decimal(&s));
+    Ok(Offer {
+        external_id,
+        name: r.try_get(at)?,
+        status: OfferStatus::from_str(&r.try_get::<_, String>(at + 1)?)
+            .unwrap_or(OfferStatus::Other),
+        payout: dec(r.try_get(at + 2)?),
+        currency: r.try_get(at + 3)?,
+        payout_type: r
+            .try_get::<_, Option<String>>(at + 4)?
+            .map(|p| PayoutType::from_str(&p).unwrap_or(PayoutType::Other)),
+        revenue: dec(r.try_get(at + 5)?),
+        countries: parse_list(r.try_get(at + 6)?),
+        platforms: parse_list(r.try_get(at + 7)?),
+        categories: parse_list(r.try_get(at + 8)?),
+        tracking_url: r.try_get(at + 9)?,
+        preview_url: r.try_get(at + 10)?,
+        advertiser: r.try_get(at + 11)?,
+        description: r.try_get(at + 12)?,
+        icon_url: r.try_get(at + 13)?,
+        app_package: r.try_get(at + 14)?,
+        starts_at: parse_time(r.try_get(at + 15)?),
+        ends_at: parse_time(r.try_get(at + 16)?),
+        payouts: r
+            .try_get::<_, Option<String>>(at + 17)?
+            .and_then(|p| serde_json::from_str(&p).ok())
+            .unwrap_or_default(),
+        payout_unit: r
+            .try_get::<_, Option<String>>(at + 18)?
+            .and_then(|u| PayoutUnit::from_str(&u).ok())
+            .unwrap_or_default(),
+        excluded_countries: parse_list(r.try_get(at + 19)?),
+        approval: r
+            .try_get::<_, Option<String>>(at + 20)?
+            .and_then(|a| SourceApproval::from_str(&a).ok()),
+        caps: r
+            .try_get::<_, Option<String>>(at + 21)?
+            .and_then(|c| serde_json::from_str(&c).ok())
+            .unwrap_or_default(),
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+    use crate::sandbox::postgres::TestServer;
+
+    /// A migrated mirror in a schema of its own on the test server.
+    pub fn fresh() -> Pg {
+        let db = TestServer::global().fresh();
+        Pg::open(
+            &PgLocation {
+                url: db.url,
+                password: Some(db.password),
+            },
+            std::time::Duration::from_secs(10),
+        )
+        .expect("open a fresh PostgreSQL mirror")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fresh_database_is_migrated_to_the_sqlite_version() {
+        let mut pg = testing::fresh();
+        assert_eq!(
+            pg.schema_version().unwrap(),
+            super::super::schema::MIGRATIONS.len() as i64
+        );
+        // Opening again migrates nothing and keeps the version.
+        let n: i64 = pg
+            .client
+            .get_mut()
+            .query_one("SELECT count(*) FROM offersync_schema", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn a_password_in_the_url_is_never_shown() {
+        assert_eq!(
+            redact_url("postgres://bob:s3cret@db.example:5432/offersync?sslmode=disable"),
+            "postgres://bob:***@db.example:5432/offersync?sslmode=disable"
+        );
+        assert_eq!(
+            redact_url("postgres://bob@db.example/offersync"),
+            "postgres://bob@db.example/offersync"
+        );
+        let shown = format!(
+            "{:?}",
+            PgLocation {
+                url: "postgres://u:pw1@h/d".into(),
+                password: Some("pw2".into())
+            }
+        );
+        assert!(!shown.contains("pw1") && !shown.contains("pw2"), "{shown}");
+    }
+}
