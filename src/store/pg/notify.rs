@@ -1,0 +1,1 @@
+//! The notification outbox on PostgreSQL (being ported).

@@ -1,0 +1,1 @@
+//! The delivery outbox on PostgreSQL (being ported).
