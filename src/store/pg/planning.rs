@@ -480,3 +480,435 @@ impl Pg {
         Ok(Preview { shown, counts })
     }
 }
+
+/// Test equipment shared by the pg outbox, planning and notify tests: a PostgreSQL mirror and a
+/// SQLite twin fed the same offers, and their outboxes read back alike.
+#[cfg(test)]
+pub(crate) mod testkit {
+    use super::super::{testing, Pg};
+    use crate::config::{TargetConfig, TargetKind};
+    use crate::model::Offer;
+    use crate::store::Store;
+    use serde_json::Value;
+
+    pub(crate) fn target(name: &str, sources: &[&str]) -> TargetConfig {
+        let mut t = crate::push::plan::tests::target(TargetKind::Affise);
+        t.name = name.into();
+        t.sources = sources.iter().map(|s| s.to_string()).collect();
+        t
+    }
+
+    pub(crate) fn offer(id: &str) -> Offer {
+        let mut o = crate::push::plan::tests::offer();
+        o.external_id = id.into();
+        o.name = format!("Game {id}");
+        o
+    }
+
+    fn text_list(v: &[String]) -> String {
+        serde_json::to_string(v).unwrap()
+    }
+
+    /// Store `o` (live, seen by run 1) as the canonical offer of `source` in PostgreSQL.
+    pub(crate) fn pg_offer(pg: &mut Pg, source: &str, o: &Offer) -> i64 {
+        let c = pg.client.get_mut();
+        let payout = o.payout.map(|p| p.to_string());
+        let payout_type = o.payout_type.map(|p| p.as_str());
+        let id: i64 = c
+            .query_one(
+                "INSERT INTO offer_rows (source, external_id, name, status, payout, currency, payout_type,
+                        countries, tracking_url, advertiser, content_hash, first_seen_at, updated_at, raw)
+                 VALUES ($1, $2, $3, $4, $5::text::numeric, $6, $7, $8::text::jsonb, $9, $10, 'h',
+                         '2024-01-01T00:00:00Z', '2024-01-01T00:00:00Z', '{}')
+                 ON CONFLICT (source, external_id) DO UPDATE SET name = excluded.name,
+                     status = excluded.status, payout = excluded.payout, tracking_url = excluded.tracking_url
+                 RETURNING id",
+                &[
+                    &source,
+                    &o.external_id,
+                    &o.name,
+                    &o.status.as_str(),
+                    &payout,
+                    &o.currency,
+                    &payout_type,
+                    &text_list(&o.countries),
+                    &o.tracking_url,
+                    &o.advertiser,
+                ],
+            )
+            .unwrap()
+            .get(0);
+        c.execute(
+            "INSERT INTO offer_seen (offer_id, last_run_id, last_seen_at, missed_runs, live_hash)
+             VALUES ($1, 1, '2024-01-01T00:00:00Z', 0, 'h') ON CONFLICT (offer_id) DO NOTHING",
+            &[&id],
+        )
+        .unwrap();
+        id
+    }
+
+    /// The same in SQLite.
+    pub(crate) fn lite_offer(s: &Store, source: &str, o: &Offer) {
+        s.conn
+            .execute(
+                "INSERT INTO offer_rows (source, external_id, name, status, payout, currency, payout_type,
+                        countries, tracking_url, advertiser, content_hash, first_seen_at, updated_at, raw)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'h',
+                         '2024-01-01T00:00:00Z', '2024-01-01T00:00:00Z', '{}')
+                 ON CONFLICT (source, external_id) DO UPDATE SET name = excluded.name,
+                     status = excluded.status, payout = excluded.payout, tracking_url = excluded.tracking_url",
+                rusqlite::params![
+                    source,
+                    o.external_id,
+                    o.name,
+                    o.status.as_str(),
+                    o.payout.map(|p| p.to_string()),
+                    o.currency,
+                    o.payout_type.map(|p| p.as_str()),
+                    text_list(&o.countries),
+                    o.tracking_url,
+                    o.advertiser,
+                ],
+            )
+            .unwrap();
+        s.conn
+            .execute(
+                "INSERT OR IGNORE INTO offer_seen (offer_id, last_run_id, last_seen_at, missed_runs, live_hash)
+                 SELECT id, 1, '2024-01-01T00:00:00Z', 0, 'h' FROM offer_rows
+                 WHERE source = ?1 AND external_id = ?2",
+                rusqlite::params![source, o.external_id],
+            )
+            .unwrap();
+    }
+
+    /// A fresh SQLite mirror in a temporary directory.
+    pub(crate) fn lite() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("m.db"), std::time::Duration::from_secs(5)).unwrap();
+        (dir, s)
+    }
+
+    /// One outbox row, as both backends can show it: target, source, external_id, op, payload,
+    /// state, last_error, possible_duplicate, attempts.
+    pub(crate) type Row = (
+        String,
+        String,
+        String,
+        String,
+        Value,
+        String,
+        Option<String>,
+        bool,
+        i64,
+    );
+
+    pub(crate) fn pg_outbox(pg: &mut Pg) -> Vec<Row> {
+        pg.client
+            .get_mut()
+            .query(
+                "SELECT target, source, external_id, op, payload::text, state, last_error,
+                        possible_duplicate, attempts FROM push_outbox ORDER BY id",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r.get(0),
+                    r.get(1),
+                    r.get(2),
+                    r.get(3),
+                    serde_json::from_str(r.get::<_, &str>(4)).unwrap(),
+                    r.get(5),
+                    r.get(6),
+                    r.get(7),
+                    r.get(8),
+                )
+            })
+            .collect()
+    }
+
+    pub(crate) fn lite_outbox(s: &Store) -> Vec<Row> {
+        s.conn
+            .prepare(
+                "SELECT target, source, external_id, op, payload, state, last_error,
+                        possible_duplicate, attempts FROM push_outbox ORDER BY id",
+            )
+            .unwrap()
+            .query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    serde_json::from_str(&r.get::<_, String>(4)?).unwrap(),
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                    r.get(8)?,
+                ))
+            })
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
+    /// Run one SQL statement on both backends (written with `$n` for both: SQLite reads `$1`
+    /// as a numbered parameter too).
+    pub(crate) fn both(pg: &mut Pg, s: &Store, sql: &str) {
+        pg.client.get_mut().batch_execute(sql).unwrap();
+        s.conn.execute_batch(sql).unwrap();
+    }
+
+    pub(crate) fn fresh_pair() -> (Pg, tempfile::TempDir, Store) {
+        let pg = testing::fresh();
+        let (dir, s) = lite();
+        (pg, dir, s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testkit::*;
+    use super::*;
+    use crate::push::Targets;
+
+    /// Plan `o` of source `s` in one transaction on both backends.
+    fn plan_both(pg: &mut Pg, lite: &mut crate::store::Store, t: &Targets<'_>, o: &Offer) {
+        let mut tx = pg.client.get_mut().transaction().unwrap();
+        plan_offer(&mut tx, t, "s", o, "2024-01-02T00:00:00Z").unwrap();
+        tx.commit().unwrap();
+        let tx = lite.conn.transaction().unwrap();
+        crate::store::planning::plan_offer(&tx, t, "s", o, "2024-01-02T00:00:00Z").unwrap();
+        tx.commit().unwrap();
+    }
+
+    #[test]
+    fn a_newer_plan_replaces_the_waiting_op_and_a_needless_one_is_dropped() {
+        let (mut pg, _d, mut lite) = fresh_pair();
+        let cfg = [target("t", &["s"]), target("u", &["other"])];
+        let t = Targets(&cfg);
+        let mut o = offer("1");
+        plan_both(&mut pg, &mut lite, &t, &o);
+        let rows = pg_outbox(&mut pg);
+        assert_eq!(
+            rows.len(),
+            1,
+            "only the target that takes the source: {rows:?}"
+        );
+        assert_eq!(
+            (rows[0].0.as_str(), rows[0].3.as_str(), rows[0].5.as_str()),
+            ("t", "create", "pending")
+        );
+        // A change before delivery coalesces into the one waiting create.
+        o.name = "Renamed".into();
+        plan_both(&mut pg, &mut lite, &t, &o);
+        let rows = pg_outbox(&mut pg);
+        assert_eq!(rows.len(), 1);
+        assert!(rows[0].4.to_string().contains("Renamed"), "{:?}", rows[0].4);
+        assert_eq!(rows, lite_outbox(&lite));
+        // No longer wanted, never created: nothing is left to do.
+        o.status = OfferStatus::Removed;
+        plan_both(&mut pg, &mut lite, &t, &o);
+        assert!(pg_outbox(&mut pg).is_empty());
+        assert_eq!(pg_outbox(&mut pg), lite_outbox(&lite));
+    }
+
+    #[test]
+    fn changes_during_a_create_in_flight_are_planned_against_it_and_queued_behind() {
+        let (mut pg, _d, mut lite) = fresh_pair();
+        let cfg = [target("t", &["s"])];
+        let t = Targets(&cfg);
+        let mut o = offer("1");
+        plan_both(&mut pg, &mut lite, &t, &o);
+        both(&mut pg, &lite, "UPDATE push_outbox SET state = 'in_flight'");
+        // The pending mapping is what the create will leave.
+        {
+            let c = pg.client.get_mut();
+            let m = effective_mapping(c, "t", "s", "1").unwrap().unwrap();
+            assert!(m.pending && m.active && m.target_offer_id.is_empty());
+            assert!(real_mapping(c, "t", "s", "1").unwrap().is_none());
+        }
+        o.name = "Renamed".into();
+        plan_both(&mut pg, &mut lite, &t, &o);
+        o.status = OfferStatus::Removed;
+        plan_both(&mut pg, &mut lite, &t, &o);
+        let rows = pg_outbox(&mut pg);
+        let ops: Vec<(&str, &str)> = rows.iter().map(|r| (r.3.as_str(), r.5.as_str())).collect();
+        // The update was replaced by the pause (one waiting op), behind the create in flight.
+        assert_eq!(ops, [("create", "in_flight"), ("pause", "pending")]);
+        assert_eq!(rows, lite_outbox(&lite));
+    }
+
+    #[test]
+    fn a_plan_never_overwrites_an_op_a_deliverer_claimed_meanwhile() {
+        let mut pg = super::super::testing::fresh();
+        let c = pg.client.get_mut();
+        let cfg = [target("t", &["s"])];
+        let o = offer("1");
+        let op = Targets(&cfg).plan(0, "s", &o, None, None).unwrap();
+        let mut tx = c.transaction().unwrap();
+        enqueue(&mut tx, "t", "s", "1", Some(&op), false, "now").unwrap();
+        let id: i64 = tx
+            .query_one("SELECT id FROM push_outbox", &[])
+            .unwrap()
+            .get(0);
+        tx.commit().unwrap();
+        // The planner read `id` as waiting; a deliverer claims it before the write.
+        c.execute("UPDATE push_outbox SET state = 'in_flight'", &[])
+            .unwrap();
+        let mut tx = c.transaction().unwrap();
+        write_op(&mut tx, Some(id), ("t", "s", "1"), Some(&op), true, "now").unwrap();
+        write_op(&mut tx, None, ("t", "s", "1"), None, false, "now").unwrap();
+        tx.commit().unwrap();
+        let rows = pg_outbox(&mut pg);
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        assert_eq!(rows[0].5, "in_flight");
+        assert!(!rows[0].7, "the claimed op is untouched");
+        assert_eq!((rows[1].5.as_str(), rows[1].7), ("pending", true));
+        // And a drop that raced with a claim drops nothing.
+        let c = pg.client.get_mut();
+        let mut tx = c.transaction().unwrap();
+        write_op(&mut tx, Some(id), ("t", "s", "1"), None, false, "now").unwrap();
+        tx.commit().unwrap();
+        assert_eq!(pg_outbox(&mut pg).len(), 2);
+    }
+
+    #[test]
+    fn decisions_and_held_creates_are_written_as_their_state() {
+        let (mut pg, _d, mut lite) = fresh_pair();
+        let cfg = [target("t", &["s"])];
+        let t = Targets(&cfg);
+        both(
+            &mut pg,
+            &lite,
+            "INSERT INTO push_decisions (target, source, external_id, decision, payout, decided_at)
+             VALUES ('t', 's', '1', 'rejected', NULL, 'x'), ('t', 's', '2', 'approved', '1.50', 'x')",
+        );
+        {
+            let c = pg.client.get_mut();
+            assert_eq!(
+                decision(c, "t", "s", "1").unwrap(),
+                Some(Decision::Rejected)
+            );
+            assert_eq!(
+                decision(c, "t", "s", "2").unwrap(),
+                Some(Decision::Approved {
+                    payout: Some("1.50".into())
+                })
+            );
+            assert_eq!(decision(c, "t", "s", "3").unwrap(), None);
+        }
+        for id in ["1", "2", "3"] {
+            plan_both(&mut pg, &mut lite, &t, &offer(id));
+        }
+        // A create the contract rules out (no tracking URL on an Affise create) is skipped.
+        let mut bare = offer("4");
+        bare.tracking_url = None;
+        plan_both(&mut pg, &mut lite, &t, &bare);
+        let rows = pg_outbox(&mut pg);
+        assert_eq!(rows, lite_outbox(&lite));
+        assert_eq!(rows[0].5, "rejected");
+        assert_eq!(rows[0].6.as_deref(), Some("rejected by an operator"));
+        assert_eq!(rows[1].5, "pending");
+    }
+
+    #[test]
+    fn a_mass_removal_is_streamed_and_pauses_every_live_offer() {
+        let (mut pg, _d, mut lite) = fresh_pair();
+        let cfg = [target("t", &["s"])];
+        let t = Targets(&cfg);
+        let n = 1234;
+        for i in 0..n {
+            let o = offer(&format!("{i:05}"));
+            pg_offer(&mut pg, "s", &o);
+            lite_offer(&lite, "s", &o);
+        }
+        pg_offer(&mut pg, "other", &offer("x"));
+        lite_offer(&lite, "other", &offer("x"));
+        both(
+            &mut pg,
+            &lite,
+            "INSERT INTO target_offers (target, source, external_id, target_offer_id, state, pushed_payload)
+             SELECT 't', source, external_id, 'a' || external_id, 'active', '{}' FROM offer_rows;
+             UPDATE offer_seen SET missed_runs = 3
+             WHERE offer_id IN (SELECT id FROM offer_rows WHERE external_id < '01000' OR source = 'other');",
+        );
+        let missing = "FROM offer_rows o JOIN offer_seen s ON s.offer_id = o.id
+                       WHERE o.source = $1 AND s.live_hash IS NOT NULL AND s.missed_runs >= $2";
+        let mut tx = pg.client.get_mut().transaction().unwrap();
+        plan_removed(&mut tx, &t, "s", 2, missing, "now").unwrap();
+        tx.commit().unwrap();
+        let tx = lite.conn.transaction().unwrap();
+        crate::store::planning::plan_removed(&tx, &t, "s", 2, &missing.replace('$', "?"), "now")
+            .unwrap();
+        tx.commit().unwrap();
+        let rows = pg_outbox(&mut pg);
+        assert_eq!(rows.len(), 1000);
+        assert!(rows.iter().all(|r| r.3 == "pause" && r.1 == "s"));
+        assert_eq!(rows, lite_outbox(&lite));
+        // A source no target takes plans nothing.
+        let mut tx = pg.client.get_mut().transaction().unwrap();
+        plan_removed(&mut tx, &t, "other", 2, missing, "now").unwrap();
+        tx.commit().unwrap();
+        assert_eq!(pg_outbox(&mut pg).len(), 1000);
+    }
+
+    #[test]
+    fn a_replan_plans_every_offer_of_the_targets_sources_and_remembers_the_hash() {
+        let (mut pg, _d, mut lite) = fresh_pair();
+        for i in 0..1100 {
+            let mut o = offer(&format!("{i:05}"));
+            if i % 10 == 0 {
+                o.status = OfferStatus::Paused;
+            }
+            pg_offer(&mut pg, "s", &o);
+            lite_offer(&lite, "s", &o);
+        }
+        pg_offer(&mut pg, "other", &offer("x"));
+        lite_offer(&lite, "other", &offer("x"));
+        let cfg = [target("t", &["s"])];
+        let t = Targets(&cfg);
+        assert_eq!(pg.target_plan_hash("t").unwrap(), None);
+        let n = pg.replan_target(&t, "h1", "now").unwrap();
+        let m = lite.replan_target(&t, "h1", "now").unwrap();
+        assert_eq!((n, m), (990, 990));
+        assert_eq!(pg.target_plan_hash("t").unwrap().as_deref(), Some("h1"));
+        assert_eq!(pg_outbox(&mut pg), lite_outbox(&lite));
+        // Again with a new hash: the waiting creates are replaced, not doubled.
+        assert_eq!(pg.replan_target(&t, "h2", "now").unwrap(), 990);
+        assert_eq!(pg.target_plan_hash("t").unwrap().as_deref(), Some("h2"));
+        assert_eq!(pg_outbox(&mut pg).len(), 990);
+    }
+
+    #[test]
+    fn a_preview_counts_what_delivery_would_do_and_writes_nothing() {
+        let (mut pg, _d, lite) = fresh_pair();
+        for i in 0..700 {
+            let o = offer(&format!("{i:05}"));
+            pg_offer(&mut pg, "s", &o);
+            lite_offer(&lite, "s", &o);
+        }
+        both(
+            &mut pg,
+            &lite,
+            "INSERT INTO target_offers (target, source, external_id, target_offer_id, state, pushed_payload)
+             SELECT 't', source, external_id, 'a', 'active', '{}' FROM offer_rows WHERE external_id < '00100';
+             INSERT INTO push_outbox (target, source, external_id, op, payload, state, created_at)
+             VALUES ('t', 's', '00200', 'create', '{\"title\": \"x\"}', 'in_flight', 'now');
+             INSERT INTO push_decisions (target, source, external_id, decision, decided_at)
+             VALUES ('t', 's', '00300', 'rejected', 'x');",
+        );
+        let cfg = [target("t", &["s"])];
+        let t = Targets(&cfg);
+        let p = pg.preview_target(&t, 5).unwrap();
+        let q = lite.preview_target(&t, 5).unwrap();
+        assert_eq!(p.counts, q.counts);
+        assert_eq!(p.shown, q.shown);
+        assert_eq!(p.shown.len(), 5);
+        assert_eq!(p.counts.get("update"), Some(&101), "{:?}", p.counts);
+        assert_eq!(p.counts.get("rejected"), Some(&1));
+        assert_eq!(p.counts.get("create"), Some(&598));
+        assert_eq!(pg_outbox(&mut pg).len(), 1, "a preview only reads");
+    }
+}
