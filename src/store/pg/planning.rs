@@ -660,6 +660,17 @@ pub(crate) mod testkit {
         s.conn.execute_batch(sql).unwrap();
     }
 
+    /// Two connections (two "hosts") to one fresh mirror.
+    pub(crate) fn two_on_one() -> (Pg, Pg) {
+        let db = crate::sandbox::postgres::TestServer::global().fresh();
+        let at = super::super::PgLocation {
+            url: db.url,
+            password: Some(db.password),
+        };
+        let open = || Pg::open(&at, std::time::Duration::from_secs(10)).unwrap();
+        (open(), open())
+    }
+
     pub(crate) fn fresh_pair() -> (Pg, tempfile::TempDir, Store) {
         let pg = testing::fresh();
         let (dir, s) = lite();
