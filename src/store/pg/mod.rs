@@ -11,6 +11,7 @@ mod outbox;
 mod planning;
 mod schema;
 
+pub use outbox::PgOutboxTx;
 pub use schema::PG_MIGRATIONS;
 
 use super::{Result, StoreError};

@@ -786,6 +786,48 @@ mod tests {
     }
 
     #[test]
+    fn a_page_replanning_a_waiting_op_holds_it_against_claims_until_it_commits() {
+        let (mut a, mut b) = two_on_one();
+        let cfg = [target("t", &["s"])];
+        let t = Targets(&cfg);
+        let mut o = offer("1");
+        let mut tx = a.client.get_mut().transaction().unwrap();
+        plan_offer(&mut tx, &t, "s", &o, "now").unwrap();
+        tx.commit().unwrap();
+        b.client
+            .get_mut()
+            .batch_execute("SET lock_timeout = '2s'")
+            .unwrap();
+        // The page writer replaces the waiting create and has not committed yet.
+        o.name = "Renamed".into();
+        let mut tx = a.client.get_mut().transaction().unwrap();
+        plan_offer(&mut tx, &t, "s", &o, "now").unwrap();
+        assert!(
+            b.claim_next("t", "now").unwrap().is_none(),
+            "skipped while locked, not waited for"
+        );
+        tx.commit().unwrap();
+        let op = b.claim_next("t", "now").unwrap().unwrap();
+        assert!(serde_json::to_string(&op.fields)
+            .unwrap()
+            .contains("Renamed"));
+        // Planned again while it is in flight: queued behind, the claimed op untouched.
+        o.name = "Again".into();
+        let mut tx = a.client.get_mut().transaction().unwrap();
+        plan_offer(&mut tx, &t, "s", &o, "now").unwrap();
+        tx.commit().unwrap();
+        let rows = pg_outbox(&mut a);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].5, "in_flight");
+        assert!(rows[0].4.to_string().contains("Renamed"));
+        // Against the pending mapping the create leaves: an update of the name only.
+        assert_eq!(
+            (rows[1].3.as_str(), rows[1].5.as_str()),
+            ("update", "pending")
+        );
+    }
+
+    #[test]
     fn decisions_and_held_creates_are_written_as_their_state() {
         let (mut pg, _d, mut lite) = fresh_pair();
         let cfg = [target("t", &["s"])];
