@@ -6,6 +6,7 @@
 //! database: what one worker does to a source or a target is serialized by the lease rows in
 //! `source_leases`, locked with `SELECT ... FOR UPDATE` where they are taken over.
 
+mod console;
 mod query;
 mod schema;
 
