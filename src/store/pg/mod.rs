@@ -7,6 +7,9 @@
 //! `source_leases`, locked with `SELECT ... FOR UPDATE` where they are taken over.
 
 mod console;
+mod notify;
+mod outbox;
+mod planning;
 mod query;
 mod schema;
 
