@@ -341,13 +341,12 @@ impl Pg {
             .iter()
             .map(|s| s.as_str())
             .collect();
-        Ok(self
-            .client
+        self.client
             .borrow_mut()
             .query(OUTBOX_COUNTS, &[&target, &states, &(cap + 1)])?
             .iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            .collect::<Result<_>>()?)
+            .collect()
     }
 }
 

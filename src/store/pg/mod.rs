@@ -7,6 +7,7 @@
 //! `source_leases`, locked with `SELECT ... FOR UPDATE` where they are taken over.
 
 mod console;
+mod decisions;
 mod notify;
 mod outbox;
 mod planning;
