@@ -7,7 +7,8 @@ use rusqlite::types::{Value as SqlValue, ValueRef};
 use serde_json::Value;
 
 /// Columns holding JSON text, shown as JSON rather than as strings.
-const JSON_COLUMNS: &[&str] = &["countries", "platforms", "categories", "diff", "payload"];
+pub(crate) const JSON_COLUMNS: &[&str] =
+    &["countries", "platforms", "categories", "diff", "payload"];
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Table {

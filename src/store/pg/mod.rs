@@ -6,9 +6,12 @@
 //! database: what one worker does to a source or a target is serialized by the lease rows in
 //! `source_leases`, locked with `SELECT ... FOR UPDATE` where they are taken over.
 
+mod console;
+mod decisions;
 mod notify;
 mod outbox;
 mod planning;
+mod query;
 mod schema;
 
 pub use outbox::PgOutboxTx;
