@@ -6,9 +6,13 @@
 //! database: what one worker does to a source or a target is serialized by the lease rows in
 //! `source_leases`, locked with `SELECT ... FOR UPDATE` where they are taken over.
 
+mod lease;
 mod notify;
+mod offers;
 mod outbox;
 mod planning;
+mod removals;
+mod runs;
 mod schema;
 
 pub use schema::PG_MIGRATIONS;

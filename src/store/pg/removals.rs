@@ -1,0 +1,201 @@
+//! Removal detection at the end of a complete run on PostgreSQL (invariants 3 and 7), the
+//! mass-removal guard, and approving what it held: set-based statements over the narrow
+//! `offer_seen` rows, as on SQLite; removed offers are handed to the planner (a pause for what
+//! targets hold live) before they are marked removed.
+
+use super::super::{ApproveOutcome, FinalizeOutcome, Result};
+use super::lease::heartbeat;
+use super::offers::named;
+use super::Pg;
+use crate::model::{Planner, RunState, StopReason};
+
+/// The live offers of a source missed by `grace` complete runs, over `offer_rows o`: `$1` is
+/// the source and `$2` the grace (what the planner's `plan_removed` binds).
+const MISSING: &str = "FROM offer_rows o JOIN offer_seen s ON s.offer_id = o.id
+                       WHERE o.source = $1 AND s.live_hash IS NOT NULL AND s.missed_runs >= $2";
+
+impl Pg {
+    /// Removal detection at the end of a complete run (invariants 3 and 7): every live offer of
+    /// `source` not seen by `run_id` has its missed-run count raised; those missed for
+    /// `grace` complete runs are marked removed, unless they are more than `max_fraction` of the
+    /// live offers, in which case nothing is removed and the run is held.
+    #[allow(clippy::too_many_arguments)]
+    pub fn finalize_complete(
+        &mut self,
+        run_id: i64,
+        source: &str,
+        holder: &str,
+        grace: u32,
+        max_fraction: f64,
+        planner: &dyn Planner,
+        now: &str,
+    ) -> Result<FinalizeOutcome> {
+        let shown = self.shown.clone();
+        let mut tx = self.client.get_mut().transaction()?;
+        let outcome = finalize_in(&mut tx, run_id, source, holder, grace, max_fraction, planner, now)
+            .map_err(named(&shown))?;
+        tx.commit().map_err(|e| named(&shown)(e.into()))?;
+        Ok(outcome)
+    }
+
+    /// Apply the removals held by the source's last complete run, if it was held. The caller
+    /// holds the source's lease.
+    pub fn approve_removals(
+        &mut self,
+        source: &str,
+        grace: u32,
+        planner: &dyn Planner,
+        now: &str,
+    ) -> Result<ApproveOutcome> {
+        let shown = self.shown.clone();
+        let mut tx = self.client.get_mut().transaction()?;
+        let outcome = approve_in(&mut tx, source, grace, planner, now).map_err(named(&shown))?;
+        tx.commit().map_err(|e| named(&shown)(e.into()))?;
+        Ok(outcome)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finalize_in(
+    tx: &mut postgres::Transaction<'_>,
+    run_id: i64,
+    source: &str,
+    holder: &str,
+    grace: u32,
+    max_fraction: f64,
+    planner: &dyn Planner,
+    now: &str,
+) -> Result<FinalizeOutcome> {
+    heartbeat(tx, source, holder)?;
+    // Liveness is `offer_seen.live_hash IS NOT NULL`: these walk the (source, external_id)
+    // index and the narrow offer_seen rows, never the wide offer rows.
+    let live: i64 = tx
+        .query_one(
+            "SELECT count(*) FROM offer_rows o JOIN offer_seen s ON s.offer_id = o.id
+             WHERE o.source = $1 AND s.live_hash IS NOT NULL",
+            &[&source],
+        )?
+        .get(0);
+    // Every offer this run stored is live and was seen by it (added, changed or reappeared,
+    // unchanged; duplicates are not counted twice). When that is every live offer, nothing
+    // was missed: skip the two passes over the source's offers.
+    let seen_live: i64 = tx
+        .query_one(
+            "SELECT added + changed + unchanged FROM sync_runs WHERE id = $1",
+            &[&run_id],
+        )?
+        .get(0);
+    let candidates: i64 = if seen_live >= live {
+        0
+    } else {
+        tx.execute(
+            "UPDATE offer_seen s SET missed_runs = s.missed_runs + 1
+             FROM offer_rows o
+             WHERE o.id = s.offer_id AND o.source = $1 AND s.last_run_id <> $2
+               AND s.live_hash IS NOT NULL",
+            &[&source, &run_id],
+        )?;
+        tx.query_one(
+            &format!("SELECT count(*) {MISSING}"),
+            &[&source, &i64::from(grace)],
+        )?
+        .get(0)
+    };
+    let outcome = if candidates > 0 && candidates as f64 > max_fraction * live as f64 {
+        tx.execute(
+            "UPDATE sync_runs SET held_removals = $2 WHERE id = $1",
+            &[&run_id, &candidates],
+        )?;
+        FinalizeOutcome::Held {
+            candidates: candidates as u64,
+            live: live as u64,
+        }
+    } else if candidates == 0 {
+        // Exact, not a guess (grace is at least 1, config says so): either every live offer
+        // was seen by this run (so none has missed a run), or the count above found none
+        // missed for `grace` runs.
+        FinalizeOutcome::Removed(0)
+    } else {
+        FinalizeOutcome::Removed(remove_missing(tx, run_id, source, grace, planner, now)?)
+    };
+    Ok(outcome)
+}
+
+fn approve_in(
+    tx: &mut postgres::Transaction<'_>,
+    source: &str,
+    grace: u32,
+    planner: &dyn Planner,
+    now: &str,
+) -> Result<ApproveOutcome> {
+    // The run row locked: two approvals racing (without the lease) apply it once.
+    let last: Option<(i64, String)> = tx
+        .query_opt(
+            "SELECT id, state FROM sync_runs WHERE source = $1 AND state IN ('complete', 'held')
+             ORDER BY id DESC LIMIT 1 FOR UPDATE",
+            &[&source],
+        )?
+        .map(|r| (r.get(0), r.get(1)));
+    let Some((run_id, _)) = last.clone().filter(|(_, s)| s == "held") else {
+        return Ok(ApproveOutcome::NothingHeld { last });
+    };
+    let removed = remove_missing(tx, run_id, source, grace, planner, now)?;
+    tx.execute(
+        "UPDATE sync_runs SET state = $2, reason = $3, error = NULL WHERE id = $1",
+        &[
+            &run_id,
+            &RunState::Complete.as_str(),
+            &StopReason::RemovalsApproved.as_str(),
+        ],
+    )?;
+    Ok(ApproveOutcome::Approved { run_id, removed })
+}
+
+/// Mark removed every live offer of `source` missed by `grace` complete runs, with a change
+/// record each. Set-based, so a mass removal needs no memory per offer.
+fn remove_missing(
+    tx: &mut postgres::Transaction<'_>,
+    run_id: i64,
+    source: &str,
+    grace: u32,
+    planner: &dyn Planner,
+    now: &str,
+) -> Result<u64> {
+    let grace_n = i64::from(grace);
+    // The change records first, in external id order (byte order, as on SQLite).
+    tx.execute(
+        &format!(
+            "INSERT INTO offer_changes (run_id, source, external_id, kind, diff, at, offer_id)
+             SELECT $3, o.source, o.external_id, 'removed',
+                    jsonb_build_object('status', jsonb_build_object('old', o.status, 'new', 'removed')),
+                    $4, o.id
+             {MISSING} ORDER BY o.external_id COLLATE \"C\""
+        ),
+        &[&source, &grace_n, &run_id, &now],
+    )?;
+    // The planner sees them still live (what they were), then they are marked removed.
+    super::planning::plan_removed(tx, planner, source, grace, MISSING, now)?;
+    // The wide rows, the narrow rows (this ends their match of MISSING) and the run counter in
+    // one statement: its parts see the same snapshot, before any of them.
+    let removed: i64 = tx
+        .query_one(
+            &format!(
+                "WITH m AS (SELECT o.id {MISSING}),
+                 gone AS (
+                     UPDATE offer_rows SET status = 'removed', removed_at = $4, updated_at = $4
+                     WHERE id IN (SELECT id FROM m) RETURNING id
+                 ),
+                 dead AS (
+                     UPDATE offer_seen SET live_hash = NULL WHERE offer_id IN (SELECT id FROM m)
+                 ),
+                 counted AS (
+                     UPDATE sync_runs SET removed = removed + (SELECT count(*) FROM gone)
+                     WHERE id = $3
+                 )
+                 SELECT count(*) FROM gone"
+            ),
+            &[&source, &grace_n, &run_id, &now],
+        )?
+        .get(0);
+    Ok(removed as u64)
+}
