@@ -3,7 +3,8 @@
 //!
 //! A call to [`Pg::apply_pages`] is a handful of statements whatever the number of offers in
 //! its pages, so a round trip is paid per statement and not per offer:
-//! 1. the heartbeat (which also keeps the lease row locked until the commit: a takeover waits);
+//! 1. the heartbeat (which also keeps the lease row locked until the commit: a takeover waits),
+//!    with `synchronous_commit = off` for this transaction;
 //! 2. one lookup of every id of the pages (`external_id = ANY($2)`, the narrow `offer_seen`
 //!    columns only), after which every offer is classified in memory, in page order, exactly as
 //!    the SQLite loop does: an id already seen by this run (in an earlier call, earlier in these
@@ -19,7 +20,7 @@
 //! Statements on this path are sent typed (`query_typed`): one round trip each, no prepare.
 
 use super::super::{PageBatch, PageCounts, Result, StoreError, StoredOffer};
-use super::lease::heartbeat;
+use super::lease::DB_NOW;
 use super::{offer_columns_of, offer_from_row, Pg, OFFER_COLUMNS};
 use crate::model::{diff, ChangeKind, Columns, Offer, OfferStatus, PayoutType, Planner, SourcedOffer};
 use postgres::types::{ToSql, Type};
@@ -218,10 +219,23 @@ fn apply_in(
     planner: &dyn Planner,
     now: &str,
 ) -> Result<Vec<PageCounts>> {
-    heartbeat(tx, source, holder)?;
-    // A page lost to a crash of the database server is fetched again by the next run (the
-    // same trade as SQLite's synchronous=NORMAL); only this transaction, never the outbox's.
-    tx.batch_execute("SET LOCAL synchronous_commit = off")?;
+    // The heartbeat (`LeaseLost` when another worker took the lease over), which keeps the
+    // lease row locked until the commit, and in the same round trip `SET LOCAL
+    // synchronous_commit = off` for this transaction only: a page lost to a crash of the
+    // database server is fetched again by the next run (the same trade as SQLite's
+    // synchronous=NORMAL). Never for the outbox's transactions.
+    let held = tx.query_typed(
+        &format!(
+            "UPDATE source_leases SET heartbeat_at = {DB_NOW} WHERE source = $1 AND holder = $2
+             RETURNING set_config('synchronous_commit', 'off', true)"
+        ),
+        &[(&source, Type::TEXT), (&holder, Type::TEXT)],
+    )?;
+    if held.is_empty() {
+        return Err(StoreError::LeaseLost {
+            source_name: source.to_string(),
+        });
+    }
     let mut counts = vec![PageCounts::default(); pages.len()];
     if pages.iter().all(|p| p.offers.is_empty() && p.rejected_ids.is_empty()) {
         run_counters(tx, run_id, pages, &counts)?;
@@ -246,9 +260,21 @@ fn apply_in(
         }
     }
     let rows = tx.query_typed(
+        // One probe of the unique (source, external_id) index per id, whatever the table's
+        // statistics say: the lateral subquery is keyed by each id, so it cannot become a hash
+        // join over the whole source (which is what `external_id = ANY($2)` or a plain join
+        // turn into while the table has no statistics yet, during a first sync: the planner
+        // takes `source = $1` for selective and reads every row of the source once per call).
         "SELECT o.external_id, o.id, s.offer_id IS NOT NULL, s.live_hash, s.last_run_id
-         FROM offer_rows o LEFT JOIN offer_seen s ON s.offer_id = o.id
-         WHERE o.source = $1 AND o.external_id = ANY($2)",
+         FROM unnest($2::text[]) AS q(external_id)
+         CROSS JOIN LATERAL (
+             SELECT id, external_id FROM offer_rows
+             WHERE source = $1 AND external_id = q.external_id
+             LIMIT 1
+         ) AS o
+         LEFT JOIN LATERAL (
+             SELECT offer_id, live_hash, last_run_id FROM offer_seen WHERE offer_id = o.id LIMIT 1
+         ) AS s ON true",
         &[(&source, Type::TEXT), (&ids, Type::TEXT_ARRAY)],
     )?;
     let known: HashMap<String, Known> = rows
@@ -468,21 +494,22 @@ fn apply_in(
     }
     // A rejected offer is still at the source: it was seen, so it is not counted missed (its
     // last good version stays in the mirror rather than being removed for bad data).
-    let rejected: Vec<&str> = pages
+    // Their rows are known by now: in the mirror before this call, or inserted by it.
+    let rejected: Vec<i64> = pages
         .iter()
-        .flat_map(|p| p.rejected_ids.iter().map(String::as_str))
+        .flat_map(|p| p.rejected_ids.iter())
+        .filter_map(|id| known.get(id.as_str()).map(|k| k.id).or_else(|| new_ids.get(id).copied()))
+        .collect::<std::collections::BTreeSet<i64>>()
+        .into_iter()
         .collect();
     if !rejected.is_empty() {
         tx.execute_typed(
-            "UPDATE offer_seen s SET last_run_id = $1, last_seen_at = $2, missed_runs = 0
-             FROM offer_rows o
-             WHERE o.id = s.offer_id AND o.source = $3 AND o.external_id = ANY($4)
-               AND s.live_hash IS NOT NULL",
+            "UPDATE offer_seen SET last_run_id = $1, last_seen_at = $2, missed_runs = 0
+             WHERE offer_id = ANY($3) AND live_hash IS NOT NULL",
             &[
                 (&run_id, Type::INT8),
                 (&now, Type::TEXT),
-                (&source, Type::TEXT),
-                (&rejected, Type::TEXT_ARRAY),
+                (&rejected, Type::INT8_ARRAY),
             ],
         )?;
     }
@@ -1114,7 +1141,7 @@ mod tests {
     #[ignore]
     fn throughput_of_a_first_and_an_unchanged_sync() {
         let mut t = Twin::new();
-        let n = 20_000;
+        let n: u32 = std::env::var("PG_N").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
         let pages = |v: u32| -> Vec<Vec<PageBatch>> {
             (0..n / 800)
                 .map(|c| {
