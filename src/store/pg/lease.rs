@@ -222,3 +222,235 @@ impl Pg {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::postgres::TestServer;
+
+    const TTL: Duration = Duration::from_secs(900);
+
+    fn open(db: &crate::sandbox::postgres::TestDb) -> Pg {
+        Pg::open(
+            &super::super::PgLocation {
+                url: db.url.clone(),
+                password: Some(db.password.clone()),
+            },
+            Duration::from_secs(10),
+        )
+        .unwrap()
+    }
+
+    fn take(pg: &mut Pg, holder: &str, pid: u32, host: &str) -> LeaseOutcome {
+        pg.acquire_lease("s", holder, pid, host, TTL, Utc::now())
+            .unwrap()
+    }
+
+    fn me() -> u32 {
+        std::process::id()
+    }
+
+    /// A pid that is not running here (above any pid_max).
+    const DEAD: u32 = 999_999_999;
+
+    fn lease_row(pg: &mut Pg) -> Option<(String, String, String)> {
+        pg.client
+            .get_mut()
+            .query_opt(
+                "SELECT holder, acquired_at, heartbeat_at FROM source_leases WHERE source = 's'",
+                &[],
+            )
+            .unwrap()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+    }
+
+    #[test]
+    fn a_lease_is_acquired_held_heartbeaten_and_released() {
+        let mut pg = super::super::testing::fresh();
+        assert_eq!(take(&mut pg, "a", me(), "h"), LeaseOutcome::Acquired { took_over: None });
+        let LeaseOutcome::Held(h) = take(&mut pg, "b", me(), "h") else {
+            panic!("a live holder keeps its lease")
+        };
+        assert_eq!((h.holder.as_str(), h.pid, h.host.as_str(), h.run_id), ("a", me(), "h", None));
+        // Another host cannot judge our pid: only the heartbeat counts there.
+        assert!(matches!(take(&mut pg, "b", DEAD, "other"), LeaseOutcome::Held(_)));
+        pg.set_lease_run("s", "a", 7).unwrap();
+        pg.set_lease_run("s", "b", 8).unwrap();
+        let LeaseOutcome::Held(h) = take(&mut pg, "b", me(), "h") else {
+            panic!()
+        };
+        assert_eq!(h.run_id, Some(7));
+        pg.heartbeat_lease("s", "a", "ignored").unwrap();
+        assert!(matches!(
+            pg.heartbeat_lease("s", "b", "ignored"),
+            Err(StoreError::LeaseLost { ref source_name }) if source_name == "s"
+        ));
+        // Releasing what one does not hold does nothing.
+        pg.release_lease("s", "b").unwrap();
+        assert_eq!(lease_row(&mut pg).unwrap().0, "a");
+        pg.release_lease("s", "a").unwrap();
+        assert_eq!(lease_row(&mut pg), None);
+        assert_eq!(take(&mut pg, "b", me(), "h"), LeaseOutcome::Acquired { took_over: None });
+    }
+
+    #[test]
+    fn lease_times_are_the_servers_clock_in_the_mirrors_format() {
+        let mut pg = super::super::testing::fresh();
+        // A caller whose clock is a day ahead neither writes nor judges by it.
+        let ahead = Utc::now() + chrono::Duration::days(1);
+        pg.acquire_lease("s", "a", me(), "h", TTL, ahead).unwrap();
+        let (_, acquired, beat) = lease_row(&mut pg).unwrap();
+        for t in [&acquired, &beat] {
+            let parsed = DateTime::parse_from_rfc3339(t).unwrap().with_timezone(&Utc);
+            assert_eq!(*t, crate::model::format_timestamp(parsed), "RFC 3339 UTC, whole seconds");
+            assert!((Utc::now() - parsed).num_seconds().abs() < 60, "{t} is the server's now");
+        }
+        assert!(matches!(
+            pg.acquire_lease("s", "b", me(), "h", TTL, ahead + chrono::Duration::days(1))
+                .unwrap(),
+            LeaseOutcome::Held(_)
+        ));
+    }
+
+    #[test]
+    fn a_stale_or_dead_holder_is_taken_over_and_its_run_closed() {
+        let mut pg = super::super::testing::fresh();
+        let c = pg.client.get_mut();
+        c.batch_execute(
+            "INSERT INTO sync_runs (id, source, started_at, state, pages) VALUES
+                 (1, 's', '2024-01-01T00:00:00Z', 'running', 3),
+                 (2, 's', '2024-01-01T00:00:00Z', 'running', 0)",
+        )
+        .unwrap();
+        // Stale: its heartbeat is older than the TTL on the server's clock (another host).
+        assert_eq!(take(&mut pg, "a", me(), "far"), LeaseOutcome::Acquired { took_over: None });
+        pg.set_lease_run("s", "a", 1).unwrap();
+        pg.client
+            .get_mut()
+            .batch_execute("UPDATE source_leases SET heartbeat_at = '2024-01-01T00:00:00Z'")
+            .unwrap();
+        let LeaseOutcome::Acquired { took_over: Some(old) } = take(&mut pg, "b", me(), "h")
+        else {
+            panic!("a stale holder is taken over")
+        };
+        assert_eq!((old.holder.as_str(), old.run_id), ("a", Some(1)));
+        let run = pg.run(1).unwrap().unwrap();
+        assert_eq!(run.state, crate::model::RunState::Partial);
+        assert_eq!(run.reason.as_deref(), Some("interrupted"));
+        assert!(run.error.unwrap().contains("no heartbeat from pid"));
+        assert_eq!(lease_row(&mut pg).unwrap().0, "b");
+        // The old holder's heartbeat now fails: it stops.
+        assert!(matches!(
+            pg.heartbeat_lease("s", "a", ""),
+            Err(StoreError::LeaseLost { .. })
+        ));
+        // Dead: same host, process gone, heartbeat fresh; its run had no page: failed.
+        pg.client
+            .get_mut()
+            .batch_execute(&format!("UPDATE source_leases SET pid = {DEAD}, run_id = 2"))
+            .unwrap();
+        let LeaseOutcome::Acquired { took_over: Some(old) } = take(&mut pg, "c", me(), "h")
+        else {
+            panic!("a dead holder is taken over")
+        };
+        assert_eq!(old.pid, DEAD);
+        let run = pg.run(2).unwrap().unwrap();
+        assert_eq!(run.state, crate::model::RunState::Failed);
+        assert!(run.error.unwrap().contains("died during the run"));
+        // A closed run is never reopened or rewritten by a later takeover.
+        let before = pg.run(1).unwrap().unwrap().error;
+        pg.client
+            .get_mut()
+            .batch_execute("UPDATE source_leases SET run_id = 1, heartbeat_at = '2000-01-01T00:00:00Z'")
+            .unwrap();
+        assert!(matches!(take(&mut pg, "d", me(), "h"), LeaseOutcome::Acquired { took_over: Some(_) }));
+        assert_eq!(pg.run(1).unwrap().unwrap().error, before);
+    }
+
+    #[test]
+    fn of_workers_racing_for_a_lease_exactly_one_wins() {
+        let db = TestServer::global().fresh();
+        let _ = open(&db); // migrated once, before the race
+        for round in 0..5 {
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(4));
+            let winners: Vec<bool> = (0..4)
+                .map(|i| {
+                    let (db, barrier) = (db.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        let mut pg = open(&db);
+                        barrier.wait();
+                        let holder = format!("w{round}-{i}");
+                        // Each "on its own host": only the lease row decides.
+                        let got = pg
+                            .acquire_lease("s", &holder, me(), &format!("host{i}"), TTL, Utc::now())
+                            .unwrap();
+                        matches!(got, LeaseOutcome::Acquired { .. })
+                    })
+                })
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|t| t.join().unwrap())
+                .collect();
+            assert_eq!(winners.iter().filter(|w| **w).count(), 1, "round {round}: {winners:?}");
+            let mut pg = open(&db);
+            let holder = lease_row(&mut pg).unwrap().0;
+            pg.release_lease("s", &holder).unwrap();
+        }
+        // Racing takeovers of a stale holder: one takes it over, the others see it held.
+        let mut pg = open(&db);
+        take(&mut pg, "old", me(), "gone");
+        pg.client
+            .get_mut()
+            .batch_execute("UPDATE source_leases SET heartbeat_at = '2000-01-01T00:00:00Z'")
+            .unwrap();
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(4));
+        let outcomes: Vec<LeaseOutcome> = (0..4)
+            .map(|i| {
+                let (db, barrier) = (db.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    let mut pg = open(&db);
+                    barrier.wait();
+                    pg.acquire_lease("s", &format!("t{i}"), me(), &format!("host{i}"), TTL, Utc::now())
+                        .unwrap()
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .collect();
+        let took: Vec<_> = outcomes
+            .iter()
+            .filter(|o| matches!(o, LeaseOutcome::Acquired { took_over: Some(h) } if h.holder == "old"))
+            .collect();
+        assert_eq!(took.len(), 1, "{outcomes:?}");
+        assert_eq!(outcomes.iter().filter(|o| matches!(o, LeaseOutcome::Held(_))).count(), 3);
+    }
+
+    #[test]
+    fn a_takeover_waits_for_the_page_in_progress_and_then_sees_its_heartbeat() {
+        let db = TestServer::global().fresh();
+        let mut a = open(&db);
+        take(&mut a, "a", me(), "far");
+        a.client
+            .get_mut()
+            .batch_execute("UPDATE source_leases SET heartbeat_at = '2000-01-01T00:00:00Z'")
+            .unwrap();
+        // A page transaction of the holder: its heartbeat locks the row until it ends.
+        let mut tx = a.client.get_mut().transaction().unwrap();
+        heartbeat(&mut tx, "s", "a").unwrap();
+        let (done_tx, done) = std::sync::mpsc::channel();
+        let db2 = db.clone();
+        let t = std::thread::spawn(move || {
+            let mut b = open(&db2);
+            let got = b.acquire_lease("s", "b", me(), "h", TTL, Utc::now()).unwrap();
+            done_tx.send(()).unwrap();
+            got
+        });
+        assert!(
+            done.recv_timeout(Duration::from_millis(500)).is_err(),
+            "the takeover waits for the page"
+        );
+        tx.commit().unwrap();
+        assert!(matches!(t.join().unwrap(), LeaseOutcome::Held(h) if h.holder == "a"));
+    }
+}
