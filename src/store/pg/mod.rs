@@ -15,6 +15,7 @@ mod removals;
 mod runs;
 mod schema;
 
+pub use outbox::PgOutboxTx;
 pub use schema::PG_MIGRATIONS;
 
 use super::{Result, StoreError};

@@ -660,6 +660,17 @@ pub(crate) mod testkit {
         s.conn.execute_batch(sql).unwrap();
     }
 
+    /// Two connections (two "hosts") to one fresh mirror.
+    pub(crate) fn two_on_one() -> (Pg, Pg) {
+        let db = crate::sandbox::postgres::TestServer::global().fresh();
+        let at = super::super::PgLocation {
+            url: db.url,
+            password: Some(db.password),
+        };
+        let open = || Pg::open(&at, std::time::Duration::from_secs(10)).unwrap();
+        (open(), open())
+    }
+
     pub(crate) fn fresh_pair() -> (Pg, tempfile::TempDir, Store) {
         let pg = testing::fresh();
         let (dir, s) = lite();
@@ -772,6 +783,48 @@ mod tests {
         write_op(&mut tx, Some(id), ("t", "s", "1"), None, false, "now").unwrap();
         tx.commit().unwrap();
         assert_eq!(pg_outbox(&mut pg).len(), 2);
+    }
+
+    #[test]
+    fn a_page_replanning_a_waiting_op_holds_it_against_claims_until_it_commits() {
+        let (mut a, mut b) = two_on_one();
+        let cfg = [target("t", &["s"])];
+        let t = Targets(&cfg);
+        let mut o = offer("1");
+        let mut tx = a.client.get_mut().transaction().unwrap();
+        plan_offer(&mut tx, &t, "s", &o, "now").unwrap();
+        tx.commit().unwrap();
+        b.client
+            .get_mut()
+            .batch_execute("SET lock_timeout = '2s'")
+            .unwrap();
+        // The page writer replaces the waiting create and has not committed yet.
+        o.name = "Renamed".into();
+        let mut tx = a.client.get_mut().transaction().unwrap();
+        plan_offer(&mut tx, &t, "s", &o, "now").unwrap();
+        assert!(
+            b.claim_next("t", "now").unwrap().is_none(),
+            "skipped while locked, not waited for"
+        );
+        tx.commit().unwrap();
+        let op = b.claim_next("t", "now").unwrap().unwrap();
+        assert!(serde_json::to_string(&op.fields)
+            .unwrap()
+            .contains("Renamed"));
+        // Planned again while it is in flight: queued behind, the claimed op untouched.
+        o.name = "Again".into();
+        let mut tx = a.client.get_mut().transaction().unwrap();
+        plan_offer(&mut tx, &t, "s", &o, "now").unwrap();
+        tx.commit().unwrap();
+        let rows = pg_outbox(&mut a);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].5, "in_flight");
+        assert!(rows[0].4.to_string().contains("Renamed"));
+        // Against the pending mapping the create leaves: an update of the name only.
+        assert_eq!(
+            (rows[1].3.as_str(), rows[1].5.as_str()),
+            ("update", "pending")
+        );
     }
 
     #[test]
