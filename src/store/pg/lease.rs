@@ -44,7 +44,9 @@ pub(crate) fn heartbeat(
 ) -> Result<()> {
     // Typed: one round trip (no separate prepare) on the page path.
     let n = tx.execute_typed(
-        &format!("UPDATE source_leases SET heartbeat_at = {DB_NOW} WHERE source = $1 AND holder = $2"),
+        &format!(
+            "UPDATE source_leases SET heartbeat_at = {DB_NOW} WHERE source = $1 AND holder = $2"
+        ),
         &[(&source, Type::TEXT), (&holder, Type::TEXT)],
     )?;
     if n == 0 {
@@ -117,7 +119,9 @@ impl Pg {
             let cur = holder_of(&row);
             let db_now = DateTime::parse_from_rfc3339(&row.get::<_, String>(6))
                 .map(|t| t.with_timezone(&Utc))
-                .map_err(|e| StoreError::Inconsistent(format!("the server's clock reads as {e}")))?;
+                .map_err(|e| {
+                    StoreError::Inconsistent(format!("the server's clock reads as {e}"))
+                })?;
             let dead = cur.host == host && !pid_alive(cur.pid);
             let stale = DateTime::parse_from_rfc3339(&cur.heartbeat_at)
                 .map(|t| {
@@ -267,13 +271,22 @@ mod tests {
     #[test]
     fn a_lease_is_acquired_held_heartbeaten_and_released() {
         let mut pg = super::super::testing::fresh();
-        assert_eq!(take(&mut pg, "a", me(), "h"), LeaseOutcome::Acquired { took_over: None });
+        assert_eq!(
+            take(&mut pg, "a", me(), "h"),
+            LeaseOutcome::Acquired { took_over: None }
+        );
         let LeaseOutcome::Held(h) = take(&mut pg, "b", me(), "h") else {
             panic!("a live holder keeps its lease")
         };
-        assert_eq!((h.holder.as_str(), h.pid, h.host.as_str(), h.run_id), ("a", me(), "h", None));
+        assert_eq!(
+            (h.holder.as_str(), h.pid, h.host.as_str(), h.run_id),
+            ("a", me(), "h", None)
+        );
         // Another host cannot judge our pid: only the heartbeat counts there.
-        assert!(matches!(take(&mut pg, "b", DEAD, "other"), LeaseOutcome::Held(_)));
+        assert!(matches!(
+            take(&mut pg, "b", DEAD, "other"),
+            LeaseOutcome::Held(_)
+        ));
         pg.set_lease_run("s", "a", 7).unwrap();
         pg.set_lease_run("s", "b", 8).unwrap();
         let LeaseOutcome::Held(h) = take(&mut pg, "b", me(), "h") else {
@@ -290,7 +303,10 @@ mod tests {
         assert_eq!(lease_row(&mut pg).unwrap().0, "a");
         pg.release_lease("s", "a").unwrap();
         assert_eq!(lease_row(&mut pg), None);
-        assert_eq!(take(&mut pg, "b", me(), "h"), LeaseOutcome::Acquired { took_over: None });
+        assert_eq!(
+            take(&mut pg, "b", me(), "h"),
+            LeaseOutcome::Acquired { took_over: None }
+        );
     }
 
     #[test]
@@ -302,8 +318,15 @@ mod tests {
         let (_, acquired, beat) = lease_row(&mut pg).unwrap();
         for t in [&acquired, &beat] {
             let parsed = DateTime::parse_from_rfc3339(t).unwrap().with_timezone(&Utc);
-            assert_eq!(*t, crate::model::format_timestamp(parsed), "RFC 3339 UTC, whole seconds");
-            assert!((Utc::now() - parsed).num_seconds().abs() < 60, "{t} is the server's now");
+            assert_eq!(
+                *t,
+                crate::model::format_timestamp(parsed),
+                "RFC 3339 UTC, whole seconds"
+            );
+            assert!(
+                (Utc::now() - parsed).num_seconds().abs() < 60,
+                "{t} is the server's now"
+            );
         }
         assert!(matches!(
             pg.acquire_lease("s", "b", me(), "h", TTL, ahead + chrono::Duration::days(1))
@@ -323,13 +346,18 @@ mod tests {
         )
         .unwrap();
         // Stale: its heartbeat is older than the TTL on the server's clock (another host).
-        assert_eq!(take(&mut pg, "a", me(), "far"), LeaseOutcome::Acquired { took_over: None });
+        assert_eq!(
+            take(&mut pg, "a", me(), "far"),
+            LeaseOutcome::Acquired { took_over: None }
+        );
         pg.set_lease_run("s", "a", 1).unwrap();
         pg.client
             .get_mut()
             .batch_execute("UPDATE source_leases SET heartbeat_at = '2024-01-01T00:00:00Z'")
             .unwrap();
-        let LeaseOutcome::Acquired { took_over: Some(old) } = take(&mut pg, "b", me(), "h")
+        let LeaseOutcome::Acquired {
+            took_over: Some(old),
+        } = take(&mut pg, "b", me(), "h")
         else {
             panic!("a stale holder is taken over")
         };
@@ -347,9 +375,13 @@ mod tests {
         // Dead: same host, process gone, heartbeat fresh; its run had no page: failed.
         pg.client
             .get_mut()
-            .batch_execute(&format!("UPDATE source_leases SET pid = {DEAD}, run_id = 2"))
+            .batch_execute(&format!(
+                "UPDATE source_leases SET pid = {DEAD}, run_id = 2"
+            ))
             .unwrap();
-        let LeaseOutcome::Acquired { took_over: Some(old) } = take(&mut pg, "c", me(), "h")
+        let LeaseOutcome::Acquired {
+            took_over: Some(old),
+        } = take(&mut pg, "c", me(), "h")
         else {
             panic!("a dead holder is taken over")
         };
@@ -361,9 +393,14 @@ mod tests {
         let before = pg.run(1).unwrap().unwrap().error;
         pg.client
             .get_mut()
-            .batch_execute("UPDATE source_leases SET run_id = 1, heartbeat_at = '2000-01-01T00:00:00Z'")
+            .batch_execute(
+                "UPDATE source_leases SET run_id = 1, heartbeat_at = '2000-01-01T00:00:00Z'",
+            )
             .unwrap();
-        assert!(matches!(take(&mut pg, "d", me(), "h"), LeaseOutcome::Acquired { took_over: Some(_) }));
+        assert!(matches!(
+            take(&mut pg, "d", me(), "h"),
+            LeaseOutcome::Acquired { took_over: Some(_) }
+        ));
         assert_eq!(pg.run(1).unwrap().unwrap().error, before);
     }
 
@@ -391,7 +428,11 @@ mod tests {
                 .into_iter()
                 .map(|t| t.join().unwrap())
                 .collect();
-            assert_eq!(winners.iter().filter(|w| **w).count(), 1, "round {round}: {winners:?}");
+            assert_eq!(
+                winners.iter().filter(|w| **w).count(),
+                1,
+                "round {round}: {winners:?}"
+            );
             let mut pg = open(&db);
             let holder = lease_row(&mut pg).unwrap().0;
             pg.release_lease("s", &holder).unwrap();
@@ -410,8 +451,15 @@ mod tests {
                 std::thread::spawn(move || {
                     let mut pg = open(&db);
                     barrier.wait();
-                    pg.acquire_lease("s", &format!("t{i}"), me(), &format!("host{i}"), TTL, Utc::now())
-                        .unwrap()
+                    pg.acquire_lease(
+                        "s",
+                        &format!("t{i}"),
+                        me(),
+                        &format!("host{i}"),
+                        TTL,
+                        Utc::now(),
+                    )
+                    .unwrap()
                 })
             })
             .collect::<Vec<_>>()
@@ -420,10 +468,18 @@ mod tests {
             .collect();
         let took: Vec<_> = outcomes
             .iter()
-            .filter(|o| matches!(o, LeaseOutcome::Acquired { took_over: Some(h) } if h.holder == "old"))
+            .filter(
+                |o| matches!(o, LeaseOutcome::Acquired { took_over: Some(h) } if h.holder == "old"),
+            )
             .collect();
         assert_eq!(took.len(), 1, "{outcomes:?}");
-        assert_eq!(outcomes.iter().filter(|o| matches!(o, LeaseOutcome::Held(_))).count(), 3);
+        assert_eq!(
+            outcomes
+                .iter()
+                .filter(|o| matches!(o, LeaseOutcome::Held(_)))
+                .count(),
+            3
+        );
     }
 
     #[test]
@@ -442,7 +498,9 @@ mod tests {
         let db2 = db.clone();
         let t = std::thread::spawn(move || {
             let mut b = open(&db2);
-            let got = b.acquire_lease("s", "b", me(), "h", TTL, Utc::now()).unwrap();
+            let got = b
+                .acquire_lease("s", "b", me(), "h", TTL, Utc::now())
+                .unwrap();
             done_tx.send(()).unwrap();
             got
         });

@@ -22,7 +22,9 @@
 use super::super::{PageBatch, PageCounts, Result, StoreError, StoredOffer};
 use super::lease::DB_NOW;
 use super::{offer_columns_of, offer_from_row, Pg, OFFER_COLUMNS};
-use crate::model::{diff, ChangeKind, Columns, Offer, OfferStatus, PayoutType, Planner, SourcedOffer};
+use crate::model::{
+    diff, ChangeKind, Columns, Offer, OfferStatus, PayoutType, Planner, SourcedOffer,
+};
 use postgres::types::{ToSql, Type};
 use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
@@ -237,7 +239,10 @@ fn apply_in(
         });
     }
     let mut counts = vec![PageCounts::default(); pages.len()];
-    if pages.iter().all(|p| p.offers.is_empty() && p.rejected_ids.is_empty()) {
+    if pages
+        .iter()
+        .all(|p| p.offers.is_empty() && p.rejected_ids.is_empty())
+    {
         run_counters(tx, run_id, pages, &counts)?;
         return Ok(counts);
     }
@@ -408,7 +413,10 @@ fn apply_in(
             (&run_id, Type::INT8),
             (&eids, Type::TEXT_ARRAY),
         ];
-        params.extend(wide.iter().map(|a| (a as &(dyn ToSql + Sync), Type::TEXT_ARRAY)));
+        params.extend(
+            wide.iter()
+                .map(|a| (a as &(dyn ToSql + Sync), Type::TEXT_ARRAY)),
+        );
         for r in tx.query_typed(&INSERT_NEW, &params)? {
             new_ids.insert(r.get(1), r.get(0));
         }
@@ -433,14 +441,22 @@ fn apply_in(
         let cols: Vec<_> = candidates.iter().map(|c| c.item.columns()).collect();
         let rows: Vec<i64> = candidates.iter().map(|c| c.id).collect();
         let touch: Vec<bool> = candidates.iter().map(|c| c.kind.is_some()).collect();
-        let wide = columns_of(candidates.iter().map(|c| c.item).zip(cols.iter().map(|c| &**c)));
+        let wide = columns_of(
+            candidates
+                .iter()
+                .map(|c| c.item)
+                .zip(cols.iter().map(|c| &**c)),
+        );
         let mut params: Vec<P<'_>> = vec![
             (&now, Type::TEXT),
             (&run_id, Type::INT8),
             (&rows, Type::INT8_ARRAY),
             (&touch, Type::BOOL_ARRAY),
         ];
-        params.extend(wide.iter().map(|a| (a as &(dyn ToSql + Sync), Type::TEXT_ARRAY)));
+        params.extend(
+            wide.iter()
+                .map(|a| (a as &(dyn ToSql + Sync), Type::TEXT_ARRAY)),
+        );
         tx.execute_typed(&REWRITE, &params)?;
     }
     // The change records, in the order the offers came.
@@ -498,7 +514,12 @@ fn apply_in(
     let rejected: Vec<i64> = pages
         .iter()
         .flat_map(|p| p.rejected_ids.iter())
-        .filter_map(|id| known.get(id.as_str()).map(|k| k.id).or_else(|| new_ids.get(id).copied()))
+        .filter_map(|id| {
+            known
+                .get(id.as_str())
+                .map(|k| k.id)
+                .or_else(|| new_ids.get(id).copied())
+        })
         .collect::<std::collections::BTreeSet<i64>>()
         .into_iter()
         .collect();
@@ -641,9 +662,7 @@ impl Pg {
                 &[&source],
             )
             .map_err(&err)?;
-        rows.iter()
-            .map(|r| stored_of(r).map_err(&err))
-            .collect()
+        rows.iter().map(|r| stored_of(r).map_err(&err)).collect()
     }
 }
 
@@ -687,7 +706,10 @@ pub(crate) mod twin {
         o.excluded_countries = vec!["RU".into()];
         o.approval = Some(crate::model::SourceApproval::Approved);
         o.caps = vec![Cap::new("daily", "conversions", 100)];
-        SourcedOffer::new(o, format!(r#"{{"id": "{id}", "v": {v}, "nested": {{"b": 1, "a": [1, 2]}}}}"#))
+        SourcedOffer::new(
+            o,
+            format!(r#"{{"id": "{id}", "v": {v}, "nested": {{"b": 1, "a": [1, 2]}}}}"#),
+        )
     }
 
     /// A page of `offers`, rejected ids and reasons.
@@ -765,16 +787,34 @@ pub(crate) mod twin {
 
         /// Everything both stored about offers and runs is the same.
         pub(crate) fn assert_same(&mut self) {
-            assert_eq!(stored(&self.pg.offers_of("s").unwrap()), stored(&self.lite.offers_of("s").unwrap()));
+            assert_eq!(
+                stored(&self.pg.offers_of("s").unwrap()),
+                stored(&self.lite.offers_of("s").unwrap())
+            );
             assert_eq!(self.pg_changes(), self.lite_changes(), "offer_changes");
             assert_eq!(self.pg_seen(), self.lite_seen(), "offer_seen");
-            assert_eq!(self.pg_rejections(), self.lite_rejections(), "offer_rejections");
+            assert_eq!(
+                self.pg_rejections(),
+                self.lite_rejections(),
+                "offer_rejections"
+            );
             let runs = |r: Vec<crate::store::RunTotals>| -> Vec<String> {
                 r.into_iter()
-                    .map(|t| format!("{:?}", crate::store::RunTotals { duration_seconds: None, ..t }))
+                    .map(|t| {
+                        format!(
+                            "{:?}",
+                            crate::store::RunTotals {
+                                duration_seconds: None,
+                                ..t
+                            }
+                        )
+                    })
                     .collect()
             };
-            assert_eq!(runs(self.pg.runs_of("s", 100).unwrap()), runs(self.lite.runs_of("s", 100).unwrap()));
+            assert_eq!(
+                runs(self.pg.runs_of("s", 100).unwrap()),
+                runs(self.lite.runs_of("s", 100).unwrap())
+            );
         }
 
         /// `(external_id, kind, diff, offer external id)` in id order.
@@ -842,7 +882,10 @@ pub(crate) mod twin {
             self.pg
                 .client
                 .get_mut()
-                .query("SELECT run_id, external_id, reason, at FROM offer_rejections ORDER BY id", &[])
+                .query(
+                    "SELECT run_id, external_id, reason, at FROM offer_rejections ORDER BY id",
+                    &[],
+                )
                 .unwrap()
                 .iter()
                 .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
@@ -875,7 +918,13 @@ pub(crate) mod twin {
                 let raw: Value = serde_json::from_str(&s.raw).unwrap();
                 format!(
                     "{} {:?} {} {} {} {} {:?} {raw}",
-                    s.source, s.offer, s.content_hash, s.first_seen_at, s.last_seen_at, s.updated_at, s.removed_at
+                    s.source,
+                    s.offer,
+                    s.content_hash,
+                    s.first_seen_at,
+                    s.last_seen_at,
+                    s.updated_at,
+                    s.removed_at
                 )
             })
             .collect()
@@ -890,7 +939,14 @@ mod tests {
 
     const NO_TARGETS: Targets<'static> = Targets(&[]);
 
-    fn counts(seen: u64, added: u64, changed: u64, reappeared: u64, unchanged: u64, duplicates: u64) -> PageCounts {
+    fn counts(
+        seen: u64,
+        added: u64,
+        changed: u64,
+        reappeared: u64,
+        unchanged: u64,
+        duplicates: u64,
+    ) -> PageCounts {
         PageCounts {
             seen,
             added,
@@ -912,16 +968,32 @@ mod tests {
                 page(vec![offer("c", 1), offer("d", 0), offer("d", 0)], &[]),
             ]
         });
-        assert_eq!(got, vec![counts(3, 3, 0, 0, 0, 0), counts(3, 1, 0, 0, 0, 2)]);
+        assert_eq!(
+            got,
+            vec![counts(3, 3, 0, 0, 0, 0), counts(3, 1, 0, 0, 0, 2)]
+        );
         // A later call of the same run: every id already seen is a duplicate.
-        let got = t.apply(r1, &NO_TARGETS, || vec![page(vec![offer("a", 0), offer("e", 0)], &[])]);
+        let got = t.apply(r1, &NO_TARGETS, || {
+            vec![page(vec![offer("a", 0), offer("e", 0)], &[])]
+        });
         assert_eq!(got, vec![counts(2, 1, 0, 0, 0, 1)]);
         t.assert_same();
+        // synchronous_commit was off for the page transactions only.
+        let sc: String =
+            t.pg.client
+                .get_mut()
+                .query_one("SHOW synchronous_commit", &[])
+                .unwrap()
+                .get(0);
+        assert_eq!(sc, "on");
         let stored = t.pg.offer("s", "a").unwrap().unwrap();
         assert_eq!(stored.offer, offer("a", 0).offer);
         assert_eq!(stored.first_seen_at, now(1));
         let r = t.pg.run(r1).unwrap().unwrap();
-        assert_eq!((r.pages, r.offers_seen, r.added, r.duplicates, r.rejected), (3, 5, 5, 3, 4));
+        assert_eq!(
+            (r.pages, r.offers_seen, r.added, r.duplicates, r.rejected),
+            (3, 5, 5, 3, 4)
+        );
 
         // Run 2: a unchanged, b changed, d changed twice in the call (the second a duplicate).
         let r2 = t.run(2);
@@ -931,18 +1003,27 @@ mod tests {
                 page(vec![offer("d", 3), offer("d", 4), offer("f", 0)], &[]),
             ]
         });
-        assert_eq!(got, vec![counts(2, 0, 1, 0, 1, 0), counts(3, 1, 1, 0, 0, 1)]);
+        assert_eq!(
+            got,
+            vec![counts(2, 0, 1, 0, 1, 0), counts(3, 1, 1, 0, 0, 1)]
+        );
         t.assert_same();
         let b = t.pg.offer("s", "b").unwrap().unwrap();
         assert_eq!(b.updated_at, now(2));
         assert_eq!(b.first_seen_at, now(1));
         assert_eq!(b.offer.payout, parse("8.50"));
         let a = t.pg.offer("s", "a").unwrap().unwrap();
-        assert_eq!((a.updated_at.as_str(), a.last_seen_at.as_str()), (now(1).as_str(), now(2).as_str()));
+        assert_eq!(
+            (a.updated_at.as_str(), a.last_seen_at.as_str()),
+            (now(1).as_str(), now(2).as_str())
+        );
         let changes = t.pg_changes();
         let last = changes.iter().rev().find(|c| c.1 == "b").unwrap();
         assert_eq!(last.2, "changed");
-        assert_eq!(last.3, serde_json::json!({"payout": {"old": "1.5", "new": "8.5"}}));
+        assert_eq!(
+            last.3,
+            serde_json::json!({"payout": {"old": "1.5", "new": "8.5"}})
+        );
         assert_eq!(t.pg.offer("s", "nope").unwrap().map(|o| o.source), None);
     }
 
@@ -954,12 +1035,13 @@ mod tests {
     fn a_removed_offer_that_comes_back_reappears() {
         let mut t = Twin::new();
         let r1 = t.run(1);
-        t.apply(r1, &NO_TARGETS, || vec![page(vec![offer("a", 0), offer("b", 0)], &[])]);
+        t.apply(r1, &NO_TARGETS, || {
+            vec![page(vec![offer("a", 0), offer("b", 0)], &[])]
+        });
         let r2 = t.run(2);
         t.apply(r2, &NO_TARGETS, || vec![page(vec![offer("a", 0)], &[])]);
         for s in [
-            t.pg
-                .finalize_complete(r2, "s", HOLDER, 1, 1.0, &NO_TARGETS, &now(2))
+            t.pg.finalize_complete(r2, "s", HOLDER, 1, 1.0, &NO_TARGETS, &now(2))
                 .unwrap(),
             t.lite
                 .finalize_complete(r2, "s", HOLDER, 1, 1.0, &NO_TARGETS, &now(2))
@@ -967,15 +1049,27 @@ mod tests {
         ] {
             assert_eq!(s, crate::store::FinalizeOutcome::Removed(1));
         }
-        assert_eq!(t.pg.offer("s", "b").unwrap().unwrap().removed_at, Some(now(2)));
+        assert_eq!(
+            t.pg.offer("s", "b").unwrap().unwrap().removed_at,
+            Some(now(2))
+        );
         let r3 = t.run(3);
         // Same content as before its removal: still a reappearance (its status comes back).
-        let got = t.apply(r3, &NO_TARGETS, || vec![page(vec![offer("b", 0), offer("a", 0)], &[])]);
+        let got = t.apply(r3, &NO_TARGETS, || {
+            vec![page(vec![offer("b", 0), offer("a", 0)], &[])]
+        });
         assert_eq!(got, vec![counts(2, 0, 0, 1, 1, 0)]);
         t.assert_same();
         let b = t.pg.offer("s", "b").unwrap().unwrap();
-        assert_eq!((b.removed_at, b.updated_at.as_str()), (None, now(3).as_str()));
-        let kinds: Vec<String> = t.pg_changes().into_iter().map(|c| format!("{}:{}", c.1, c.2)).collect();
+        assert_eq!(
+            (b.removed_at, b.updated_at.as_str()),
+            (None, now(3).as_str())
+        );
+        let kinds: Vec<String> = t
+            .pg_changes()
+            .into_iter()
+            .map(|c| format!("{}:{}", c.1, c.2))
+            .collect();
         assert_eq!(kinds, ["a:added", "b:added", "b:removed", "b:reappeared"]);
         assert_eq!(t.pg.run(r3).unwrap().unwrap().changed, 1);
     }
@@ -986,13 +1080,18 @@ mod tests {
         let r1 = t.run(1);
         t.apply(r1, &NO_TARGETS, || vec![page(vec![offer("a", 0)], &[])]);
         // As if written by an older normalization.
-        t.both("UPDATE offer_rows SET content_hash = 'old'; UPDATE offer_seen SET live_hash = 'old';");
+        t.both(
+            "UPDATE offer_rows SET content_hash = 'old'; UPDATE offer_seen SET live_hash = 'old';",
+        );
         let r2 = t.run(2);
         let got = t.apply(r2, &NO_TARGETS, || vec![page(vec![offer("a", 0)], &[])]);
         assert_eq!(got, vec![counts(1, 0, 0, 0, 1, 0)]);
         t.assert_same();
         let a = t.pg.offer("s", "a").unwrap().unwrap();
-        assert_eq!((a.content_hash, a.updated_at), (offer("a", 0).content_hash, now(1)));
+        assert_eq!(
+            (a.content_hash, a.updated_at),
+            (offer("a", 0).content_hash, now(1))
+        );
         assert_eq!(t.pg_changes().len(), 1, "nothing recorded but the add");
     }
 
@@ -1000,7 +1099,9 @@ mod tests {
     fn a_rejected_offer_is_marked_seen_and_a_later_copy_is_a_duplicate() {
         let mut t = Twin::new();
         let r1 = t.run(1);
-        t.apply(r1, &NO_TARGETS, || vec![page(vec![offer("a", 0), offer("b", 0)], &[])]);
+        t.apply(r1, &NO_TARGETS, || {
+            vec![page(vec![offer("a", 0), offer("b", 0)], &[])]
+        });
         let r2 = t.run(2);
         // a rejected on page 1 (seen), then sent fine on page 2: a duplicate. z is unknown; a
         // rejected z marks nothing, so z on page 2 is new.
@@ -1010,18 +1111,33 @@ mod tests {
                 page(vec![offer("a", 1), offer("z", 0)], &["b"]),
             ]
         });
-        assert_eq!(got, vec![counts(1, 0, 0, 0, 1, 0), counts(2, 1, 0, 0, 0, 1)]);
+        assert_eq!(
+            got,
+            vec![counts(1, 0, 0, 0, 1, 0), counts(2, 1, 0, 0, 0, 1)]
+        );
         t.assert_same();
-        assert_eq!(t.pg.offer("s", "a").unwrap().unwrap().offer, offer("a", 0).offer);
+        assert_eq!(
+            t.pg.offer("s", "a").unwrap().unwrap().offer,
+            offer("a", 0).offer
+        );
         // Pages one by one give the same as pages in one call.
         let mut u = Twin::new();
         let r1 = u.run(1);
-        u.apply(r1, &NO_TARGETS, || vec![page(vec![offer("a", 0), offer("b", 0)], &[])]);
+        u.apply(r1, &NO_TARGETS, || {
+            vec![page(vec![offer("a", 0), offer("b", 0)], &[])]
+        });
         let r2 = u.run(2);
-        let a = u.apply(r2, &NO_TARGETS, || vec![page(vec![offer("b", 0)], &["a", "z"])]);
-        let b = u.apply(r2, &NO_TARGETS, || vec![page(vec![offer("a", 1), offer("z", 0)], &["b"])]);
+        let a = u.apply(r2, &NO_TARGETS, || {
+            vec![page(vec![offer("b", 0)], &["a", "z"])]
+        });
+        let b = u.apply(r2, &NO_TARGETS, || {
+            vec![page(vec![offer("a", 1), offer("z", 0)], &["b"])]
+        });
         assert_eq!([a, b].concat(), got);
-        assert_eq!(stored(&u.pg.offers_of("s").unwrap()), stored(&t.pg.offers_of("s").unwrap()));
+        assert_eq!(
+            stored(&u.pg.offers_of("s").unwrap()),
+            stored(&t.pg.offers_of("s").unwrap())
+        );
     }
 
     #[test]
@@ -1033,11 +1149,13 @@ mod tests {
             .batch_execute("UPDATE source_leases SET holder = 'another-process'")
             .unwrap();
         let pages = vec![page(vec![offer("a", 0), offer("b", 0)], &["x"])];
-        let e = t
-            .pg
-            .apply_pages(r1, "s", HOLDER, &pages, &NO_TARGETS, &now(1))
-            .unwrap_err();
-        assert!(matches!(e, StoreError::LeaseLost { ref source_name } if source_name == "s"), "{e}");
+        let e =
+            t.pg.apply_pages(r1, "s", HOLDER, &pages, &NO_TARGETS, &now(1))
+                .unwrap_err();
+        assert!(
+            matches!(e, StoreError::LeaseLost { ref source_name } if source_name == "s"),
+            "{e}"
+        );
         assert!(t.pg.offers_of("s").unwrap().is_empty());
         let c = t.pg.client.get_mut();
         let n: i64 = c
@@ -1063,15 +1181,20 @@ mod tests {
             .batch_execute("DELETE FROM offer_seen")
             .unwrap();
         let r2 = t.run(2);
-        let pages = vec![page(vec![offer("b", 0)], &[]), page(vec![offer("a", 0)], &[])];
-        let e = t
-            .pg
-            .apply_pages(r2, "s", HOLDER, &pages, &NO_TARGETS, &now(2))
-            .unwrap_err();
+        let pages = vec![
+            page(vec![offer("b", 0)], &[]),
+            page(vec![offer("a", 0)], &[]),
+        ];
+        let e =
+            t.pg.apply_pages(r2, "s", HOLDER, &pages, &NO_TARGETS, &now(2))
+                .unwrap_err();
         assert!(matches!(e, StoreError::Inconsistent(_)), "{e}");
         let c = t.pg.client.get_mut();
         let n: i64 = c
-            .query_one("SELECT count(*) FROM offer_rows WHERE external_id = 'b'", &[])
+            .query_one(
+                "SELECT count(*) FROM offer_rows WHERE external_id = 'b'",
+                &[],
+            )
             .unwrap()
             .get(0);
         assert_eq!(n, 0);
@@ -1081,11 +1204,17 @@ mod tests {
             .get(0);
         assert_eq!(pages, 0);
         // A bad value fails in the server (a `raw` that is not JSON): the whole call is undone.
-        t.pg.client.get_mut().batch_execute("DELETE FROM offer_rows").unwrap();
+        t.pg.client
+            .get_mut()
+            .batch_execute("DELETE FROM offer_rows")
+            .unwrap();
         let mut bad = offer("c", 0);
         bad.raw = "not json".into();
         let pages = vec![page(vec![offer("d", 0)], &[]), page(vec![bad], &[])];
-        assert!(t.pg.apply_pages(r2, "s", HOLDER, &pages, &NO_TARGETS, &now(2)).is_err());
+        assert!(t
+            .pg
+            .apply_pages(r2, "s", HOLDER, &pages, &NO_TARGETS, &now(2))
+            .is_err());
         assert!(t.pg.offers_of("s").unwrap().is_empty());
     }
 
@@ -1106,13 +1235,24 @@ mod tests {
         assert_eq!(first.len(), 3);
         let r2 = t.run(2);
         t.apply(r2, &planner, || {
-            vec![page(vec![offer("c", 2), offer("a", 0), offer("d", 0), offer("b", 1)], &[])]
+            vec![page(
+                vec![offer("c", 2), offer("a", 0), offer("d", 0), offer("b", 1)],
+                &[],
+            )]
         });
         t.assert_same();
         let pg = pg_outbox(&mut t.pg);
         assert_eq!(pg, lite_outbox(&t.lite));
         let order: Vec<(&str, &str)> = pg.iter().map(|r| (r.2.as_str(), r.3.as_str())).collect();
-        assert_eq!(order, [("b", "create"), ("a", "create"), ("c", "create"), ("d", "create")]);
+        assert_eq!(
+            order,
+            [
+                ("b", "create"),
+                ("a", "create"),
+                ("c", "create"),
+                ("d", "create")
+            ]
+        );
         assert!(pg.iter().all(|r| r.0 == "t"));
         // The changed ones replaced their waiting creates with their new content; the
         // unchanged one was not planned again.
@@ -1126,12 +1266,24 @@ mod tests {
         let r1 = t.run(1);
         t.apply(r1, &NO_TARGETS, || {
             vec![page(
-                vec![offer("b", 0), offer("B", 0), offer("a", 0), offer("10", 0), offer("9", 0), offer("é", 0)],
+                vec![
+                    offer("b", 0),
+                    offer("B", 0),
+                    offer("a", 0),
+                    offer("10", 0),
+                    offer("9", 0),
+                    offer("é", 0),
+                ],
                 &[],
             )]
         });
         t.assert_same();
-        let ids: Vec<String> = t.pg.offers_of("s").unwrap().into_iter().map(|o| o.offer.external_id).collect();
+        let ids: Vec<String> =
+            t.pg.offers_of("s")
+                .unwrap()
+                .into_iter()
+                .map(|o| o.offer.external_id)
+                .collect();
         assert_eq!(ids, ["10", "9", "B", "a", "b", "é"]);
     }
 
@@ -1141,12 +1293,22 @@ mod tests {
     #[ignore]
     fn throughput_of_a_first_and_an_unchanged_sync() {
         let mut t = Twin::new();
-        let n: u32 = std::env::var("PG_N").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
+        let n: u32 = std::env::var("PG_N")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(20_000);
         let pages = |v: u32| -> Vec<Vec<PageBatch>> {
             (0..n / 800)
                 .map(|c| {
                     (0..8)
-                        .map(|p| page((0..100).map(|i| offer(&format!("{}", c * 800 + p * 100 + i), v)).collect(), &[]))
+                        .map(|p| {
+                            page(
+                                (0..100)
+                                    .map(|i| offer(&format!("{}", c * 800 + p * 100 + i), v))
+                                    .collect(),
+                                &[],
+                            )
+                        })
                         .collect()
                 })
                 .collect()
@@ -1156,12 +1318,15 @@ mod tests {
             let calls = pages(0);
             let started = std::time::Instant::now();
             for call in &calls {
-                t.pg.apply_pages(r, "s", HOLDER, call, &NO_TARGETS, &now(run)).unwrap();
+                t.pg.apply_pages(r, "s", HOLDER, call, &NO_TARGETS, &now(run))
+                    .unwrap();
             }
             let pg = started.elapsed();
             let started = std::time::Instant::now();
             for call in &calls {
-                t.lite.apply_pages(r, "s", HOLDER, call, &NO_TARGETS, &now(run)).unwrap();
+                t.lite
+                    .apply_pages(r, "s", HOLDER, call, &NO_TARGETS, &now(run))
+                    .unwrap();
             }
             let lite = started.elapsed();
             eprintln!(

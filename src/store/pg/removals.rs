@@ -32,8 +32,17 @@ impl Pg {
     ) -> Result<FinalizeOutcome> {
         let shown = self.shown.clone();
         let mut tx = self.client.get_mut().transaction()?;
-        let outcome = finalize_in(&mut tx, run_id, source, holder, grace, max_fraction, planner, now)
-            .map_err(named(&shown))?;
+        let outcome = finalize_in(
+            &mut tx,
+            run_id,
+            source,
+            holder,
+            grace,
+            max_fraction,
+            planner,
+            now,
+        )
+        .map_err(named(&shown))?;
         tx.commit().map_err(|e| named(&shown)(e.into()))?;
         Ok(outcome)
     }
@@ -198,4 +207,212 @@ fn remove_missing(
         )?
         .get(0);
     Ok(removed as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::offers::twin::*;
+    use crate::model::RunState;
+    use crate::push::Targets;
+    use crate::store::{ApproveOutcome, FinalizeOutcome};
+
+    const NO_TARGETS: Targets<'static> = Targets(&[]);
+
+    /// Finalize `run` on both, with the same outcome.
+    fn finalize(
+        t: &mut Twin,
+        run: i64,
+        grace: u32,
+        max_fraction: f64,
+        planner: &Targets<'_>,
+    ) -> FinalizeOutcome {
+        let a =
+            t.pg.finalize_complete(run, "s", HOLDER, grace, max_fraction, planner, &now(run))
+                .unwrap();
+        let b = t
+            .lite
+            .finalize_complete(run, "s", HOLDER, grace, max_fraction, planner, &now(run))
+            .unwrap();
+        assert_eq!(a, b);
+        a
+    }
+
+    fn sync(t: &mut Twin, n: i64, ids: &[&str], planner: &Targets<'_>) -> i64 {
+        let r = t.run(n);
+        let offers = || vec![page(ids.iter().map(|id| offer(id, 0)).collect(), &[])];
+        t.apply(r, planner, offers);
+        r
+    }
+
+    #[test]
+    fn an_offer_missed_for_grace_runs_is_removed_once() {
+        let mut t = Twin::new();
+        let all = ["a", "b", "c", "d", "e"];
+        let r1 = sync(&mut t, 1, &all, &NO_TARGETS);
+        assert_eq!(
+            finalize(&mut t, r1, 2, 0.5, &NO_TARGETS),
+            FinalizeOutcome::Removed(0)
+        );
+        // b and c missed once: not yet removed (grace 2).
+        let r2 = sync(&mut t, 2, &["a", "d", "e"], &NO_TARGETS);
+        assert_eq!(
+            finalize(&mut t, r2, 2, 0.5, &NO_TARGETS),
+            FinalizeOutcome::Removed(0)
+        );
+        t.assert_same();
+        assert_eq!(t.pg.offer("s", "b").unwrap().unwrap().removed_at, None);
+        // c is back in time, b missed twice: removed.
+        let r3 = sync(&mut t, 3, &["a", "c", "d", "e"], &NO_TARGETS);
+        assert_eq!(
+            finalize(&mut t, r3, 2, 0.5, &NO_TARGETS),
+            FinalizeOutcome::Removed(1)
+        );
+        t.assert_same();
+        let b = t.pg.offer("s", "b").unwrap().unwrap();
+        assert_eq!(b.offer.status, crate::model::OfferStatus::Removed);
+        assert_eq!(
+            (b.removed_at.as_deref(), b.updated_at.as_str()),
+            (Some(now(3).as_str()), now(3).as_str())
+        );
+        assert_eq!(t.pg.run(r3).unwrap().unwrap().removed, 1);
+        let removed: Vec<_> = t
+            .pg_changes()
+            .into_iter()
+            .filter(|c| c.2 == "removed")
+            .collect();
+        assert_eq!(removed.len(), 1);
+        assert_eq!(
+            removed[0].3,
+            serde_json::json!({"status": {"old": "active", "new": "removed"}})
+        );
+        // Removed offers are no longer live: never removed again.
+        let r4 = sync(&mut t, 4, &["a", "c", "d", "e"], &NO_TARGETS);
+        assert_eq!(
+            finalize(&mut t, r4, 1, 0.5, &NO_TARGETS),
+            FinalizeOutcome::Removed(0)
+        );
+        t.assert_same();
+    }
+
+    #[test]
+    fn the_guard_holds_a_mass_removal_until_it_is_approved() {
+        let mut t = Twin::new();
+        let r1 = sync(&mut t, 1, &["a", "b", "c", "d"], &NO_TARGETS);
+        finalize(&mut t, r1, 1, 0.5, &NO_TARGETS);
+        assert_eq!(
+            t.pg.approve_removals("s", 1, &NO_TARGETS, &now(1)).unwrap(),
+            ApproveOutcome::NothingHeld { last: None }
+        );
+        t.pg.finish_run(r1, RunState::Complete, None, None, (0, 0, 0), &[], &now(1))
+            .unwrap();
+        t.lite
+            .finish_run(r1, RunState::Complete, None, None, (0, 0, 0), &[], &now(1))
+            .unwrap();
+        // Three of four gone: more than half, held.
+        let r2 = sync(&mut t, 2, &["a"], &NO_TARGETS);
+        assert_eq!(
+            finalize(&mut t, r2, 1, 0.5, &NO_TARGETS),
+            FinalizeOutcome::Held {
+                candidates: 3,
+                live: 4
+            }
+        );
+        t.assert_same();
+        assert!(t
+            .pg
+            .offers_of("s")
+            .unwrap()
+            .iter()
+            .all(|o| o.removed_at.is_none()));
+        assert_eq!(t.pg.run(r2).unwrap().unwrap().held_removals, 3);
+        // Nothing to approve while the last complete run is not held.
+        assert_eq!(
+            t.pg.approve_removals("s", 1, &NO_TARGETS, &now(2)).unwrap(),
+            ApproveOutcome::NothingHeld {
+                last: Some((r1, "complete".into()))
+            }
+        );
+        t.pg.finish_run(
+            r2,
+            RunState::Held,
+            Some("mass_removal"),
+            None,
+            (0, 0, 0),
+            &[],
+            &now(2),
+        )
+        .unwrap();
+        t.lite
+            .finish_run(
+                r2,
+                RunState::Held,
+                Some("mass_removal"),
+                None,
+                (0, 0, 0),
+                &[],
+                &now(2),
+            )
+            .unwrap();
+        let a = t.pg.approve_removals("s", 1, &NO_TARGETS, &now(5)).unwrap();
+        let b = t
+            .lite
+            .approve_removals("s", 1, &NO_TARGETS, &now(5))
+            .unwrap();
+        assert_eq!(a, b);
+        assert_eq!(
+            a,
+            ApproveOutcome::Approved {
+                run_id: r2,
+                removed: 3
+            }
+        );
+        t.assert_same();
+        let run = t.pg.run(r2).unwrap().unwrap();
+        assert_eq!(
+            (run.state, run.reason.as_deref(), run.removed),
+            (RunState::Complete, Some("removals_approved"), 3)
+        );
+        // Approved once: a second approval finds nothing held.
+        assert!(matches!(
+            t.pg.approve_removals("s", 1, &NO_TARGETS, &now(5)).unwrap(),
+            ApproveOutcome::NothingHeld { .. }
+        ));
+    }
+
+    #[test]
+    fn removed_offers_are_planned_before_they_are_marked_removed() {
+        use super::super::planning::testkit::{lite_outbox, pg_outbox, target};
+        let mut t = Twin::new();
+        let cfg = [target("t", &["s"])];
+        let planner = Targets(&cfg);
+        let r1 = sync(&mut t, 1, &["a", "b", "c"], &planner);
+        // As if b and c were delivered: the target holds them live.
+        t.both(
+            "DELETE FROM push_outbox;
+             INSERT INTO target_offers (target, source, external_id, target_offer_id, state, pushed_payload)
+             VALUES ('t', 's', 'b', '1', 'active', '{}'), ('t', 's', 'c', '2', 'active', '{}');",
+        );
+        finalize(&mut t, r1, 1, 1.0, &planner);
+        let r2 = sync(&mut t, 2, &["a"], &planner);
+        assert_eq!(
+            finalize(&mut t, r2, 1, 1.0, &planner),
+            FinalizeOutcome::Removed(2)
+        );
+        t.assert_same();
+        let pg = pg_outbox(&mut t.pg);
+        assert_eq!(pg, lite_outbox(&t.lite));
+        let ops: Vec<(&str, &str)> = pg.iter().map(|r| (r.2.as_str(), r.3.as_str())).collect();
+        assert_eq!(ops, [("b", "pause"), ("c", "pause")]);
+    }
+
+    #[test]
+    fn finalizing_needs_the_lease() {
+        let mut t = Twin::new();
+        let r1 = sync(&mut t, 1, &["a"], &NO_TARGETS);
+        t.pg.release_lease("s", HOLDER).unwrap();
+        assert!(matches!(
+            t.pg.finalize_complete(r1, "s", HOLDER, 1, 0.5, &NO_TARGETS, &now(1)),
+            Err(crate::store::StoreError::LeaseLost { .. })
+        ));
+    }
 }

@@ -4,7 +4,8 @@ use super::super::{Result, RunState, RunTotals};
 use super::Pg;
 
 /// The columns of [`run_of`], in its order.
-const RUN_COLUMNS: &str = "id, source, state, reason, pages, offers_seen, added, changed, removed, unchanged,
+const RUN_COLUMNS: &str =
+    "id, source, state, reason, pages, offers_seen, added, changed, removed, unchanged,
     duplicates, rejected, held_removals, requests, retries, rate_limited, error,
     extract(epoch FROM (finished_at::timestamptz - started_at::timestamptz))::float8";
 
@@ -80,14 +81,9 @@ impl Pg {
             )
             .map_err(&err)?
             .get(0);
-        // Several workers may end runs of one source at once (a takeover's run and a late
-        // one): one reporter at a time per source, so that no run is reported twice.
-        tx.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended('offersync notify ' || $1, 0))",
-            &[&source],
-        )
-        .map_err(&err)?;
-        pending_notify::report_runs(&mut tx, rules, &source, now)?;
+        // `report_runs` locks the runs it reports, so two workers ending runs of one source at
+        // once (a takeover's run and a late one) never report a run twice.
+        super::notify::report_runs(&mut tx, rules, &source, now)?;
         tx.commit().map_err(&err)?;
         Ok(())
     }
@@ -154,14 +150,118 @@ impl Pg {
     }
 }
 
-// TEMPORARY until pg-outbox's `notify::report_runs` lands: remove before finishing.
-mod pending_notify {
-    pub(super) fn report_runs(
-        _tx: &mut postgres::Transaction<'_>,
-        _rules: &[crate::model::NotifyRule],
-        _source: &str,
-        _now: &str,
-    ) -> super::Result<()> {
-        Ok(())
+#[cfg(test)]
+mod tests {
+    use super::super::offers::twin::*;
+    use crate::model::{NotifyEvent, RunState};
+    use crate::push::Targets;
+
+    fn runs_of(t: &mut Twin) -> (Vec<String>, Vec<String>) {
+        let show = |r: Vec<crate::store::RunTotals>| {
+            r.into_iter()
+                .map(|t| {
+                    format!(
+                        "{:?}",
+                        crate::store::RunTotals {
+                            duration_seconds: t.duration_seconds.map(|d| d.round()),
+                            ..t
+                        }
+                    )
+                })
+                .collect()
+        };
+        (
+            show(t.pg.runs_of("s", 10).unwrap()),
+            show(t.lite.runs_of("s", 10).unwrap()),
+        )
+    }
+
+    #[test]
+    fn runs_are_created_finished_and_listed_as_on_sqlite() {
+        let mut t = Twin::new();
+        assert!(t.pg.source_names().unwrap().is_empty());
+        assert_eq!(t.pg.last_complete_at("s").unwrap(), None);
+        let r1 = t.run(1);
+        t.apply(r1, &Targets(&[]), || vec![page(vec![offer("a", 0)], &[])]);
+        let rules = [crate::model::NotifyRule {
+            name: "n".into(),
+            events: vec![NotifyEvent::OfferAdded, NotifyEvent::RunFailed],
+            sources: None,
+            targets: None,
+            min_payout_change: None,
+        }];
+        let end = "2024-05-01T12:01:30Z";
+        t.pg.finish_run(r1, RunState::Complete, None, None, (5, 1, 0), &rules, end)
+            .unwrap();
+        t.lite
+            .finish_run(r1, RunState::Complete, None, None, (5, 1, 0), &rules, end)
+            .unwrap();
+        let r2 = t.run(2);
+        t.pg.finish_run(
+            r2,
+            RunState::Failed,
+            Some("error"),
+            Some("boom"),
+            (1, 0, 1),
+            &rules,
+            &now(3),
+        )
+        .unwrap();
+        t.lite
+            .finish_run(
+                r2,
+                RunState::Failed,
+                Some("error"),
+                Some("boom"),
+                (1, 0, 1),
+                &rules,
+                &now(3),
+            )
+            .unwrap();
+        let r3 = t.run(3);
+        let (pg, lite) = runs_of(&mut t);
+        assert_eq!(pg, lite);
+        assert_eq!(pg.len(), 3);
+        let first = t.pg.run(r1).unwrap().unwrap();
+        assert_eq!(first.duration_seconds, Some(90.0));
+        assert_eq!(
+            (first.requests, first.retries, first.pages, first.added),
+            (5, 1, 1, 1)
+        );
+        assert_eq!(t.pg.run(r3).unwrap().unwrap().duration_seconds, None);
+        assert_eq!(t.pg.run(99).unwrap().map(|r| r.id), None);
+        let newest: Vec<i64> = t.pg.runs_of("s", 2).unwrap().iter().map(|r| r.id).collect();
+        assert_eq!(newest, [r3, r2]);
+        assert_eq!(
+            t.pg.last_complete_at("s").unwrap().as_deref(),
+            Some("2024-05-01T12:01:30Z")
+        );
+        t.pg.create_run("other", &now(4), 1, "h").unwrap();
+        assert_eq!(t.pg.source_names().unwrap(), ["other", "s"]);
+        // The notifications of both ends, recorded in their transactions, as on SQLite.
+        let pg: Vec<(String, String)> =
+            t.pg.client
+                .get_mut()
+                .query("SELECT notifier, event FROM notify_outbox ORDER BY id", &[])
+                .unwrap()
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect();
+        let lite: Vec<(String, String)> = t
+            .lite
+            .conn
+            .prepare("SELECT notifier, event FROM notify_outbox ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(pg, lite);
+        assert_eq!(pg.len(), 2, "{pg:?}");
+        // A run that does not exist cannot be finished.
+        assert!(t
+            .pg
+            .finish_run(99, RunState::Complete, None, None, (0, 0, 0), &[], &now(5))
+            .is_err());
     }
 }
