@@ -1288,7 +1288,8 @@ mod tests {
     }
 
     /// Not a benchmark (debug build, shared machine): a sanity check that a large page call is
-    /// a handful of statements, run with `--ignored` to see the figures.
+    /// a handful of statements, run with `--ignored --nocapture` to see the figures (`PG_N`
+    /// offers, 20,000 by default, in calls of 8 pages of 100).
     #[test]
     #[ignore]
     fn throughput_of_a_first_and_an_unchanged_sync() {
