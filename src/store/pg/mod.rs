@@ -8,10 +8,14 @@
 
 mod console;
 mod decisions;
+mod lease;
 mod notify;
+mod offers;
 mod outbox;
 mod planning;
 mod query;
+mod removals;
+mod runs;
 mod schema;
 
 pub use outbox::PgOutboxTx;
