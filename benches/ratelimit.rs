@@ -62,7 +62,7 @@ async fn scenario(label: &str, configured_rps: u32, answer: LimitAnswer, offersl
     let config = Config::from_toml_str(&text, std::path::Path::new("bench")).unwrap();
     let sources: Vec<_> = config.sources.iter().collect();
     let p = sync::prepare(&sources, &Limiters::new()).unwrap().remove(0);
-    let ctx = SyncContext::new(config.database.path.clone(), config.database.busy_timeout);
+    let ctx = SyncContext::for_database(&config.database);
     let endpoint = p.endpoint.clone();
     let t0 = Instant::now();
     let report = sync::run_source(&ctx, &p.cfg, p.source, p.endpoint).await;

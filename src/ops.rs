@@ -48,7 +48,7 @@ pub fn target<'a>(config: &'a Config, name: &str) -> Result<&'a TargetConfig, Op
 
 fn open(config: &Config) -> Result<Store, OpsError> {
     Ok(Store::open(
-        &config.database.path,
+        &config.database.location,
         config.database.busy_timeout,
     )?)
 }
@@ -110,7 +110,7 @@ pub fn attach(
 
 /// The context a sync-side action runs in: the config's database, targets and notifiers.
 pub fn sync_context(config: &Config) -> SyncContext {
-    SyncContext::new(config.database.path.clone(), config.database.busy_timeout)
+    SyncContext::for_database(&config.database)
         .with_targets(config.targets.clone())
         .with_notify(config.notify_rules())
 }
@@ -150,8 +150,7 @@ pub async fn deliver_each(
         let name = t.cfg.name.clone();
         reports.push(
             crate::push::deliver::deliver(
-                &config.database.path,
-                config.database.busy_timeout,
+                &config.database,
                 &t.cfg,
                 t.target,
                 t.endpoint,
@@ -160,7 +159,7 @@ pub async fn deliver_each(
             .await,
         );
         crate::webhook::record_dead(
-            &config.database.path,
+            &config.database.location,
             config.database.busy_timeout,
             &name,
             &rules,

@@ -30,7 +30,7 @@ pub(crate) fn approve(config: &Config, name: &str) -> Result<ExitCode, UsageErro
             Ok(ExitCode::from(1))
         }
         Err(OpsError::Store(e)) if e.is_unusable() => {
-            Err(super::db_error(&config.database.path)(e))
+            Err(super::db_error(&config.database.location)(e))
         }
         Err(e) => {
             eprintln!("offersync: {name}: {e}");

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 pub(crate) fn ops_error(config: &Config) -> impl Fn(OpsError) -> UsageError + '_ {
     move |e| match e {
         OpsError::Unknown(m) => UsageError::Other(m),
-        OpsError::Store(e) => super::db_error(&config.database.path)(e),
+        OpsError::Store(e) => super::db_error(&config.database.location)(e),
     }
 }
 

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// Read this database instead of the config's database.path
+    /// Read this SQLite file instead of the config's database (path or url)
     #[arg(long, global = true, value_name = "PATH")]
     db: Option<PathBuf>,
     /// Output format [default: table on a terminal, json otherwise]
@@ -107,6 +107,9 @@ enum What {
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
+    /// Who holds which lease: the worker (host or worker_id) and process syncing each source
+    /// or delivering to each target (`target:NAME`), since when, last heartbeat
+    Leases,
     /// Counts per source and target, last runs
     Stats {
         /// Only this part (CSV always prints one part: sources by default)
@@ -165,10 +168,13 @@ pub(crate) fn run(
     args: InspectArgs,
 ) -> Result<ExitCode, UsageError> {
     let (path, busy) = match &args.db {
-        Some(p) => (p.clone(), std::time::Duration::from_secs(10)),
+        Some(p) => (
+            crate::store::Location::from(p),
+            std::time::Duration::from_secs(10),
+        ),
         None => {
             let c = super::load_config(config_path)?;
-            (c.database.path, c.database.busy_timeout)
+            (c.database.location, c.database.busy_timeout)
         }
     };
     let store = super::open_read_only_db(&path, busy)?;
@@ -240,6 +246,7 @@ pub(crate) fn run(
             state,
             limit,
         } => show_notifications(&store, &path, (notifier, state), limit, format)?,
+        What::Leases => output::print(&store.query_leases().map_err(&db_err)?, format),
         What::Stats { section } => {
             let (sources, targets) = store.query_stats().map_err(&db_err)?;
             print_stats(&sources, &targets, section, format);
@@ -294,7 +301,7 @@ fn print_stats(sources: &Table, targets: &Table, section: Option<Section>, forma
 /// `inspect notifications [--notifier N] [--state S]`.
 fn show_notifications(
     store: &crate::store::Store,
-    path: &std::path::Path,
+    path: &crate::store::Location,
     (notifier, state): (Option<String>, Option<String>),
     limit: usize,
     format: Format,
@@ -339,7 +346,7 @@ fn changes_filter(
 /// `inspect offer SOURCE ID`: every field, the raw payload and the history; exit 1 if unknown.
 fn show_offer(
     store: &crate::store::Store,
-    path: &std::path::Path,
+    path: &crate::store::Location,
     source: &str,
     external_id: &str,
     format: Format,
@@ -348,7 +355,7 @@ fn show_offer(
     let Some(o) = store.offer(source, external_id).map_err(&db_err)? else {
         eprintln!(
             "offersync: no offer {external_id:?} from source {source:?} in {}",
-            path.display()
+            path
         );
         return Ok(ExitCode::from(1));
     };

@@ -147,23 +147,23 @@ pub enum UsageError {
     Database(String),
 }
 
-/// The error for a database at `path` that cannot be used, with what to do about it.
+/// The error for a database at `at` that cannot be used, with what to do about it.
 pub(crate) fn db_error(
-    path: &std::path::Path,
+    at: &crate::store::Location,
 ) -> impl Fn(crate::store::StoreError) -> UsageError + '_ {
-    move |e| UsageError::Database(e.explain(path))
+    move |e| UsageError::Database(e.explain(at))
 }
 
 /// Open (creating and migrating) the database the config names, or fail with exit 2.
 pub(crate) fn open_db(config: &Config) -> Result<crate::store::Store, UsageError> {
-    crate::store::Store::open(&config.database.path, config.database.busy_timeout)
-        .map_err(db_error(&config.database.path))
+    crate::store::Store::open(&config.database.location, config.database.busy_timeout)
+        .map_err(db_error(&config.database.location))
 }
 
 /// Open an existing database for reading only (never created, migrated or written), or fail
 /// with exit 2.
 pub(crate) fn open_read_only_db(
-    path: &std::path::Path,
+    path: &crate::store::Location,
     busy: std::time::Duration,
 ) -> Result<crate::store::Store, UsageError> {
     crate::store::Store::open_read_only(path, busy).map_err(db_error(path))

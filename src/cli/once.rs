@@ -89,9 +89,7 @@ pub(crate) async fn run(
     // batching window is this run). A failed message stays pending for the next run or the
     // daemon; it does not change the exit code.
     for n in &notifiers {
-        let r =
-            crate::webhook::deliver(&config.database.path, config.database.busy_timeout, n, true)
-                .await;
+        let r = crate::webhook::deliver(&config.database, n, true).await;
         if let Some(e) = &r.error {
             tracing::error!(notifier = %r.notifier, error = %e, "notifications could not be delivered");
         }

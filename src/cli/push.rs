@@ -106,7 +106,7 @@ pub(crate) async fn push(config: &Config, args: PushArgs) -> Result<ExitCode, Us
 /// Whether none of `targets` has dead operations (they are reported, and the exit code is 1
 /// until they are requeued or dropped).
 pub(crate) fn no_dead(config: &Config, targets: &[&TargetConfig]) -> bool {
-    let Ok(store) = Store::open_read_only(&config.database.path, config.database.busy_timeout)
+    let Ok(store) = Store::open_read_only(&config.database.location, config.database.busy_timeout)
     else {
         return false;
     };
@@ -137,11 +137,11 @@ pub(crate) fn dry_run(
     limit: usize,
     format: Option<output::Format>,
 ) -> Result<ExitCode, UsageError> {
-    let store = super::open_read_only_db(&config.database.path, config.database.busy_timeout)?;
+    let store = super::open_read_only_db(&config.database.location, config.database.busy_timeout)?;
     let mut rows = Vec::new();
     for t in selected_targets(config, only)? {
         let crate::store::Preview { shown, counts } =
-            push::preview(&store, t, limit).map_err(super::db_error(&config.database.path))?;
+            push::preview(&store, t, limit).map_err(super::db_error(&config.database.location))?;
         let total: u64 = counts.values().sum();
         let by_kind: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
         eprintln!(

@@ -10,6 +10,7 @@
 mod console;
 mod controls;
 mod credentials;
+mod database;
 mod env;
 mod load;
 mod notify;
@@ -32,7 +33,9 @@ pub use secret::Secret;
 pub use source::{HttpPolicy, SourceConfig};
 pub use target::{FieldPolicy, TargetConfig, TargetFilters, TargetKind};
 
+pub use crate::model::{redact_url, Location, PgLocation};
 use credentials::credential;
+pub use database::hostname;
 use raw::{RawConfig, RawSource};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -73,8 +76,16 @@ pub struct Config {
 
 #[derive(Debug, Clone)]
 pub struct DatabaseConfig {
-    pub path: PathBuf,
+    /// The SQLite file (`path`) or the PostgreSQL database (`url`, with its password).
+    pub location: Location,
+    /// SQLite: how long to wait for another writer's lock. PostgreSQL: the connect timeout.
     pub busy_timeout: Duration,
+    /// A source or target lease whose heartbeat is older than this is taken over by another
+    /// worker (`lease_ttl_seconds`; on one host a dead holder's lease is taken at once).
+    pub lease_ttl: Duration,
+    /// Who this process is in leases and runs (`worker_id`, default the host name): each
+    /// daemon sharing a PostgreSQL database needs its own.
+    pub worker: String,
 }
 
 #[derive(Debug, Clone)]
@@ -137,6 +148,92 @@ impl Errors {
     }
 }
 
+/// `[database]`: exactly one of `path` (SQLite) and `url` (PostgreSQL); a PostgreSQL password
+/// comes from `password_env` or `password_file`, never from the config file itself.
+fn validate_database(
+    d: &raw::RawDatabase,
+    base: &Path,
+    errs: &mut Errors,
+    warnings: &mut Vec<String>,
+) -> Location {
+    let fallback = || Location::Sqlite(PathBuf::from("offersync.db"));
+    match (&d.path, &d.url) {
+        (Some(path), None) => {
+            if path.trim().is_empty() {
+                errs.push("database.path", "must not be empty");
+            }
+            if d.password_env.is_some() || d.password_file.is_some() {
+                errs.push(
+                    "database.password_env",
+                    "a password is for database.url (PostgreSQL); an SQLite file has none",
+                );
+            }
+            Location::Sqlite(PathBuf::from(path))
+        }
+        (None, Some(url)) => {
+            let shown = redact_url(url);
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                errs.push(
+                    "database.url",
+                    format!("{shown:?} is not a postgres:// URL (like \"postgres://offersync@db.example:5432/offersync\")"),
+                );
+                return fallback();
+            }
+            if let Err(e) = url.parse::<postgres::Config>() {
+                errs.push("database.url", format!("{shown:?}: {e}"));
+                return fallback();
+            }
+            if shown != *url {
+                warnings.push(
+                    "database.url: contains a password; move it to database.password_env or password_file (it is never logged either way)".into(),
+                );
+            }
+            let spec = match (&d.password_env, &d.password_file) {
+                (Some(e), None) => Some(credentials::CredentialSpec::Env(e.clone())),
+                (None, Some(f)) => Some(credentials::CredentialSpec::File {
+                    path: f.into(),
+                    base: base.to_path_buf(),
+                }),
+                (None, None) => None,
+                _ => {
+                    errs.push(
+                        "database.password_env",
+                        "set at most one of password_env or password_file",
+                    );
+                    None
+                }
+            };
+            let password =
+                match spec.map(|s| credentials::resolve_secret("database", "password", &s)) {
+                    Some(Ok(secret)) => Some(secret.expose().to_string()),
+                    Some(Err(e)) => {
+                        errs.0.push(e);
+                        None
+                    }
+                    None => None,
+                };
+            Location::Postgres(PgLocation {
+                url: url.clone(),
+                password,
+            })
+        }
+        (Some(_), Some(_)) => {
+            errs.push(
+                "database.url",
+                "set either database.path (SQLite) or database.url (PostgreSQL), not both",
+            );
+            fallback()
+        }
+        (None, None) => {
+            errs.push(
+                "database.path",
+                "missing: set database.path (an SQLite file) or database.url (PostgreSQL)",
+            );
+            fallback()
+        }
+    }
+}
+
 const NAME_HELP: &str =
     "use letters, digits, '-', '_' or '.' (it is used in the database and on the command line)";
 
@@ -159,13 +256,24 @@ fn validate(
         .filter(|p| !p.as_os_str().is_empty())
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
-    if raw.database.path.trim().is_empty() {
-        errs.push("database.path", "must not be empty");
-    }
+    let mut warnings = Vec::new();
     let database = DatabaseConfig {
-        path: PathBuf::from(&raw.database.path),
+        location: validate_database(&raw.database, &base, &mut errs, &mut warnings),
         busy_timeout: Duration::from_secs(raw.database.busy_timeout_seconds.unwrap_or(10)),
+        lease_ttl: Duration::from_secs(raw.database.lease_ttl_seconds.unwrap_or(900)),
+        worker: match &raw.database.worker_id {
+            Some(w) => {
+                if !valid_name(w) {
+                    errs.push("database.worker_id", NAME_HELP);
+                }
+                w.clone()
+            }
+            None => hostname(),
+        },
     };
+    if raw.database.lease_ttl_seconds.is_some_and(|s| s < 2) {
+        errs.push("database.lease_ttl_seconds", "must be at least 2");
+    }
     let daemon = validate_daemon(&raw.daemon, &mut errs);
     let console = console::validate_console(&raw.console, &base, &mut errs);
 
@@ -215,7 +323,7 @@ fn validate(
         &mut errs,
     );
     if errs.0.is_empty() {
-        let warnings = sources.iter().flat_map(SourceConfig::warnings).collect();
+        warnings.extend(sources.iter().flat_map(SourceConfig::warnings));
         Ok(Config {
             path: path.to_path_buf(),
             database,

@@ -46,8 +46,13 @@ pub struct RawNotify {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawDatabase {
-    pub path: String,
+    pub path: Option<String>,
+    pub url: Option<String>,
+    pub password_env: Option<String>,
+    pub password_file: Option<String>,
     pub busy_timeout_seconds: Option<u64>,
+    pub lease_ttl_seconds: Option<u64>,
+    pub worker_id: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

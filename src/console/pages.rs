@@ -22,8 +22,8 @@ const COUNT_CAP: i64 = 100_000;
 pub(super) type Params = Query<HashMap<String, String>>;
 
 pub(super) fn open(config: &crate::config::Config) -> Result<Store, String> {
-    Store::open_read_only(&config.database.path, config.database.busy_timeout)
-        .map_err(|e| e.explain(&config.database.path))
+    Store::open_read_only(&config.database.location, config.database.busy_timeout)
+        .map_err(|e| e.explain(&config.database.location))
 }
 
 fn state_class(state: &str) -> &'static str {

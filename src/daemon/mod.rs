@@ -114,16 +114,14 @@ async fn run_one(d: &Daemon, config: &Config, src: &SourceConfig) {
             // Recorded like any run, so inspect, /metrics and /healthz say so.
             let message = errors.join("; ");
             tracing::error!(source = %src.name, errors = %message, "source cannot run");
-            let (path, busy, name, rules) = (
-                config.database.path.clone(),
-                config.database.busy_timeout,
+            let (db, name, rules) = (
+                config.database.clone(),
                 src.name.clone(),
                 config.notify_rules(),
             );
             let report = tokio::task::spawn_blocking(move || {
                 sync::record_unrunnable(
-                    &path,
-                    busy,
+                    &db,
                     &name,
                     crate::model::StopReason::Credentials,
                     &message,
@@ -141,7 +139,7 @@ async fn run_one(d: &Daemon, config: &Config, src: &SourceConfig) {
             return;
         }
     };
-    let ctx = SyncContext::new(config.database.path.clone(), config.database.busy_timeout)
+    let ctx = SyncContext::for_database(&config.database)
         .with_targets(config.targets.clone())
         .with_notify(config.notify_rules())
         .with_shutdown(d.shutdown.clone());
@@ -164,13 +162,7 @@ async fn notify_worker(d: Arc<Daemon>, name: String) {
         match crate::webhook::prepare(&config, &d.limiters) {
             Ok(all) => {
                 if let Some(n) = all.iter().find(|n| n.cfg.rule.name == name) {
-                    let r = crate::webhook::deliver(
-                        &config.database.path,
-                        config.database.busy_timeout,
-                        n,
-                        stopping,
-                    )
-                    .await;
+                    let r = crate::webhook::deliver(&config.database, n, stopping).await;
                     if let Some(e) = &r.error {
                         tracing::error!(notifier = %name, error = %e, "notifications could not be delivered");
                     }
@@ -207,8 +199,7 @@ async fn delivery_worker(d: Arc<Daemon>, target: String) {
             Ok(mut p) => {
                 let p = p.remove(0);
                 let r = crate::push::deliver::deliver(
-                    &config.database.path,
-                    config.database.busy_timeout,
+                    &config.database,
                     &p.cfg,
                     p.target,
                     p.endpoint,
@@ -220,7 +211,7 @@ async fn delivery_worker(d: Arc<Daemon>, target: String) {
                 }
                 observe::delivered(&r);
                 let (path, busy, rules, name) = (
-                    config.database.path.clone(),
+                    config.database.location.clone(),
                     config.database.busy_timeout,
                     config.notify_rules(),
                     target.clone(),
@@ -300,8 +291,8 @@ pub async fn run(path: PathBuf) -> Result<ExitCode, DaemonError> {
         tracing::warn!(warning = %w, "config");
     }
     drop(
-        Store::open(&config.database.path, config.database.busy_timeout)
-            .map_err(|e| DaemonError::Database(e.explain(&config.database.path)))?,
+        Store::open(&config.database.location, config.database.busy_timeout)
+            .map_err(|e| DaemonError::Database(e.explain(&config.database.location)))?,
     );
     let (shutdown_tx, shutdown) = Shutdown::new();
     let d = Arc::new(Daemon {

@@ -58,7 +58,7 @@ pub fn delivered(r: &DeliveryReport) {
 
 /// Outbox depth by target and state.
 pub fn outbox_depth(config: &Config) {
-    let Ok(store) = Store::open_read_only(&config.database.path, config.database.busy_timeout)
+    let Ok(store) = Store::open_read_only(&config.database.location, config.database.busy_timeout)
     else {
         return;
     };
@@ -78,7 +78,7 @@ pub fn outbox_depth(config: &Config) {
 /// Health of every enabled source: (healthy, JSON body).
 pub fn health(config: &Config, started: DateTime<Utc>) -> (bool, serde_json::Value) {
     let stale_after = chrono::Duration::from_std(config.daemon.stale_after).unwrap_or_default();
-    let store = Store::open_read_only(&config.database.path, config.database.busy_timeout).ok();
+    let store = Store::open_read_only(&config.database.location, config.database.busy_timeout).ok();
     let mut ok = true;
     let mut sources = serde_json::Map::new();
     for s in config.sources.iter().filter(|s| s.enabled) {

@@ -7,6 +7,7 @@ mod check;
 mod columns;
 mod diff;
 mod hash;
+mod location;
 mod normalize;
 mod notify;
 pub mod push;
@@ -17,6 +18,7 @@ pub use check::{check, is_iso_currency, MAX_OFFER_JSON_BYTES, MAX_PAYOUT};
 pub use columns::Columns;
 pub use diff::{diff, Diff, FieldChange};
 pub use hash::content_hash;
+pub use location::{redact_url, Location, PgLocation};
 pub use normalize::{
     normalize_categories, normalize_countries, normalize_country, normalize_currency,
     normalize_platforms, parse_decimal, parse_timestamp, unix_to_utc,

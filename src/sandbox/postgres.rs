@@ -41,6 +41,14 @@ pub struct TestDb {
 }
 
 static SERVER: OnceLock<Result<TestServer, String>> = OnceLock::new();
+
+/// How the private server keeps its data: the tests' (no fsync: nothing there must survive a
+/// power cut) or a production server's (the benchmark's).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    Tests,
+    Durable,
+}
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
 impl TestServer {
@@ -54,11 +62,17 @@ impl TestServer {
                 _keepalive: Mutex::new(None),
                 _dir: None,
             }),
-            Err(_) => start_private(),
+            Err(_) => start_private(Durability::Tests),
         }) {
             Ok(s) => s,
             Err(e) => panic!("no PostgreSQL server for the tests: {e}"),
         }
+    }
+
+    /// A private server of its own with a production server's durability (fsync on), for the
+    /// benchmark; stopped when dropped.
+    pub fn start_durable() -> Result<TestServer, String> {
+        start_private(Durability::Durable)
     }
 
     /// A new, empty schema for one test (or one benchmark run).
@@ -126,13 +140,18 @@ fn command(program: &Path) -> Command {
     }
 }
 
-fn start_private() -> Result<TestServer, String> {
+fn start_private(durability: Durability) -> Result<TestServer, String> {
     let hint =
         "install the distribution's PostgreSQL server (Debian: `apt-get install postgresql`), \
                 or set OFFERSYNC_TEST_PG_URL (and OFFERSYNC_TEST_PG_PASSWORD) to an existing one";
     let initdb = find_bin("initdb").ok_or_else(|| format!("initdb not found; {hint}"))?;
     let postgres = find_bin("postgres").ok_or_else(|| format!("postgres not found; {hint}"))?;
-    let dir = std::env::temp_dir().join(format!("offersync-pg-{}", std::process::id()));
+    static STARTED: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "offersync-pg-{}-{}",
+        std::process::id(),
+        STARTED.fetch_add(1, Ordering::Relaxed)
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("sock")).map_err(|e| format!("{}: {e}", dir.display()))?;
     let pwfile = dir.join("pw");
@@ -177,8 +196,12 @@ fn start_private() -> Result<TestServer, String> {
         .port();
     // The shell starts the server, then waits for its standard input to close (this process
     // exiting, whatever the way) and stops it with a fast shutdown.
+    let settings = match durability {
+        Durability::Tests => "-c fsync=off -c full_page_writes=off",
+        Durability::Durable => "",
+    };
     let script = format!(
-        "'{}' -D '{}' -k '{}' -h 127.0.0.1 -p {port} -c fsync=off -c full_page_writes=off \
+        "'{}' -D '{}' -k '{}' -h 127.0.0.1 -p {port} {settings} \
          -c max_connections=200 -c shared_buffers=128MB >'{}' 2>&1 & p=$!; read _; kill -INT $p; wait $p; rm -rf '{}'",
         postgres.display(),
         dir.join("data").display(),

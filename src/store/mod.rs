@@ -1,34 +1,37 @@
-//! The SQLite mirror: the only module that contains SQL.
+//! The mirror: the only module that contains SQL. [`Store`] is the one interface the rest of
+//! offersync uses; behind it are two backends, each with its own SQL module:
 //!
-//! One [`Store`] is one connection. Writers store each page whole in one transaction (invariant 2); readers
-//! (`inspect`, `sqlite3`) work alongside thanks to WAL. The file is created with mode 0600.
+//! - [`sqlite`]: the embedded default, one file (`[database] path`);
+//! - [`pg`]: PostgreSQL (`[database] url`), shared by several daemons on several hosts.
+//!
+//! Both keep the same tables, columns and meanings, the same schema version, and the same
+//! invariants: a page, its changes, outbox rows and run counters in one transaction, with the
+//! source's lease checked in it.
 
-mod console;
-mod decisions;
-mod lease;
-mod notify;
-mod offers;
-mod outbox;
 pub mod pg;
-mod planning;
-pub mod query;
-mod removals;
-mod runs;
-mod schema;
+pub mod sqlite;
+mod verbs;
 
-pub use console::{HeldRun, OfferLine, OfferPage, OfferQuery, QueuedOp, SCAN_WINDOW};
-pub use decisions::{Decided, Selection};
-pub use lease::{LeaseHolder, LeaseOutcome};
-pub use notify::Notification;
-pub use offers::{PageBatch, PageCounts, StoredOffer};
-pub use outbox::{OutboxOp, OutboxTx, TargetHealth};
-pub use planning::Preview;
-pub use removals::{ApproveOutcome, FinalizeOutcome};
-pub use runs::{RunState, RunTotals};
+pub use crate::model::{Location, PgLocation};
+pub use sqlite::console::{HeldRun, OfferLine, OfferPage, OfferQuery, QueuedOp, SCAN_WINDOW};
+pub use sqlite::decisions::{Decided, Selection};
+pub use sqlite::lease::{pid_alive, LeaseHolder, LeaseOutcome};
+pub use sqlite::notify::Notification;
+pub use sqlite::offers::{PageBatch, PageCounts, StoredOffer};
+pub use sqlite::outbox::{OutboxOp, TargetHealth};
+pub use sqlite::planning::Preview;
+pub use sqlite::query;
+pub use sqlite::removals::{ApproveOutcome, FinalizeOutcome};
+pub use sqlite::runs::{RunState, RunTotals};
+// The backend-neutral types above live beside the SQLite SQL that introduced them; the
+// PostgreSQL module reaches them by these paths too.
+#[allow(unused_imports)]
+pub(crate) use sqlite::{
+    console, decisions, lease, notify, offers, outbox, planning, removals, runs,
+};
 
-use rusqlite::{Connection, OpenFlags};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use crate::model::NotifyRule;
+use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -105,10 +108,11 @@ impl StoreError {
         }
     }
 
-    /// The error as an operator reads it: the path (when the message lacks it) and a hint.
-    pub fn explain(&self, path: &Path) -> String {
+    /// The error as an operator reads it: where the database is (when the message lacks it) and
+    /// a hint.
+    pub fn explain(&self, at: &Location) -> String {
         let text = self.to_string();
-        let shown = path.display().to_string();
+        let shown = at.to_string();
         let mut msg = if text.contains(&shown) {
             text
         } else {
@@ -172,174 +176,131 @@ impl From<postgres::Error> for StoreError {
     }
 }
 
-fn is_busy(e: &rusqlite::Error) -> bool {
-    matches!(
-        e.sqlite_error_code(),
-        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-    )
+pub(crate) enum Db {
+    Sqlite(sqlite::Sqlite),
+    Pg(pg::Pg),
 }
 
+/// One connection to the mirror, whichever backend holds it.
 pub struct Store {
-    conn: Connection,
-    path: PathBuf,
+    pub(crate) db: Db,
+    location: Location,
 }
 
 impl Store {
-    /// Open (creating it with mode 0600 if needed) and migrate the database.
-    pub fn open(path: &Path, busy_timeout: Duration) -> Result<Store> {
-        if !path.exists() {
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|source| StoreError::Open {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
-            }
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o600)
-                .open(path)
-                .map_err(|source| StoreError::Open {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
-        }
-        Self::open_existing(path, busy_timeout)
+    /// Open (creating it if needed: an SQLite file with mode 0600, or the schema in an empty
+    /// PostgreSQL database) and migrate the mirror.
+    pub fn open(at: impl Into<Location>, busy_timeout: Duration) -> Result<Store> {
+        let location = at.into();
+        let db = match &location {
+            Location::Sqlite(p) => Db::Sqlite(sqlite::Sqlite::open(p, busy_timeout)?),
+            Location::Postgres(l) => Db::Pg(pg::blocking(|| pg::Pg::open(l, busy_timeout))?),
+        };
+        Ok(Store { db, location })
     }
 
-    /// Open an existing database (for `inspect` and `approve-removals`); never creates one.
-    pub fn open_existing(path: &Path, busy_timeout: Duration) -> Result<Store> {
-        if !path.exists() {
-            return Err(StoreError::Missing {
-                path: path.to_path_buf(),
-            });
-        }
-        // Switching a new file to WAL and migrating it need exclusive access, and SQLite may
-        // answer BUSY there without consulting the busy handler: retry the whole sequence
-        // within the busy timeout (several processes or runs may open a new file at once).
-        let started = std::time::Instant::now();
-        loop {
-            match Self::try_open(path, busy_timeout) {
-                Err(StoreError::Sql(e)) if is_busy(&e) && started.elapsed() < busy_timeout => {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                other => return other,
-            }
-        }
+    /// Open an existing mirror (migrating it if it is older); never creates an SQLite file.
+    pub fn open_existing(at: impl Into<Location>, busy_timeout: Duration) -> Result<Store> {
+        let location = at.into();
+        let db = match &location {
+            Location::Sqlite(p) => Db::Sqlite(sqlite::Sqlite::open_existing(p, busy_timeout)?),
+            Location::Postgres(l) => Db::Pg(pg::blocking(|| pg::Pg::open(l, busy_timeout))?),
+        };
+        Ok(Store { db, location })
     }
 
     /// Open an existing mirror for reading only (`inspect`, `push --plan`, `/healthz`): never
-    /// created, migrated or switched to WAL, so a read never writes. Refuses a file that is not
-    /// an offersync mirror, or whose schema is not this binary's.
-    pub fn open_read_only(path: &Path, busy_timeout: Duration) -> Result<Store> {
-        if !path.exists() {
-            return Err(StoreError::Missing {
-                path: path.to_path_buf(),
-            });
-        }
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY
-                | OpenFlags::SQLITE_OPEN_URI
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        conn.busy_timeout(busy_timeout)?;
-        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        let known = schema::MIGRATIONS.len() as i64;
-        let has_tables: bool = conn.query_row(
-            "SELECT count(*) = 2 FROM sqlite_master WHERE type = 'table' AND name IN ('offer_rows', 'sync_runs')",
-            [],
-            |r| r.get(0),
-        )?;
-        let path = path.to_path_buf();
-        if version == 0 || !has_tables {
-            return Err(StoreError::NotAMirror { path });
-        }
-        if version > known {
-            return Err(StoreError::TooNew {
-                path,
-                found: version,
-                known,
-            });
-        }
-        if version < known {
-            return Err(StoreError::Outdated {
-                path,
-                found: version,
-                known,
-            });
-        }
-        Ok(Store { conn, path })
-    }
-
-    fn try_open(path: &Path, busy_timeout: Duration) -> Result<Store> {
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_URI
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        conn.busy_timeout(busy_timeout)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        // 16 MiB of page cache: a page transaction's index lookups stay in memory instead of
-        // re-reading pages from the OS cache; bounded, so memory does not grow with the catalogue.
-        conn.pragma_update(None, "cache_size", -16384)?;
-        conn.set_prepared_statement_cache_capacity(64);
-        let mut store = Store {
-            conn,
-            path: path.to_path_buf(),
-        };
-        store.migrate()?;
-        Ok(store)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    fn migrate(&mut self) -> Result<()> {
-        let known = schema::MIGRATIONS.len() as i64;
-        let version: i64 = self
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        if version > known {
-            return Err(StoreError::TooNew {
-                path: self.path.clone(),
-                found: version,
-                known,
-            });
-        }
-        for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(version as usize) {
-            let tx = self
-                .conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            // Another process may have migrated while we waited for the write lock.
-            let now: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-            if now > i as i64 {
-                continue;
+    /// created or migrated. Refuses a database that is not an offersync mirror, or whose
+    /// schema is not this binary's.
+    pub fn open_read_only(at: impl Into<Location>, busy_timeout: Duration) -> Result<Store> {
+        let location = at.into();
+        let db = match &location {
+            Location::Sqlite(p) => Db::Sqlite(sqlite::Sqlite::open_read_only(p, busy_timeout)?),
+            Location::Postgres(l) => {
+                Db::Pg(pg::blocking(|| pg::Pg::open_existing(l, busy_timeout))?)
             }
-            tx.execute_batch(sql)?;
-            schema::after(i, &tx)?;
-            tx.pragma_update(None, "user_version", i as i64 + 1)?;
-            tx.commit()?;
-            tracing::info!(db = %self.path.display(), version = i + 1, "database migrated");
+        };
+        Ok(Store { db, location })
+    }
+
+    /// Where this mirror is.
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    /// Which backend: `sqlite` or `postgres`.
+    pub fn backend(&self) -> &'static str {
+        match self.db {
+            Db::Sqlite(_) => "sqlite",
+            Db::Pg(_) => "postgres",
         }
-        Ok(())
     }
 
-    pub fn schema_version(&self) -> Result<i64> {
-        Ok(self
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
+    /// Run `f` on the outbox in one write transaction, committed when `f` succeeds.
+    pub fn outbox_tx<T>(
+        &mut self,
+        f: impl FnOnce(&mut OutboxTx<'_, '_>) -> Result<T>,
+    ) -> Result<T> {
+        match &mut self.db {
+            Db::Sqlite(s) => s.outbox_tx(|tx| f(&mut OutboxTx::Sqlite(tx))),
+            Db::Pg(p) => pg::blocking(|| p.outbox_tx(|tx| f(&mut OutboxTx::Pg(tx)))),
+        }
     }
 
-    /// `PRAGMA integrity_check`: `ok` for a healthy file.
-    pub fn integrity_check(&self) -> Result<String> {
-        Ok(self
-            .conn
-            .query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
+    /// Close a run and record its totals (see the backends' `finish_run`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn finish_run(
+        &mut self,
+        run_id: i64,
+        state: RunState,
+        reason: Option<&str>,
+        error: Option<&str>,
+        counters: (u64, u64, u64),
+        rules: &[NotifyRule],
+        now: &str,
+    ) -> Result<()> {
+        match &mut self.db {
+            Db::Sqlite(s) => s.finish_run(run_id, state, reason, error, counters, rules, now),
+            Db::Pg(p) => {
+                pg::blocking(|| p.finish_run(run_id, state, reason, error, counters, rules, now))
+            }
+        }
+    }
+}
+
+/// The outbox inside one transaction, for the push layer: read the offer and its mapping, plan
+/// with them, write the result, all or nothing.
+pub enum OutboxTx<'a, 'b> {
+    Sqlite(&'a sqlite::outbox::SqliteOutboxTx<'b>),
+    Pg(&'a mut pg::PgOutboxTx<'b>),
+}
+
+#[cfg(test)]
+impl Store {
+    /// The SQLite connection under a test's store (tests compare the two backends).
+    pub(crate) fn conn(&self) -> &rusqlite::Connection {
+        match &self.db {
+            Db::Sqlite(s) => &s.conn,
+            Db::Pg(_) => panic!("not an SQLite store"),
+        }
+    }
+
+    /// An SQL query on a test's SQLite store, as a table.
+    pub(crate) fn table(
+        &self,
+        sql: &str,
+        args: Vec<rusqlite::types::Value>,
+    ) -> Result<query::Table> {
+        match &self.db {
+            Db::Sqlite(s) => s.table(sql, args),
+            Db::Pg(_) => panic!("not an SQLite store"),
+        }
+    }
+
+    pub(crate) fn conn_mut(&mut self) -> &mut rusqlite::Connection {
+        match &mut self.db {
+            Db::Sqlite(s) => &mut s.conn,
+            Db::Pg(_) => panic!("not an SQLite store"),
+        }
     }
 }

@@ -2,9 +2,9 @@
 //! report a run attempt ends with.
 
 use crate::config::TargetConfig;
-use crate::store::{LeaseHolder, RunState, RunTotals, Store, StoreError};
+use crate::store::{LeaseHolder, Location, RunState, RunTotals, Store, StoreError};
 use chrono::Utc;
-use std::path::PathBuf;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +12,7 @@ use std::time::Duration;
 /// Where and as whom runs write.
 #[derive(Debug, Clone)]
 pub struct SyncContext {
-    pub db_path: PathBuf,
+    pub db_path: Location,
     pub busy_timeout: Duration,
     /// A lease whose heartbeat is older than this is taken over even if its holder may be alive
     /// (another host). Heartbeats are written with every page.
@@ -89,9 +89,17 @@ impl Shutdown {
 }
 
 impl SyncContext {
-    pub fn new(db_path: PathBuf, busy_timeout: Duration) -> SyncContext {
+    /// Runs on the config's database, as its worker, with its lease TTL.
+    pub fn for_database(db: &crate::config::DatabaseConfig) -> SyncContext {
+        let mut ctx = SyncContext::new(db.location.clone(), db.busy_timeout);
+        ctx.lease_ttl = db.lease_ttl;
+        ctx.host = db.worker.clone();
+        ctx
+    }
+
+    pub fn new(db_path: impl Into<Location>, busy_timeout: Duration) -> SyncContext {
         SyncContext {
-            db_path,
+            db_path: db_path.into(),
             busy_timeout,
             lease_ttl: Duration::from_secs(900),
             host: hostname(),
@@ -162,16 +170,7 @@ impl RunReport {
     }
 }
 
-pub fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it on success.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc != 0 {
-        return "unknown".into();
-    }
-    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..end]).into_owned()
-}
+pub use crate::config::hostname;
 
 /// A token unique to one run or delivery, for leases.
 pub fn holder_token() -> String {

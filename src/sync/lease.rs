@@ -3,8 +3,8 @@
 //! lease and creating the run, a writer or finalize task that died) releases it when the guard
 //! is dropped, through a connection of its own, so the next run does not wait out the TTL.
 
-use crate::store::{Store, StoreError};
-use std::path::PathBuf;
+use crate::store::{Location, Store, StoreError};
+
 use std::time::Duration;
 
 #[derive(Debug)]
@@ -12,14 +12,19 @@ pub(super) struct RunLease {
     source: String,
     holder: String,
     run_id: i64,
-    db_path: PathBuf,
+    db_path: Location,
     busy_timeout: Duration,
     settled: bool,
 }
 
 impl RunLease {
     /// The lease `holder` has just taken on `source`.
-    pub fn taken(source: &str, holder: &str, db_path: PathBuf, busy_timeout: Duration) -> RunLease {
+    pub fn taken(
+        source: &str,
+        holder: &str,
+        db_path: Location,
+        busy_timeout: Duration,
+    ) -> RunLease {
         RunLease {
             source: source.to_string(),
             holder: holder.to_string(),
@@ -102,7 +107,7 @@ mod tests {
         drop(RunLease::taken(
             "s",
             "a",
-            db.clone(),
+            Location::from(&db),
             Duration::from_secs(5),
         ));
         assert!(
@@ -113,7 +118,7 @@ mod tests {
             "the next run takes a free lease, not a stale one"
         );
         // Released normally: dropping it does nothing more.
-        let lease = RunLease::taken("s", "b", db, Duration::from_secs(5));
+        let lease = RunLease::taken("s", "b", Location::from(db), Duration::from_secs(5));
         lease.release(&mut store).unwrap();
     }
 }

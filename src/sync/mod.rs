@@ -208,16 +208,15 @@ fn log_finished(t: &RunTotals, elapsed: Duration) {
 /// `failed` with `reason` and `error`, so it shows in `inspect runs`, `/metrics` and
 /// `/healthz` like any other run.
 pub fn record_unrunnable(
-    db_path: &std::path::Path,
-    busy_timeout: Duration,
+    db: &crate::config::DatabaseConfig,
     source: &str,
     reason: StopReason,
     error: &str,
     notify: &[crate::model::NotifyRule],
 ) -> RunReport {
     let record = || -> Result<Option<RunTotals>, StoreError> {
-        let mut store = Store::open(db_path, busy_timeout)?;
-        let id = store.create_run(source, &now(), std::process::id(), &hostname())?;
+        let mut store = Store::open(&db.location, db.busy_timeout)?;
+        let id = store.create_run(source, &now(), std::process::id(), &db.worker)?;
         store.finish_run(
             id,
             RunState::Failed,

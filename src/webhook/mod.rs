@@ -9,11 +9,11 @@ pub mod format;
 use crate::config::{Config, NotifierConfig};
 use crate::http::{Endpoint, Failure, HttpRequest, Limiters};
 use crate::model::{format_timestamp, NOTIFY_SAMPLE};
-use crate::store::{Notification, Store, StoreError};
+use crate::store::{Location, Notification, Store, StoreError};
 use chrono::Utc;
 use format::Batch;
 use reqwest::Url;
-use std::path::Path;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -140,11 +140,11 @@ fn now() -> String {
 }
 
 async fn db<T: Send + 'static>(
-    path: &Path,
+    path: &Location,
     busy: Duration,
     f: impl FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
-    let path = path.to_path_buf();
+    let path = path.clone();
     tokio::task::spawn_blocking(move || f(&mut Store::open_existing(&path, busy)?))
         .await
         .expect("store task panicked")
@@ -178,9 +178,11 @@ async fn post(n: &PreparedNotifier, body: &serde_json::Value) -> Result<(), Stri
 /// Send `n`'s due notifications: every pending one when `all` (the end of `--once`), else
 /// those older than its `batch_seconds` (the daemon), merged into one message per event,
 /// source and target.
+///
+/// One process at a time sends a notifier's messages (lease `notify:NAME`, like a target's):
+/// several daemons on one PostgreSQL database would otherwise each send the same rows.
 pub async fn deliver(
-    db_path: &Path,
-    busy: Duration,
+    database: &crate::config::DatabaseConfig,
     n: &PreparedNotifier,
     all: bool,
 ) -> NotifyReport {
@@ -188,6 +190,44 @@ pub async fn deliver(
         notifier: n.cfg.rule.name.clone(),
         ..NotifyReport::default()
     };
+    let (db_path, busy) = (&database.location, database.busy_timeout);
+    let lease = format!("notify:{}", n.cfg.rule.name);
+    let holder = crate::sync::holder_token();
+    let (l, h, worker, ttl) = (
+        lease.clone(),
+        holder.clone(),
+        database.worker.clone(),
+        database.lease_ttl,
+    );
+    match db(db_path, busy, move |s| {
+        s.acquire_lease(&l, &h, std::process::id(), &worker, ttl, Utc::now())
+    })
+    .await
+    {
+        Ok(crate::store::LeaseOutcome::Acquired { .. }) => {}
+        Ok(crate::store::LeaseOutcome::Held(by)) => {
+            tracing::debug!(notifier = %n.cfg.rule.name, holder = %by, "another process sends this notifier's messages; skipped");
+            return report;
+        }
+        Err(e) => {
+            report.error = Some(e.to_string());
+            return report;
+        }
+    }
+    send_due(db_path, busy, n, all, &mut report).await;
+    if let Err(e) = db(db_path, busy, move |s| s.release_lease(&lease, &holder)).await {
+        tracing::warn!(notifier = %n.cfg.rule.name, error = %e, "could not release the notifier's lease (it expires)");
+    }
+    report
+}
+
+async fn send_due(
+    db_path: &Location,
+    busy: Duration,
+    n: &PreparedNotifier,
+    all: bool,
+    report: &mut NotifyReport,
+) {
     let before = if all {
         "9999".to_string()
     } else {
@@ -203,7 +243,7 @@ pub async fn deliver(
         Ok(r) => r,
         Err(e) => {
             report.error = Some(e.to_string());
-            return report;
+            return;
         }
     };
     for (batch, ids) in batches(rows) {
@@ -240,14 +280,17 @@ pub async fn deliver(
         };
         if let Err(e) = outcome {
             report.error = Some(e.to_string());
-            return report;
+            return;
         }
     }
-    report
 }
 
 /// The most attempts among `ids` (rows merged into one message share its fate).
-async fn max_attempts_of(db_path: &Path, busy: Duration, ids: &[i64]) -> Result<i64, StoreError> {
+async fn max_attempts_of(
+    db_path: &Location,
+    busy: Duration,
+    ids: &[i64],
+) -> Result<i64, StoreError> {
     let ids = ids.to_vec();
     db(db_path, busy, move |s| s.notification_attempts(&ids)).await
 }
@@ -255,7 +298,7 @@ async fn max_attempts_of(db_path: &Path, busy: Duration, ids: &[i64]) -> Result<
 /// After a delivery pass to `target`: record its newly dead operations for the notifiers that
 /// want them (blocking; a failure is logged, the operations stay unreported until next time).
 pub fn record_dead(
-    db_path: &Path,
+    db_path: &Location,
     busy: Duration,
     target: &str,
     rules: &[crate::model::NotifyRule],

@@ -411,7 +411,7 @@ async fn demo_runs_to_completion() {
         }
     }
     let store =
-        offersync::store::Store::open_existing(&dir.path().join("demo.db"), Duration::from_secs(5))
+        offersync::store::Store::open_existing(dir.path().join("demo.db"), Duration::from_secs(5))
             .unwrap();
     for source in ["trackly-demo", "generic-demo"] {
         let runs = store.runs_of(source, 5).unwrap();

@@ -9,7 +9,7 @@ fn the_shipped_example_config_parses_with_its_documented_values() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/offersync.toml");
     let c = Config::load(&path).expect("config/offersync.toml is valid");
     assert_eq!(
-        c.database.path,
+        c.database.location.sqlite_path().unwrap(),
         Path::new("/var/lib/offersync/offersync.db")
     );
     let s = &c.sources[0];
@@ -173,6 +173,9 @@ fn parse_errors_name_the_key_path() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn environment_overrides_apply() {
+    if crate::harness::sqlite_only("overrides database.path") {
+        return;
+    }
     let app = TestApp::new(10).await;
     let elsewhere = app.dir.path().join("elsewhere.db");
     let out = app

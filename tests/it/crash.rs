@@ -11,7 +11,7 @@
 //! `OFFERSYNC_CRASH_KILLS` (default 30) sets the number of kills, `OFFERSYNC_CRASH_SEED` the
 //! seed (printed, so a failure can be replayed).
 
-use crate::harness::{free_port, SourceOpts, TestApp, SOURCE};
+use crate::harness::{free_port, sql_i64, sql_strings, SourceOpts, TestApp, SOURCE};
 use crate::trackly_sync::{assert_mirrors, served};
 use offersync::sandbox::{self, Sandbox};
 use std::collections::{BTreeMap, BTreeSet};
@@ -46,12 +46,12 @@ pub(crate) fn env_u64(name: &str, default: u64) -> u64 {
 
 /// The webhook receiver of a test app's config, when the test has one (keyed by config path:
 /// tests run in parallel).
-static HOOKS: std::sync::Mutex<BTreeMap<std::path::PathBuf, String>> =
+pub(crate) static HOOKS: std::sync::Mutex<BTreeMap<std::path::PathBuf, String>> =
     std::sync::Mutex::new(BTreeMap::new());
 
 /// The harness's Trackly source (paced so a run spans many pages), both targets, and the
 /// notifier of the test's receiver if it has one.
-fn configure(app: &TestApp, daemon: Option<u16>) {
+pub(crate) fn configure(app: &TestApp, daemon: Option<u16>) {
     app.write_config(SourceOpts {
         page_size: 20,
         api_key_line: format!("api_key = {:?}", app.api_key),
@@ -129,13 +129,15 @@ pub(crate) fn spawn_with(app: &TestApp, args: &[&str], env: &[(&str, &str)]) -> 
 
 /// After a run died at the failpoint: the offer whose push was in flight, if any.
 fn in_flight_offer(app: &TestApp) -> Option<String> {
-    let conn = rusqlite::Connection::open(&app.db_path).ok()?;
-    conn.query_row(
+    if !app.mirror_exists() {
+        return None;
+    }
+    sql_strings(
+        app,
         "SELECT external_id FROM push_outbox WHERE state = 'in_flight' LIMIT 1",
-        [],
-        |r| r.get(0),
     )
-    .ok()
+    .pop()
+    .map(|mut r| r.remove(0))
 }
 
 /// Remove offer `id` from the sandbox (if nobody changed it before), recording what the
@@ -190,44 +192,44 @@ pub(crate) async fn kill_after(mut child: Child, after: Duration) -> Result<(), 
     Ok(())
 }
 
-fn sql_i64(conn: &rusqlite::Connection, sql: &str) -> i64 {
-    conn.query_row(sql, [], |r| r.get(0)).unwrap()
-}
-
 /// What the history must hold for each offer id, by change kind.
 #[derive(Default)]
-struct Expected {
+pub(crate) struct Expected {
     /// Offers that must have exactly one `added` row.
-    added: BTreeSet<String>,
+    pub(crate) added: BTreeSet<String>,
     /// Offers changed once in the sandbox while the mirror held them: exactly one `changed`.
-    changed: BTreeSet<String>,
+    pub(crate) changed: BTreeSet<String>,
     /// Offers changed before the mirror ever held them: no `changed` row (their one `added`
     /// row carries the new content).
-    changed_unseen: BTreeSet<String>,
+    pub(crate) changed_unseen: BTreeSet<String>,
     /// Offers removed while the mirror held them: exactly one `removed`.
-    removed: BTreeSet<String>,
+    pub(crate) removed: BTreeSet<String>,
     /// Offers removed before the mirror ever held them: no row at all.
-    removed_unseen: BTreeSet<String>,
+    pub(crate) removed_unseen: BTreeSet<String>,
 }
 
 /// Ids the mirror holds (live) now; the binary is not running.
 fn mirrored(app: &TestApp) -> BTreeSet<String> {
-    if !app.db_path.exists() {
+    if !app.mirror_exists() {
         return BTreeSet::new();
     }
-    let conn = rusqlite::Connection::open(&app.db_path).unwrap();
-    let mut stmt = conn
-        .prepare("SELECT external_id FROM offers WHERE status <> 'removed'")
-        .unwrap();
-    stmt.query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
+    sql_strings(
+        app,
+        "SELECT external_id FROM offers WHERE status <> 'removed'",
+    )
+    .into_iter()
+    .map(|mut r| r.remove(0))
+    .collect()
 }
 
 /// Change a few offers nobody changed before (each offer changes at most once, so "exactly
 /// once" is well defined): a payout, a pause, a removal, and a new offer.
-fn mutate(app: &TestApp, rng: &mut Rng, touched: &mut BTreeSet<usize>, exp: &mut Expected) {
+pub(crate) fn mutate(
+    app: &TestApp,
+    rng: &mut Rng,
+    touched: &mut BTreeSet<usize>,
+    exp: &mut Expected,
+) {
     let held = mirrored(app);
     app.sandbox.with_trackly(|t| {
         let live = t.catalog.live_indices();
@@ -356,9 +358,8 @@ async fn sigkill_at_random_points_loses_and_duplicates_nothing() {
     let mut clean = false;
     for _ in 0..8 {
         let out = app.bin(&["--once"], &[("RUST_LOG", "warn")]).await;
-        let conn = rusqlite::Connection::open(&app.db_path).unwrap();
         let waiting = sql_i64(
-            &conn,
+            &app,
             "SELECT count(*) FROM push_outbox WHERE state NOT IN ('done')",
         );
         if out.status.code() == Some(0) && waiting == 0 {
@@ -367,16 +368,23 @@ async fn sigkill_at_random_points_loses_and_duplicates_nothing() {
         }
     }
     assert!(clean, "seed {seed:#x}: no clean run after the kills");
+    assert_end_state(&app, seed, &exp, &hook);
+}
 
-    let conn = rusqlite::Connection::open(&app.db_path).unwrap();
-    assert_eq!(
-        conn.query_row("PRAGMA integrity_check", [], |r| r.get::<_, String>(0))
-            .unwrap(),
-        "ok"
-    );
+/// After the kills and a clean run: the database sound, nothing in flight, every notification
+/// delivered, the mirror equal to the catalogue, every change recorded exactly once, and each
+/// target holding each pushed offer once (Offerit duplicates only where flagged). On either
+/// backend.
+pub(crate) fn assert_end_state(
+    app: &TestApp,
+    seed: u64,
+    exp: &Expected,
+    hook: &crate::notify::Receiver,
+) {
+    assert_eq!(app.store().integrity_check().unwrap(), "ok");
     assert_eq!(
         sql_i64(
-            &conn,
+            app,
             "SELECT count(*) FROM push_outbox WHERE state = 'in_flight'"
         ),
         0,
@@ -387,19 +395,24 @@ async fn sigkill_at_random_points_loses_and_duplicates_nothing() {
     // offer, and the receiver got each (at least once: a kill after a 2xx resends).
     assert_eq!(
         sql_i64(
-            &conn,
+            app,
             "SELECT count(*) FROM notify_outbox WHERE state <> 'done'"
         ),
         0,
         "seed {seed:#x}: every notification delivered"
     );
     for (event, kind) in [("offer_added", "added"), ("offer_removed", "removed")] {
+        let sum = if on_pg(app) {
+            "COALESCE(sum((payload ->> 'count')::bigint), 0)::bigint"
+        } else {
+            "COALESCE(sum(json_extract(payload, '$.count')), 0)"
+        };
         let notified = sql_i64(
-            &conn,
-            &format!("SELECT COALESCE(sum(json_extract(payload, '$.count')), 0) FROM notify_outbox WHERE event = '{event}'"),
+            app,
+            &format!("SELECT {sum} FROM notify_outbox WHERE event = '{event}'"),
         );
         let changes = sql_i64(
-            &conn,
+            app,
             &format!("SELECT count(*) FROM offer_changes WHERE kind = '{kind}'"),
         );
         assert_eq!(
@@ -413,13 +426,17 @@ async fn sigkill_at_random_points_loses_and_duplicates_nothing() {
         .flat_map(|b| b["run_ids"].as_array().cloned().unwrap_or_default())
         .filter_map(|v| v.as_i64())
         .collect();
-    let recorded: BTreeSet<i64> = conn
-        .prepare("SELECT DISTINCT value FROM notify_outbox, json_each(json_extract(payload, '$.run_ids'))")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let recorded: BTreeSet<i64> = sql_strings(
+        app,
+        if on_pg(app) {
+            "SELECT DISTINCT value FROM notify_outbox, jsonb_array_elements_text(payload -> 'run_ids') AS value"
+        } else {
+            "SELECT DISTINCT value FROM notify_outbox, json_each(json_extract(payload, '$.run_ids'))"
+        },
+    )
+    .into_iter()
+    .map(|r| r[0].parse().unwrap())
+    .collect();
     assert!(
         recorded.is_subset(&received),
         "seed {seed:#x}: runs reported but never received: {:?}",
@@ -427,7 +444,7 @@ async fn sigkill_at_random_points_loses_and_duplicates_nothing() {
     );
 
     // 1. The mirror equals the sandbox's catalogue, field by field.
-    let wire = served(&app);
+    let wire = served(app);
     let stored = app.offers();
     let live: BTreeMap<&str, _> = stored
         .iter()
@@ -445,15 +462,11 @@ async fn sigkill_at_random_points_loses_and_duplicates_nothing() {
 
     // 2. Every change the sandbox made is in offer_changes exactly once.
     let mut rows: BTreeMap<(String, String), i64> = BTreeMap::new();
-    let mut stmt = conn
-        .prepare("SELECT external_id, kind, count(*) FROM offer_changes GROUP BY external_id, kind")
-        .unwrap();
-    for r in stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .unwrap()
-    {
-        let (id, kind, n): (String, String, i64) = r.unwrap();
-        rows.insert((id, kind), n);
+    for r in sql_strings(
+        app,
+        "SELECT external_id, kind, count(*) FROM offer_changes GROUP BY external_id, kind",
+    ) {
+        rows.insert((r[0].clone(), r[1].clone()), r[2].parse().unwrap());
     }
     let count = |id: &str, kind: &str| {
         rows.get(&(id.to_string(), kind.to_string()))
@@ -517,25 +530,23 @@ async fn sigkill_at_random_points_loses_and_duplicates_nothing() {
 
     // 3. Each target holds exactly one offer per pushed source offer.
     let mapped = |target: &str| -> BTreeMap<String, String> {
-        let mut stmt = conn
-            .prepare("SELECT external_id, target_offer_id FROM target_offers WHERE target = ?1")
-            .unwrap();
-        stmt.query_map([target], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap()
+        sql_strings(
+            app,
+            &format!(
+                "SELECT external_id, target_offer_id FROM target_offers WHERE target = '{target}'"
+            ),
+        )
+        .into_iter()
+        .map(|r| (r[0].clone(), r[1].clone()))
+        .collect()
     };
-    let flagged: BTreeSet<String> = {
-        let mut stmt = conn
-            .prepare(
-                "SELECT DISTINCT external_id FROM push_outbox WHERE target = 'oi' AND possible_duplicate = 1",
-            )
-            .unwrap();
-        stmt.query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap()
-    };
+    let flagged: BTreeSet<String> = sql_strings(
+        app,
+        "SELECT DISTINCT external_id FROM push_outbox WHERE target = 'oi' AND possible_duplicate = true",
+    )
+    .into_iter()
+    .map(|mut r| r.remove(0))
+    .collect();
     let af_map = mapped("af");
     let oi_map = mapped("oi");
     let active: Vec<_> = live
@@ -664,9 +675,8 @@ async fn sigkill_between_approve_and_delivery_loses_and_duplicates_nothing() {
         "{}",
         crate::harness::text(&out.stderr)
     );
-    let conn = rusqlite::Connection::open(&app.db_path).unwrap();
     let waiting = sql_i64(
-        &conn,
+        &app,
         "SELECT count(*) FROM push_outbox WHERE target = 'af' AND state = 'awaiting_approval'",
     );
     assert!(waiting > 50, "creates wait for approval: {waiting}");
@@ -707,7 +717,7 @@ async fn sigkill_between_approve_and_delivery_loses_and_duplicates_nothing() {
             )
             .await;
         let waiting = sql_i64(
-            &conn,
+            &app,
             "SELECT count(*) FROM push_outbox WHERE target = 'af' AND state NOT IN ('done')",
         );
         if a.status.code() == Some(0) && waiting == 0 {
@@ -731,7 +741,7 @@ async fn sigkill_between_approve_and_delivery_loses_and_duplicates_nothing() {
     }
     assert_eq!(
         sql_i64(
-            &conn,
+            &app,
             "SELECT count(*) FROM target_offers WHERE target = 'af'"
         ),
         active.len() as i64
@@ -740,4 +750,8 @@ async fn sigkill_between_approve_and_delivery_loses_and_duplicates_nothing() {
         "approval crash suite: {kills} kills in {attempts} runs, {} creates approved once each",
         active.len()
     );
+}
+
+fn on_pg(app: &TestApp) -> bool {
+    app.pg.is_some()
 }

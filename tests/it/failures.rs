@@ -128,12 +128,8 @@ async fn deliver_both(app: &TestApp) -> Vec<DeliveryReport> {
     let prepared = offersync::push::prepare_targets(&targets, &Limiters::new()).unwrap();
     let never = offersync::sync::Shutdown::never();
     let runs = prepared.into_iter().map(|t| {
-        let (path, busy, never) = (
-            config.database.path.clone(),
-            config.database.busy_timeout,
-            never.clone(),
-        );
-        async move { deliver(&path, busy, &t.cfg, t.target, t.endpoint, &never).await }
+        let (db, never) = (config.database.clone(), never.clone());
+        async move { deliver(&db, &t.cfg, t.target, t.endpoint, &never).await }
     });
     futures_util::future::join_all(runs).await
 }

@@ -246,7 +246,7 @@ async fn sync(app: &TestApp) -> RunTotals {
     let config = Config::load(&app.config_path).expect("config loads");
     let all: Vec<_> = config.sources.iter().collect();
     let prepared = sync::prepare(&all, &Limiters::new()).expect("sources prepare");
-    let ctx = SyncContext::new(config.database.path.clone(), config.database.busy_timeout);
+    let ctx = SyncContext::for_database(&config.database);
     match sync::run_all(&ctx, prepared, 1).await.remove(0) {
         RunReport::Finished(t) => t,
         other => panic!("{other:?}"),

@@ -3,7 +3,7 @@
 
 use offersync::config::Config;
 use offersync::sandbox::{Sandbox, SandboxConfig};
-use offersync::store::{RunTotals, Store, StoredOffer};
+use offersync::store::{Location, RunTotals, Store, StoredOffer};
 use offersync::sync::{self, RunReport, SyncContext};
 use std::path::PathBuf;
 use std::process::Output;
@@ -15,8 +15,31 @@ pub struct TestApp {
     pub dir: tempfile::TempDir,
     pub sandbox: Sandbox,
     pub api_key: String,
+    /// The SQLite file (on the SQLite backend; on PostgreSQL, a path nothing creates).
     pub db_path: PathBuf,
+    /// The test's own PostgreSQL schema, when the suite runs on PostgreSQL.
+    pub pg: Option<offersync::sandbox::postgres::TestDb>,
     pub config_path: PathBuf,
+}
+
+/// Which backend the suite runs on: `OFFERSYNC_TEST_BACKEND=postgres` points every test app at
+/// a schema of its own on the test PostgreSQL server (`sandbox::postgres`); SQLite otherwise.
+pub fn on_postgres() -> bool {
+    match std::env::var("OFFERSYNC_TEST_BACKEND").as_deref() {
+        Ok("postgres") => true,
+        Ok("sqlite") | Err(_) => false,
+        Ok(other) => panic!("OFFERSYNC_TEST_BACKEND must be sqlite or postgres, not {other:?}"),
+    }
+}
+
+/// For a test of SQLite itself (the file, its modes, `sqlite3`, its migrations): on the
+/// PostgreSQL run it says so and returns `true`, and the test returns.
+pub fn sqlite_only(what: &str) -> bool {
+    if on_postgres() {
+        println!("SQLite-only ({what}): not run on the PostgreSQL backend");
+        return true;
+    }
+    false
 }
 
 /// Options of the generated config's one Trackly source.
@@ -26,12 +49,87 @@ pub struct SourceOpts {
     pub extra: String,
 }
 
-/// One integer from the test's database (a count, an id).
+/// One integer from the test's database (a count, an id), on either backend.
 pub fn sql_i64(app: &TestApp, sql: &str) -> i64 {
-    rusqlite::Connection::open(&app.db_path)
-        .unwrap()
-        .query_row(sql, [], |r| r.get(0))
-        .unwrap()
+    match &app.pg {
+        None => rusqlite::Connection::open(&app.db_path)
+            .unwrap()
+            .query_row(sql, [], |r| r.get(0))
+            .unwrap(),
+        Some(db) => off_runtime(|| {
+            let row = pg_client(db).query_one(sql, &[]).unwrap();
+            row.try_get::<_, i64>(0)
+                .or_else(|_| row.try_get::<_, i32>(0).map(i64::from))
+                .or_else(|_| row.try_get::<_, bool>(0).map(i64::from))
+                .unwrap_or_else(|e| panic!("{sql}: not an integer: {e}"))
+        }),
+    }
+}
+
+/// Rows of text columns from the test's database, on either backend (NULL as "").
+pub fn sql_strings(app: &TestApp, sql: &str) -> Vec<Vec<String>> {
+    match &app.pg {
+        None => {
+            let conn = rusqlite::Connection::open(&app.db_path).unwrap();
+            let mut stmt = conn.prepare(sql).unwrap();
+            let n = stmt.column_count();
+            stmt.query_map([], |r| {
+                (0..n)
+                    .map(|i| {
+                        Ok(match r.get_ref(i)? {
+                            rusqlite::types::ValueRef::Null => String::new(),
+                            rusqlite::types::ValueRef::Integer(v) => v.to_string(),
+                            rusqlite::types::ValueRef::Real(v) => v.to_string(),
+                            rusqlite::types::ValueRef::Text(t)
+                            | rusqlite::types::ValueRef::Blob(t) => {
+                                String::from_utf8_lossy(t).into_owned()
+                            }
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+        }
+        Some(db) => off_runtime(|| {
+            pg_client(db)
+                .query(sql, &[])
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    (0..r.len())
+                        .map(|i| {
+                            r.try_get::<_, Option<String>>(i)
+                                .map(Option::unwrap_or_default)
+                                .or_else(|_| {
+                                    r.try_get::<_, Option<i64>>(i)
+                                        .map(|v| v.map(|v| v.to_string()).unwrap_or_default())
+                                })
+                                .or_else(|_| {
+                                    r.try_get::<_, Option<bool>>(i)
+                                        .map(|v| v.map(|v| v.to_string()).unwrap_or_default())
+                                })
+                                .unwrap_or_else(|e| panic!("{sql}: column {i}: {e}"))
+                        })
+                        .collect()
+                })
+                .collect()
+        }),
+    }
+}
+
+/// Run `f` on a thread of its own: the blocking PostgreSQL client cannot run on a thread that
+/// drives async tasks (most tests run on a current-thread runtime).
+pub fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| s.spawn(f).join().unwrap())
+}
+
+/// A plain client on a test app's PostgreSQL schema.
+pub fn pg_client(db: &offersync::sandbox::postgres::TestDb) -> postgres::Client {
+    offersync::sandbox::postgres::TestServer::global()
+        .client(Some(&db.schema))
+        .expect("connect to the test schema")
 }
 
 impl TestApp {
@@ -41,6 +139,16 @@ impl TestApp {
     }
 
     pub async fn with_key(offers: usize, api_key: &str) -> TestApp {
+        Self::with_backend(offers, api_key, on_postgres()).await
+    }
+
+    /// A test app on PostgreSQL whatever the suite runs on (for what only PostgreSQL does:
+    /// several daemons on one database).
+    pub async fn on_postgres(offers: usize) -> TestApp {
+        Self::with_backend(offers, "trk_testkey000000000000000000000000", true).await
+    }
+
+    async fn with_backend(offers: usize, api_key: &str, postgres: bool) -> TestApp {
         let sandbox = Sandbox::start(SandboxConfig {
             seed: 7,
             trackly_offers: offers,
@@ -52,11 +160,17 @@ impl TestApp {
         let dir = tempfile::tempdir().unwrap();
         let db_path = dir.path().join("offersync.db");
         let config_path = dir.path().join("offersync.toml");
+        let pg = postgres.then(|| {
+            let db = off_runtime(|| offersync::sandbox::postgres::TestServer::global().fresh());
+            std::fs::write(dir.path().join("pgpass"), &db.password).unwrap();
+            db
+        });
         let app = TestApp {
             dir,
             sandbox,
             api_key: api_key.to_string(),
             db_path,
+            pg,
             config_path,
         };
         app.write_config(SourceOpts {
@@ -71,8 +185,7 @@ impl TestApp {
     pub fn write_config(&self, o: SourceOpts) {
         let text = format!(
             r#"
-[database]
-path = {db:?}
+{database}
 
 [[sources]]
 name = "{SOURCE}"
@@ -87,13 +200,49 @@ retry_initial_interval_ms = 10
 retry_max_interval_seconds = 1
 {extra}
 "#,
-            db = self.db_path.to_string_lossy(),
+            database = self.database_toml(),
             url = self.sandbox.trackly_base_url(),
             key = o.api_key_line,
             page_size = o.page_size,
             extra = o.extra,
         );
         std::fs::write(&self.config_path, text).unwrap();
+    }
+
+    /// The `[database]` table of this app's config, for the backend the suite runs on.
+    pub fn database_toml(&self) -> String {
+        match &self.pg {
+            None => format!("[database]\npath = {:?}", self.db_path.to_string_lossy()),
+            Some(db) => format!(
+                "[database]\nurl = {:?}\npassword_file = {:?}",
+                db.url,
+                self.dir.path().join("pgpass").to_string_lossy()
+            ),
+        }
+    }
+
+    /// Where this app's mirror is.
+    pub fn location(&self) -> Location {
+        match &self.pg {
+            None => Location::Sqlite(self.db_path.clone()),
+            Some(db) => Location::Postgres(offersync::store::PgLocation {
+                url: db.url.clone(),
+                password: Some(db.password.clone()),
+            }),
+        }
+    }
+
+    /// Whether the mirror exists yet (a file, or the schema's tables).
+    pub fn mirror_exists(&self) -> bool {
+        match &self.pg {
+            None => self.db_path.exists(),
+            Some(db) => off_runtime(|| {
+                pg_client(db)
+                    .query_one("SELECT to_regclass('offersync_schema') IS NOT NULL", &[])
+                    .unwrap()
+                    .get(0)
+            }),
+        }
     }
 
     /// Add raw TOML lines to the source table (keeps the literal key).
@@ -118,18 +267,18 @@ retry_max_interval_seconds = 1
         let sources: Vec<_> = config.sources.iter().collect();
         let prepared =
             sync::prepare(&sources, &offersync::http::Limiters::new()).expect("sources prepare");
-        let ctx = SyncContext::new(config.database.path.clone(), config.database.busy_timeout)
+        let ctx = SyncContext::for_database(&config.database)
             .with_targets(config.targets.clone())
             .with_notify(config.notify_rules());
         sync::run_all(&ctx, prepared, 4).await.remove(0)
     }
 
     pub fn store(&self) -> Store {
-        Store::open_existing(&self.db_path, Duration::from_secs(5)).expect("database exists")
+        Store::open_existing(self.location(), Duration::from_secs(5)).expect("database exists")
     }
 
     pub fn offers(&self) -> Vec<StoredOffer> {
-        self.store().offers_of(SOURCE).unwrap()
+        off_runtime(|| self.store().offers_of(SOURCE).unwrap())
     }
 
     /// Run the real binary with `args` (plus `--config`), in a blocking task so the in-process

@@ -24,7 +24,7 @@ async fn sync_sources(app: &TestApp, sources: &str) -> Vec<RunTotals> {
     let config = Config::load(&app.config_path).expect("config loads");
     let all: Vec<_> = config.sources.iter().collect();
     let prepared = sync::prepare(&all, &Limiters::new()).expect("sources prepare");
-    let ctx = SyncContext::new(config.database.path.clone(), config.database.busy_timeout);
+    let ctx = SyncContext::for_database(&config.database);
     sync::run_all(&ctx, prepared, 4)
         .await
         .into_iter()

@@ -68,8 +68,7 @@ pub(crate) async fn deliver_all(app: &TestApp) -> Vec<DeliveryReport> {
     for t in offersync::push::prepare_targets(&targets, &Limiters::new()).unwrap() {
         out.push(
             deliver(
-                &config.database.path,
-                config.database.busy_timeout,
+                &config.database,
                 &t.cfg,
                 t.target,
                 t.endpoint,

@@ -49,7 +49,7 @@ async fn run_timed(app: &TestApp) -> Vec<(RunReport, Duration)> {
     let config = Config::load(&app.config_path).unwrap();
     let sources: Vec<_> = config.sources.iter().collect();
     let prepared = sync::prepare(&sources, &Limiters::new()).unwrap();
-    let ctx = SyncContext::new(config.database.path.clone(), config.database.busy_timeout);
+    let ctx = SyncContext::for_database(&config.database);
     let runs = prepared.into_iter().map(|p| {
         let ctx = ctx.clone();
         tokio::spawn(async move {

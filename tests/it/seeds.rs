@@ -190,7 +190,7 @@ requests_per_second = 1000
         )
         .unwrap();
         let ctx = offersync::sync::SyncContext::new(
-            config.database.path.clone(),
+            config.database.location.clone(),
             config.database.busy_timeout,
         );
         let report = offersync::sync::run_all(&ctx, prepared, 1).await.remove(0);

@@ -109,8 +109,7 @@ fn lookup_delay(cfg: &TargetConfig) -> Duration {
 /// Deliver `cfg`'s outbox once: every operation due now is attempted once (with the HTTP
 /// layer's retries inside). Stops between operations once `stop` is set.
 pub async fn deliver(
-    db_path: &std::path::Path,
-    busy_timeout: std::time::Duration,
+    database: &crate::config::DatabaseConfig,
     cfg: &TargetConfig,
     target: Arc<dyn Target>,
     endpoint: Arc<Endpoint>,
@@ -125,13 +124,17 @@ pub async fn deliver(
     let lease = format!("target:{}", cfg.name);
     let holder = crate::sync::holder_token();
     let opened = {
-        let (path, lease, holder) = (db_path.to_path_buf(), lease.clone(), holder.clone());
+        let (db, lease, holder) = (database.clone(), lease.clone(), holder.clone());
         tokio::task::spawn_blocking(move || {
-            let mut store = Store::open(&path, busy_timeout)?;
-            let host = crate::sync::hostname();
-            let ttl = std::time::Duration::from_secs(900);
-            let outcome =
-                store.acquire_lease(&lease, &holder, std::process::id(), &host, ttl, Utc::now())?;
+            let mut store = Store::open(&db.location, db.busy_timeout)?;
+            let outcome = store.acquire_lease(
+                &lease,
+                &holder,
+                std::process::id(),
+                &db.worker,
+                db.lease_ttl,
+                Utc::now(),
+            )?;
             Ok::<_, StoreError>((store, outcome))
         })
         .await

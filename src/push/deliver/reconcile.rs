@@ -135,7 +135,7 @@ impl Worker<'_> {
 /// hold), and write the result: the one rule, used when a create lands, when an unknown outcome
 /// is resolved and when dead operations are requeued.
 pub fn replan_in(
-    tx: &OutboxTx<'_>,
+    tx: &mut OutboxTx<'_, '_>,
     cfg: &TargetConfig,
     source: &str,
     external_id: &str,

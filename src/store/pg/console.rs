@@ -384,7 +384,7 @@ mod tests {
             .unwrap();
         let (dir, store) = sqlite();
         store
-            .conn
+            .conn()
             .execute_batch(&format!(
                 "WITH RECURSIVE g(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM g WHERE i < {last})
                  INSERT INTO offer_rows (source, external_id, name, status, payout, countries,

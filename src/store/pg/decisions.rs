@@ -368,7 +368,7 @@ VALUES ('t', 's', '2', '902', 'active'), ('t', 's', '4', '904', 'active');
         assert_eq!(got, lite);
         // SQLite keeps any text as the approved payout; `numeric` takes a decimal only, so "x"
         // is none (the planner compares it as a decimal: the same "no approved payout").
-        s.conn
+        s.conn()
             .execute(
                 "UPDATE push_decisions SET payout = NULL WHERE payout = 'x'",
                 [],
@@ -509,7 +509,7 @@ VALUES ('t', 's', '2', '902', 'active'), ('t', 's', '4', '904', 'active');
             let mut tx = pg.client.get_mut().transaction().unwrap();
             super::super::planning::plan_offer(&mut tx, &planner, "s", o, NOW).unwrap();
             tx.commit().unwrap();
-            let tx = s.conn.transaction().unwrap();
+            let tx = s.conn_mut().transaction().unwrap();
             crate::store::planning::plan_offer(&tx, &planner, "s", o, NOW).unwrap();
             tx.commit().unwrap();
         };

@@ -19,59 +19,47 @@ mod runs;
 mod schema;
 
 pub use outbox::PgOutboxTx;
+
 pub use schema::PG_MIGRATIONS;
+
+pub use crate::model::{redact_url, PgLocation};
 
 use super::{Result, StoreError};
 use crate::model::{Offer, OfferStatus, PayoutType, PayoutUnit, SourceApproval};
 use chrono::{DateTime, Utc};
 use std::str::FromStr;
 
-/// Where a PostgreSQL mirror is: the URL (never with a password in it when shown) and the
-/// password, from `password_env` / `password_file`.
-#[derive(Clone)]
-pub struct PgLocation {
-    pub url: String,
-    pub password: Option<String>,
-}
-
-impl std::fmt::Debug for PgLocation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PgLocation")
-            .field("url", &redact_url(&self.url))
-            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
-            .finish()
-    }
-}
-
-/// The URL as it may be shown: any password in it replaced.
-pub fn redact_url(url: &str) -> String {
-    // scheme://user:password@host... -> scheme://user:***@host...
-    let Some(start) = url.find("://").map(|i| i + 3) else {
-        return url.to_string();
-    };
-    let rest = &url[start..];
-    let end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let auth = &rest[..end];
-    let Some(at) = auth.rfind('@') else {
-        return url.to_string();
-    };
-    match auth[..at].find(':') {
-        Some(colon) => format!(
-            "{}{}:***{}",
-            &url[..start],
-            &auth[..colon],
-            &url[start + at..]
-        ),
-        None => url.to_string(),
+/// Run a blocking PostgreSQL call. The `postgres` client drives a runtime of its own, which
+/// cannot be entered on a thread that drives async tasks: on a worker of a multi-thread runtime
+/// (the CLI's and the daemon's) this steps out of it first (`block_in_place`); on a blocking
+/// thread (`spawn_blocking`, the writer) it just runs. A current-thread runtime cannot step out:
+/// call the store from `spawn_blocking` there.
+pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
     }
 }
 
 pub struct Pg {
     /// Behind a `RefCell` so that reads take `&self`, as on the SQLite backend (the blocking
     /// client needs `&mut` for every statement). Use `client.get_mut()` in `&mut self` verbs.
-    pub(crate) client: std::cell::RefCell<postgres::Client>,
+    /// `ManuallyDrop` so that closing the connection can step out of an async context too
+    /// (see `Drop`).
+    pub(crate) client: std::mem::ManuallyDrop<std::cell::RefCell<postgres::Client>>,
     /// The redacted URL, for messages.
     pub(crate) shown: String,
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        // SAFETY: `client` is taken exactly once, here, and never used after.
+        let client = unsafe { std::mem::ManuallyDrop::take(&mut self.client) };
+        // Closing sends a Terminate message through the client's runtime.
+        blocking(move || drop(client));
+    }
 }
 
 /// The key of the advisory lock migrations are taken under ("offersyn" in ASCII).
@@ -87,17 +75,19 @@ impl Pg {
 
     /// Connect to a mirror that must already exist at this binary's schema version (reads).
     pub fn open_existing(at: &PgLocation, connect_timeout: std::time::Duration) -> Result<Pg> {
-        let mut pg = Self::connect(at, connect_timeout)?;
+        let pg = Self::connect(at, connect_timeout)?;
         let known = PG_MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
         match pg.version()? {
-            None => Err(StoreError::NotAMirrorAt { at: pg.shown }),
+            None => Err(StoreError::NotAMirrorAt {
+                at: pg.shown.clone(),
+            }),
             Some(v) if v > known => Err(StoreError::TooNewAt {
-                at: pg.shown,
+                at: pg.shown.clone(),
                 found: v,
                 known,
             }),
             Some(v) if v < known => Err(StoreError::OutdatedAt {
-                at: pg.shown,
+                at: pg.shown.clone(),
                 found: v,
                 known,
             }),
@@ -125,15 +115,15 @@ impl Pg {
                 source,
             })?;
         Ok(Pg {
-            client: std::cell::RefCell::new(client),
+            client: std::mem::ManuallyDrop::new(std::cell::RefCell::new(client)),
             shown,
         })
     }
 
     /// The schema version, `None` when the database has no offersync schema.
-    fn version(&mut self) -> Result<Option<i64>> {
+    fn version(&self) -> Result<Option<i64>> {
         let err = self.err();
-        let client = self.client.get_mut();
+        let mut client = self.client.borrow_mut();
         let exists: bool = client
             .query_one("SELECT to_regclass('offersync_schema') IS NOT NULL", &[])
             .map_err(&err)?
@@ -192,8 +182,38 @@ impl Pg {
         Ok(())
     }
 
-    pub fn schema_version(&mut self) -> Result<i64> {
+    pub fn schema_version(&self) -> Result<i64> {
         Ok(self.version()?.unwrap_or(0))
+    }
+
+    /// The mirror's own invariants (the server guards its pages itself): every offer has its
+    /// `offer_seen` row, every change and run row belongs to a known run. `ok` when they hold.
+    pub fn integrity_check(&self) -> Result<String> {
+        let row = self.client.borrow_mut().query_one(
+            "SELECT (SELECT count(*) FROM offer_rows o
+                     WHERE NOT EXISTS (SELECT 1 FROM offer_seen s WHERE s.offer_id = o.id)),
+                    (SELECT count(*) FROM offer_changes c
+                     WHERE c.offer_id IS NOT NULL
+                       AND NOT EXISTS (SELECT 1 FROM offer_rows o WHERE o.id = c.offer_id))",
+            &[],
+        )?;
+        let (unseen, orphans): (i64, i64) = (row.get(0), row.get(1));
+        let mut problems = Vec::new();
+        if unseen > 0 {
+            problems.push(format!(
+                "{unseen} offer(s) in offer_rows without an offer_seen row"
+            ));
+        }
+        if orphans > 0 {
+            problems.push(format!(
+                "{orphans} change(s) of offers that are not in offer_rows"
+            ));
+        }
+        Ok(if problems.is_empty() {
+            "ok".into()
+        } else {
+            problems.join("; ")
+        })
     }
 
     /// A mapper from `postgres::Error` to this store's error (the redacted URL in it).
@@ -306,9 +326,10 @@ mod tests {
     #[test]
     fn a_fresh_database_is_migrated_to_the_sqlite_version() {
         let mut pg = testing::fresh();
+        assert_eq!(pg.integrity_check().unwrap(), "ok");
         assert_eq!(
             pg.schema_version().unwrap(),
-            super::super::schema::MIGRATIONS.len() as i64
+            crate::store::sqlite::schema::MIGRATIONS.len() as i64
         );
         // Opening again migrates nothing and keeps the version.
         let n: i64 = pg

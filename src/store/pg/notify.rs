@@ -548,7 +548,7 @@ mod tests {
     }
 
     fn lite_rows(s: &Store) -> Vec<Row> {
-        s.conn
+        s.conn()
             .prepare(
                 "SELECT notifier, event, source, target, payload, state, attempts
                  FROM notify_outbox ORDER BY id",
@@ -574,7 +574,7 @@ mod tests {
         let mut tx = pg.client.get_mut().transaction().unwrap();
         report_runs(&mut tx, &rules(), source, "2024-01-02T00:00:00Z").unwrap();
         tx.commit().unwrap();
-        let tx = lite.conn.transaction().unwrap();
+        let tx = lite.conn_mut().transaction().unwrap();
         crate::store::notify::report_runs(&tx, &rules(), source, "2024-01-02T00:00:00Z").unwrap();
         tx.commit().unwrap();
     }

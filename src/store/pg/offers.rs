@@ -742,7 +742,7 @@ pub(crate) mod twin {
             let mut pg = testing::fresh();
             let dir = tempfile::tempdir().unwrap();
             let mut lite =
-                Store::open(&dir.path().join("m.db"), std::time::Duration::from_secs(5)).unwrap();
+                Store::open(dir.path().join("m.db"), std::time::Duration::from_secs(5)).unwrap();
             let ttl = std::time::Duration::from_secs(900);
             let pid = std::process::id();
             let t = chrono::Utc::now();
@@ -835,7 +835,7 @@ pub(crate) mod twin {
 
         pub(crate) fn lite_changes(&self) -> Vec<(i64, String, String, Value, String)> {
             self.lite
-                .conn
+                .conn()
                 .prepare(
                     "SELECT c.run_id, c.external_id, c.kind, c.diff, o.external_id FROM offer_changes c
                      JOIN offer_rows o ON o.id = c.offer_id ORDER BY c.id",
@@ -866,7 +866,7 @@ pub(crate) mod twin {
 
         fn lite_seen(&self) -> Vec<(String, i64, String, i64, Option<String>)> {
             self.lite
-                .conn
+                .conn()
                 .prepare(
                     "SELECT o.external_id, s.last_run_id, s.last_seen_at, s.missed_runs, s.live_hash
                      FROM offer_seen s JOIN offer_rows o ON o.id = s.offer_id ORDER BY o.id",
@@ -894,7 +894,7 @@ pub(crate) mod twin {
 
         fn lite_rejections(&self) -> Vec<(i64, Option<String>, String, String)> {
             self.lite
-                .conn
+                .conn()
                 .prepare("SELECT run_id, external_id, reason, at FROM offer_rejections ORDER BY id")
                 .unwrap()
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
@@ -906,7 +906,7 @@ pub(crate) mod twin {
         /// Run one SQL text on both.
         pub(crate) fn both(&mut self, sql: &str) {
             self.pg.client.get_mut().batch_execute(sql).unwrap();
-            self.lite.conn.execute_batch(sql).unwrap();
+            self.lite.conn().execute_batch(sql).unwrap();
         }
     }
 
@@ -1285,56 +1285,5 @@ mod tests {
                 .map(|o| o.offer.external_id)
                 .collect();
         assert_eq!(ids, ["10", "9", "B", "a", "b", "é"]);
-    }
-
-    /// Not a benchmark (debug build, shared machine): a sanity check that a large page call is
-    /// a handful of statements, run with `--ignored --nocapture` to see the figures (`PG_N`
-    /// offers, 20,000 by default, in calls of 8 pages of 100).
-    #[test]
-    #[ignore]
-    fn throughput_of_a_first_and_an_unchanged_sync() {
-        let mut t = Twin::new();
-        let n: u32 = std::env::var("PG_N")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(20_000);
-        let pages = |v: u32| -> Vec<Vec<PageBatch>> {
-            (0..n / 800)
-                .map(|c| {
-                    (0..8)
-                        .map(|p| {
-                            page(
-                                (0..100)
-                                    .map(|i| offer(&format!("{}", c * 800 + p * 100 + i), v))
-                                    .collect(),
-                                &[],
-                            )
-                        })
-                        .collect()
-                })
-                .collect()
-        };
-        for (run, label) in [(1, "first"), (2, "unchanged")] {
-            let r = t.run(run);
-            let calls = pages(0);
-            let started = std::time::Instant::now();
-            for call in &calls {
-                t.pg.apply_pages(r, "s", HOLDER, call, &NO_TARGETS, &now(run))
-                    .unwrap();
-            }
-            let pg = started.elapsed();
-            let started = std::time::Instant::now();
-            for call in &calls {
-                t.lite
-                    .apply_pages(r, "s", HOLDER, call, &NO_TARGETS, &now(run))
-                    .unwrap();
-            }
-            let lite = started.elapsed();
-            eprintln!(
-                "{label}: PostgreSQL {:.0} offers/s, SQLite {:.0} offers/s",
-                n as f64 / pg.as_secs_f64(),
-                n as f64 / lite.as_secs_f64()
-            );
-        }
     }
 }

@@ -515,7 +515,7 @@ mod tests {
             self.release_op(op, "refused", None).unwrap()
         }
         fn mappings(&mut self) -> Vec<(String, String, String, String, Value, Option<String>)> {
-            self.conn
+            self.conn()
                 .prepare(
                     "SELECT target, external_id, target_offer_id, state, pushed_payload, pushed_hash
                      FROM target_offers ORDER BY target, external_id",

@@ -549,7 +549,7 @@ pub(crate) mod testkit {
 
     /// The same in SQLite.
     pub(crate) fn lite_offer(s: &Store, source: &str, o: &Offer) {
-        s.conn
+        s.conn()
             .execute(
                 "INSERT INTO offer_rows (source, external_id, name, status, payout, currency, payout_type,
                         countries, tracking_url, advertiser, content_hash, first_seen_at, updated_at, raw)
@@ -571,7 +571,7 @@ pub(crate) mod testkit {
                 ],
             )
             .unwrap();
-        s.conn
+        s.conn()
             .execute(
                 "INSERT OR IGNORE INTO offer_seen (offer_id, last_run_id, last_seen_at, missed_runs, live_hash)
                  SELECT id, 1, '2024-01-01T00:00:00Z', 0, 'h' FROM offer_rows
@@ -584,7 +584,7 @@ pub(crate) mod testkit {
     /// A fresh SQLite mirror in a temporary directory.
     pub(crate) fn lite() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("m.db"), std::time::Duration::from_secs(5)).unwrap();
+        let s = Store::open(dir.path().join("m.db"), std::time::Duration::from_secs(5)).unwrap();
         (dir, s)
     }
 
@@ -629,7 +629,7 @@ pub(crate) mod testkit {
     }
 
     pub(crate) fn lite_outbox(s: &Store) -> Vec<Row> {
-        s.conn
+        s.conn()
             .prepare(
                 "SELECT target, source, external_id, op, payload, state, last_error,
                         possible_duplicate, attempts FROM push_outbox ORDER BY id",
@@ -657,7 +657,7 @@ pub(crate) mod testkit {
     /// as a numbered parameter too).
     pub(crate) fn both(pg: &mut Pg, s: &Store, sql: &str) {
         pg.client.get_mut().batch_execute(sql).unwrap();
-        s.conn.execute_batch(sql).unwrap();
+        s.conn().execute_batch(sql).unwrap();
     }
 
     /// Two connections (two "hosts") to one fresh mirror.
@@ -689,7 +689,7 @@ mod tests {
         let mut tx = pg.client.get_mut().transaction().unwrap();
         plan_offer(&mut tx, t, "s", o, "2024-01-02T00:00:00Z").unwrap();
         tx.commit().unwrap();
-        let tx = lite.conn.transaction().unwrap();
+        let tx = lite.conn_mut().transaction().unwrap();
         crate::store::planning::plan_offer(&tx, t, "s", o, "2024-01-02T00:00:00Z").unwrap();
         tx.commit().unwrap();
     }
@@ -892,7 +892,7 @@ mod tests {
         let mut tx = pg.client.get_mut().transaction().unwrap();
         plan_removed(&mut tx, &t, "s", 2, missing, "now").unwrap();
         tx.commit().unwrap();
-        let tx = lite.conn.transaction().unwrap();
+        let tx = lite.conn_mut().transaction().unwrap();
         crate::store::planning::plan_removed(&tx, &t, "s", 2, &missing.replace('$', "?"), "now")
             .unwrap();
         tx.commit().unwrap();

@@ -305,6 +305,15 @@ impl Pg {
         self.table(&sql, &w.params())
     }
 
+    /// `inspect leases`: every lease held, sources first, then targets (`target:NAME`).
+    pub fn query_leases(&self) -> Result<Table> {
+        self.table(
+            "SELECT source AS lease, host AS worker, pid, run_id, acquired_at, heartbeat_at, holder
+             FROM source_leases ORDER BY source LIKE 'target:%', source COLLATE \"C\"",
+            &[],
+        )
+    }
+
     pub fn query_history(&self, source: &str, external_id: &str) -> Result<Table> {
         self.table(
             "SELECT id, at, run_id, kind, diff FROM offer_changes
@@ -427,14 +436,14 @@ pub(super) mod tests {
     pub(in crate::store::pg) fn sqlite() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
         let store =
-            Store::open(&dir.path().join("m.db"), std::time::Duration::from_secs(5)).unwrap();
+            Store::open(dir.path().join("m.db"), std::time::Duration::from_secs(5)).unwrap();
         (dir, store)
     }
 
     /// Run the same SQL (written to be valid on both) on both backends.
     pub(in crate::store::pg) fn seed_both(pg: &Pg, store: &Store, sql: &str) {
         pg.client.borrow_mut().batch_execute(sql).unwrap();
-        store.conn.execute_batch(sql).unwrap();
+        store.conn().execute_batch(sql).unwrap();
     }
 
     /// Rows of every table the inspect queries read, written so that the same statements are

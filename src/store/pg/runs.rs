@@ -249,7 +249,7 @@ mod tests {
                 .collect();
         let lite: Vec<(String, String)> = t
             .lite
-            .conn
+            .conn()
             .prepare("SELECT notifier, event FROM notify_outbox ORDER BY id")
             .unwrap()
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))

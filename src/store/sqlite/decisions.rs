@@ -2,7 +2,7 @@
 //! remembers them, so later plans honour them), and detaching or attaching a target offer
 //! (`target_offers.detached_at`). Each is one transaction.
 
-use super::{Result, Store};
+use super::{Result, Sqlite};
 use rusqlite::{params, TransactionBehavior};
 
 /// Which offers of a target a decision is about.
@@ -25,7 +25,7 @@ pub struct Decided {
 
 const WAITING: &str = "state IN ('awaiting_approval', 'rejected')";
 
-impl Store {
+impl Sqlite {
     /// Release what waits for approval on `target` (or was rejected): its state becomes
     /// `pending`, and the decision (with the payout approved) is remembered.
     pub fn approve(&mut self, target: &str, which: &Selection, now: &str) -> Result<Decided> {
@@ -109,7 +109,7 @@ impl Store {
     }
 }
 
-impl super::OutboxTx<'_> {
+impl super::outbox::SqliteOutboxTx<'_> {
     /// Detach the target offer: never updated, paused or activated until attached; what waits
     /// for it is dropped. `false` when the target holds no such offer.
     pub fn detach(

@@ -338,7 +338,7 @@ CREATE INDEX offer_changes_by_offer ON offer_changes (offer_id, id);
 ];
 
 /// Steps in Rust that run after migration `i`'s SQL, inside its transaction.
-pub(super) fn after(i: usize, tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+pub(in crate::store) fn after(i: usize, tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
     if i == 9 {
         or_chain_checks(tx)?;
     }
@@ -381,7 +381,7 @@ fn or_chain_checks(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
 
 /// `CHECK (col IN ('a', 'b'))` → `CHECK (col = 'a' OR col = 'b')` in a table's declaration;
 /// anything else is left as it is.
-pub(super) fn or_chain(sql: &str) -> String {
+pub(in crate::store) fn or_chain(sql: &str) -> String {
     const CHECK: &str = "CHECK (";
     let mut out = String::with_capacity(sql.len() + 256);
     let mut rest = sql;
@@ -412,7 +412,7 @@ pub(super) fn or_chain(sql: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::MIGRATIONS;
-    use crate::store::Store;
+    use crate::store::sqlite::Sqlite as Store;
     use std::time::Duration;
 
     /// A mirror at schema `version`, built by the same steps as `Store::migrate` (SQL and Rust

@@ -3,7 +3,7 @@
 //! holder process is dead (same host) or whose heartbeat is older than the TTL is taken over, and
 //! the run it left `running` is closed as `partial` with reason `interrupted`.
 
-use super::{Result, Store};
+use super::{Result, Sqlite};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use std::time::Duration;
@@ -44,7 +44,7 @@ pub fn pid_alive(pid: u32) -> bool {
     rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
-impl Store {
+impl Sqlite {
     /// Try to take the lease on `source` for `holder` (a token unique to this run).
     #[allow(clippy::too_many_arguments)]
     pub fn acquire_lease(

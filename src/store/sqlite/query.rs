@@ -2,7 +2,7 @@
 //! cell values) that `cli::output` renders as a table, JSON or CSV. Secrets are never stored, so
 //! nothing here needs redaction.
 
-use super::{Result, Store};
+use super::{Result, Sqlite};
 use rusqlite::types::{Value as SqlValue, ValueRef};
 use serde_json::Value;
 
@@ -125,8 +125,8 @@ fn cell(v: ValueRef<'_>, json: bool) -> Value {
     }
 }
 
-impl Store {
-    pub(super) fn table(&self, sql: &str, args: Vec<SqlValue>) -> Result<Table> {
+impl Sqlite {
+    pub(in crate::store) fn table(&self, sql: &str, args: Vec<SqlValue>) -> Result<Table> {
         let mut stmt = self.conn.prepare(sql)?;
         let columns: Vec<String> = stmt.column_names().into_iter().map(String::from).collect();
         let json: Vec<bool> = columns
@@ -197,6 +197,15 @@ impl Store {
             f.limit
         );
         self.table(&sql, w.args)
+    }
+
+    /// `inspect leases`: every lease held, sources first, then targets (`target:NAME`).
+    pub fn query_leases(&self) -> Result<Table> {
+        self.table(
+            "SELECT source AS lease, host AS worker, pid, run_id, acquired_at, heartbeat_at, holder
+             FROM source_leases ORDER BY source LIKE 'target:%', source",
+            Vec::new(),
+        )
     }
 
     pub fn query_history(&self, source: &str, external_id: &str) -> Result<Table> {

@@ -1,7 +1,7 @@
 //! Writes to the mirror: each page whole in one transaction (upserts, change records, run counters, lease
 //! heartbeat), removal detection at the end of a complete run, and approval of held removals.
 
-use super::{Result, Store, StoreError};
+use super::{Result, Sqlite, StoreError};
 use crate::model::{
     diff, ChangeKind, Offer, OfferStatus, PayoutType, PayoutUnit, Planner, SourceApproval,
     SourcedOffer,
@@ -34,7 +34,7 @@ pub struct StoredOffer {
     pub raw: String,
 }
 
-pub(super) const OFFER_COLUMNS: &str = "name, status, payout, currency, payout_type, revenue, countries, platforms, \
+pub(in crate::store) const OFFER_COLUMNS: &str = "name, status, payout, currency, payout_type, revenue, countries, platforms, \
     categories, tracking_url, preview_url, advertiser, description, icon_url, app_package, starts_at, ends_at, \
     payouts, payout_unit, excluded_countries, approval, caps";
 
@@ -49,7 +49,7 @@ fn parse_time(s: Option<String>) -> Option<DateTime<Utc>> {
 }
 
 /// Rebuild an offer from the canonical columns starting at `at`.
-pub(super) fn offer_from_row(
+pub(in crate::store) fn offer_from_row(
     external_id: String,
     r: &Row<'_>,
     at: usize,
@@ -95,7 +95,12 @@ pub(super) fn offer_from_row(
     })
 }
 
-pub(super) fn heartbeat(tx: &Transaction<'_>, source: &str, holder: &str, now: &str) -> Result<()> {
+pub(in crate::store) fn heartbeat(
+    tx: &Transaction<'_>,
+    source: &str,
+    holder: &str,
+    now: &str,
+) -> Result<()> {
     let n = tx
         .prepare_cached(
             "UPDATE source_leases SET heartbeat_at = ?3 WHERE source = ?1 AND holder = ?2",
@@ -134,7 +139,7 @@ fn record_change(change: &mut CachedStatement<'_>, c: &ChangeRow<'_>) -> Result<
     Ok(())
 }
 
-impl Store {
+impl Sqlite {
     /// Write pages in one transaction (the writer batches the pages that queued up while it was
     /// busy; each page is applied whole or not at all). In each page new offers are inserted
     /// (`added`), changed ones rewritten with a field-level diff (`changed`, or `reappeared`
@@ -320,7 +325,7 @@ fn apply_page(
     Ok(c)
 }
 
-impl Store {
+impl Sqlite {
     /// One offer with its bookkeeping, removed ones included.
     pub fn offer(&self, source: &str, external_id: &str) -> Result<Option<StoredOffer>> {
         let sql = format!(
@@ -544,7 +549,7 @@ fn rewrite_offer(
 }
 
 /// The canonical offer as stored, inside a transaction (for planning).
-pub(super) fn offer_in(
+pub(in crate::store) fn offer_in(
     tx: &rusqlite::Connection,
     source: &str,
     external_id: &str,

@@ -6,7 +6,7 @@
 //! source ends), each event one row per notifier: the count and the first offers by name, so a
 //! 100,000-offer first sync is one `offer_added` row, not 100,000.
 
-use super::{Result, Store};
+use super::{Result, Sqlite};
 use crate::model::{NotifyEvent, NotifyRule, RunState, NOTIFY_SAMPLE};
 use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 use serde_json::{json, Value};
@@ -267,7 +267,7 @@ fn report_awaiting(
 
 /// Inside a run's end transaction: report every run of `source` not reported yet that has
 /// ended (or was left `running` by a process that died: a later run exists).
-pub(super) fn report_runs(
+pub(in crate::store) fn report_runs(
     tx: &Transaction<'_>,
     rules: &[NotifyRule],
     source: &str,
@@ -293,7 +293,7 @@ pub(super) fn report_runs(
     Ok(())
 }
 
-impl Store {
+impl Sqlite {
     /// Report `target`'s dead operations that were not reported yet (one row per notifier).
     pub fn report_dead(&mut self, target: &str, rules: &[NotifyRule], now: &str) -> Result<u64> {
         let tx = self

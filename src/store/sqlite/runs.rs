@@ -1,6 +1,6 @@
 //! `sync_runs`: one row per run of one source, with its counters and final state.
 
-use super::{Result, Store};
+use super::{Result, Sqlite};
 pub use crate::model::RunState;
 use rusqlite::{params, OptionalExtension};
 
@@ -28,7 +28,7 @@ pub struct RunTotals {
     pub duration_seconds: Option<f64>,
 }
 
-impl Store {
+impl Sqlite {
     pub fn create_run(&mut self, source: &str, now: &str, pid: u32, host: &str) -> Result<i64> {
         self.conn.execute(
             "INSERT INTO sync_runs (source, started_at, state, pid, host) VALUES (?1, ?2, 'running', ?3, ?4)",

@@ -8,7 +8,7 @@
 //! against it and delivered after it, in order, instead of being lost.
 
 use super::planning::{effective_mapping, enqueue, real_mapping};
-use super::{Result, Store};
+use super::{Result, Sqlite};
 use crate::model::{merged, Mapping, Offer, OpKind, OutboxState, PlannedOp, PushFields};
 use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 
@@ -50,11 +50,11 @@ impl OutboxOp {
 
 /// The outbox inside one transaction, for the push layer: read the offer and its mapping, plan
 /// with them, write the result, all or nothing.
-pub struct OutboxTx<'a> {
+pub struct SqliteOutboxTx<'a> {
     pub(super) tx: &'a Transaction<'a>,
 }
 
-impl OutboxTx<'_> {
+impl SqliteOutboxTx<'_> {
     /// The canonical offer as stored (removed ones included).
     pub fn offer(&self, source: &str, external_id: &str) -> Result<Option<Offer>> {
         super::offers::offer_in(self.tx, source, external_id)
@@ -201,13 +201,13 @@ fn outbox_op(conn: &rusqlite::Connection, id: i64, was: Option<&str>) -> Result<
     }))
 }
 
-impl Store {
+impl Sqlite {
     /// Run `f` on the outbox in one write transaction.
-    pub fn outbox_tx<T>(&mut self, f: impl FnOnce(&OutboxTx<'_>) -> Result<T>) -> Result<T> {
+    pub fn outbox_tx<T>(&mut self, f: impl FnOnce(&SqliteOutboxTx<'_>) -> Result<T>) -> Result<T> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let out = f(&OutboxTx { tx: &tx })?;
+        let out = f(&SqliteOutboxTx { tx: &tx })?;
         tx.commit()?;
         Ok(out)
     }

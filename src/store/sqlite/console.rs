@@ -13,7 +13,7 @@
 //! - last runs and held removals: `sync_runs_by_source (source, id)`.
 
 use super::query::Table;
-use super::{Result, Store};
+use super::{Result, Sqlite};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, OptionalExtension};
 
@@ -96,7 +96,7 @@ fn opt_text(v: &Option<String>) -> Option<&str> {
     v.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
 
-impl Store {
+impl Sqlite {
     /// A page of offers (see the module's doc for what it reads).
     pub fn console_offers(&self, q: &OfferQuery) -> Result<OfferPage> {
         let mut window = Vec::new();
@@ -394,8 +394,11 @@ mod tests {
     #[test]
     fn filtered_pages_visit_each_match_once_across_windows() {
         let dir = tempfile::tempdir().unwrap();
-        let store =
-            Store::open(&dir.path().join("m.db"), std::time::Duration::from_secs(5)).unwrap();
+        let store = crate::store::sqlite::Sqlite::open(
+            &dir.path().join("m.db"),
+            std::time::Duration::from_secs(5),
+        )
+        .unwrap();
         let n = SCAN_WINDOW * 2 + 5_000;
         let tx = store.conn.unchecked_transaction().unwrap();
         {

@@ -4,7 +4,7 @@
 //! plan replaces it, which coalesces changes that happen before delivery). Re-planning a target
 //! whose config changed and previewing a delivery walk the mirror through the same path.
 
-use super::{Result, Store};
+use super::{Result, Sqlite};
 use crate::model::{Decision, Held, Mapping, Offer, OfferStatus, OutboxState, PlannedOp, Planner};
 use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 
@@ -17,7 +17,7 @@ pub struct Preview {
 }
 
 /// What the target holds of the offer, from `target_offers`.
-pub(super) fn real_mapping(
+pub(in crate::store) fn real_mapping(
     tx: &rusqlite::Connection,
     target: &str,
     source: &str,
@@ -44,7 +44,7 @@ pub(super) fn real_mapping(
 
 /// The mapping to plan against: what the target holds, or, while a create of the offer is in
 /// flight or unresolved, the offer that create will leave (a pending mapping).
-pub(super) fn effective_mapping(
+pub(in crate::store) fn effective_mapping(
     tx: &rusqlite::Connection,
     target: &str,
     source: &str,
@@ -71,7 +71,7 @@ pub(super) fn effective_mapping(
 }
 
 /// What an operator decided for the offer on `target`, if anything (`push_decisions`).
-pub(super) fn decision(
+pub(in crate::store) fn decision(
     tx: &rusqlite::Connection,
     target: &str,
     source: &str,
@@ -93,7 +93,7 @@ pub(super) fn decision(
 
 /// Ask the planner about `offer` for every target that takes its source, and write (or
 /// replace, or drop) its waiting operation on each.
-pub(super) fn plan_offer(
+pub(in crate::store) fn plan_offer(
     tx: &Transaction<'_>,
     planner: &dyn Planner,
     source: &str,
@@ -121,7 +121,7 @@ pub(super) fn plan_offer(
 /// Replace the offer's waiting (pending or failed) operation for `target` with `op`, or drop it
 /// when nothing is to be done any more. Operations in flight, unresolved, done or dead are left
 /// alone (a new one is queued behind them).
-pub(super) fn enqueue(
+pub(in crate::store) fn enqueue(
     tx: &rusqlite::Connection,
     target: &str,
     source: &str,
@@ -190,7 +190,7 @@ pub(super) fn enqueue(
 /// unresolved lands, and drops waiting operations). `missing_sql` is a `FROM ... WHERE` over
 /// `offer_rows o` with the parameters `?1` (source) and `?2` (grace). Streams the offers: a
 /// mass removal holds one offer at a time.
-pub(super) fn plan_removed(
+pub(in crate::store) fn plan_removed(
     tx: &Transaction<'_>,
     planner: &dyn Planner,
     source: &str,
@@ -214,7 +214,7 @@ pub(super) fn plan_removed(
     Ok(())
 }
 
-impl Store {
+impl Sqlite {
     /// The hash of the target config the target was last planned with.
     pub fn target_plan_hash(&self, target: &str) -> Result<Option<String>> {
         Ok(self

@@ -3,7 +3,7 @@
 //! handed to the planner (a pause for what targets hold live).
 
 use super::offers::heartbeat;
-use super::{Result, Store};
+use super::{Result, Sqlite};
 use crate::model::{Planner, RunState, StopReason};
 use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 
@@ -30,7 +30,7 @@ pub enum ApproveOutcome {
     },
 }
 
-impl Store {
+impl Sqlite {
     /// Removal detection at the end of a complete run (invariants 3 and 7): every live offer of
     /// `source` not seen by `run_id` has its missed-run count raised; those missed for
     /// `grace` complete runs are marked removed, unless they are more than `max_fraction` of the
