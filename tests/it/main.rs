@@ -21,4 +21,5 @@ mod push;
 mod rate_limits;
 mod security;
 mod seeds;
+mod shared_db;
 mod trackly_sync;
