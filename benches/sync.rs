@@ -11,6 +11,9 @@
 //! - `fleet:N`: 200 Trackly sources of N/200 offers each in one `--once` (the default
 //!   `max_concurrent_sources`) against one source of N offers, alternating, 3 rounds; prints
 //!   the median ratio (fleet offers/s over one source's) and the peak RSS.
+//! - `postgres:N`: Trackly, N offers, into SQLite and into PostgreSQL (a private server started
+//!   here from the distribution's binaries, fsync on), alternating, 3 rounds; prints the
+//!   medians and PostgreSQL's share of SQLite's speed, first and unchanged.
 //! - `limit:N`: `../shared/bench/compare.py` when it is there (the bare-Rust loop and offersync
 //!   against one mock, alternating, 3 rounds: the ratio to the physical limit).
 //!
@@ -215,7 +218,7 @@ fn main() {
         .unwrap_or_else(|_| {
             "trackly:100000,offerslook:100000,s2s:100000,affise:100000,generic:100000,\
              everflow:100000,hasoffers:100000,trackier:100000,offer18:100000,cake:100000,\
-             trackly:1000000,trackly+notify:100000,fleet:400000,limit:100000"
+             trackly:1000000,trackly+notify:100000,postgres:100000,fleet:400000,limit:100000"
                 .into()
         })
         .split(',')
@@ -238,6 +241,10 @@ fn main() {
             }
             "limit" => {
                 limit(n);
+                continue;
+            }
+            "postgres" => {
+                postgres(&rt, n);
                 continue;
             }
             _ => {}
@@ -294,6 +301,101 @@ fn main() {
         );
         drop(sandbox);
     }
+}
+
+/// `postgres:N`: the same Trackly sync into SQLite and into PostgreSQL, alternating.
+fn postgres(rt: &tokio::runtime::Runtime, n: usize) {
+    use offersync::sandbox::postgres::TestServer;
+    let server = match TestServer::start_durable() {
+        Ok(s) => s,
+        Err(e) => {
+            println!("postgres: no server ({e}); no PostgreSQL row");
+            return;
+        }
+    };
+    let sandbox = rt
+        .block_on(Sandbox::start(SandboxConfig {
+            seed: 1,
+            trackly_offers: n,
+            trackly_api_key: KEY.into(),
+            ..SandboxConfig::default()
+        }))
+        .expect("sandbox starts");
+    let dir = tempfile::tempdir().unwrap();
+    let source = source_toml("trackly", &sandbox);
+    let (mut lite, mut pg): (Vec<[f64; 2]>, Vec<[f64; 2]>) = (Vec::new(), Vec::new());
+    for round in 0..3 {
+        let sqlite_cfg = dir.path().join(format!("sqlite-{round}.toml"));
+        write_private(
+            &sqlite_cfg,
+            &format!(
+                "[database]\npath = {:?}\n{source}",
+                dir.path()
+                    .join(format!("bench-{round}.db"))
+                    .to_string_lossy()
+            ),
+        );
+        let db = server.fresh();
+        let pass = dir.path().join("pgpass");
+        write_private(&pass, &db.password);
+        let pg_cfg = dir.path().join(format!("pg-{round}.toml"));
+        write_private(
+            &pg_cfg,
+            &format!(
+                "[database]\nurl = {:?}\npassword_file = {:?}\n{source}",
+                db.url,
+                pass.to_string_lossy()
+            ),
+        );
+        for (label, cfg, out) in [
+            ("sqlite", &sqlite_cfg, &mut lite),
+            ("postgres", &pg_cfg, &mut pg),
+        ] {
+            let first = run_child(cfg, "first");
+            report(label, "first", n, &first);
+            let again = run_child(cfg, "unchanged");
+            report(label, "unchanged", n, &again);
+            out.push([first.wall.as_secs_f64(), again.wall.as_secs_f64()]);
+        }
+        let size: i64 = server
+            .client(Some(&db.schema))
+            .and_then(|mut c| {
+                c.query_one(
+                    "SELECT sum(pg_total_relation_size(c.oid))::bigint FROM pg_class c
+                     JOIN pg_namespace n ON n.oid = c.relnamespace
+                     WHERE n.nspname = current_schema() AND c.relkind = 'r'",
+                    &[],
+                )
+            })
+            .map(|r| r.get::<_, Option<i64>>(0).unwrap_or(0))
+            .unwrap_or(0);
+        println!(
+            "{:>28}  PostgreSQL tables and indexes {:.1} MB ({} bytes/offer)",
+            "",
+            size as f64 / 1e6,
+            size / n.max(1) as i64
+        );
+    }
+    let median = |v: &[[f64; 2]], i: usize| {
+        let mut x: Vec<f64> = v.iter().map(|r| r[i]).collect();
+        x.sort_by(f64::total_cmp);
+        x[x.len() / 2]
+    };
+    let (lf, lu, pf, pu) = (
+        median(&lite, 0),
+        median(&lite, 1),
+        median(&pg, 0),
+        median(&pg, 1),
+    );
+    println!(
+        "postgres over sqlite, {n} Trackly offers, medians of 3: first {:.0} vs {:.0} offers/s ({:.2}), unchanged {:.0} vs {:.0} offers/s ({:.2})",
+        n as f64 / pf,
+        n as f64 / lf,
+        lf / pf,
+        n as f64 / pu,
+        n as f64 / lu,
+        lu / pu
+    );
 }
 
 /// Sources in the fleet case.
