@@ -187,28 +187,37 @@ impl Pg {
     }
 
     /// The mirror's own invariants (the server guards its pages itself): every offer has its
-    /// `offer_seen` row, every change and run row belongs to a known run. `ok` when they hold.
+    /// `offer_seen` row and the other way round, every change and rejection belongs to a known
+    /// run (the foreign keys SQLite checks on every write, see `schema.rs`). `ok` when they
+    /// hold, else what is wrong.
     pub fn integrity_check(&self) -> Result<String> {
         let row = self.client.borrow_mut().query_one(
             "SELECT (SELECT count(*) FROM offer_rows o
                      WHERE NOT EXISTS (SELECT 1 FROM offer_seen s WHERE s.offer_id = o.id)),
+                    (SELECT count(*) FROM offer_seen s
+                     WHERE NOT EXISTS (SELECT 1 FROM offer_rows o WHERE o.id = s.offer_id)),
                     (SELECT count(*) FROM offer_changes c
-                     WHERE c.offer_id IS NOT NULL
-                       AND NOT EXISTS (SELECT 1 FROM offer_rows o WHERE o.id = c.offer_id))",
+                     WHERE (c.offer_id IS NOT NULL
+                            AND NOT EXISTS (SELECT 1 FROM offer_rows o WHERE o.id = c.offer_id))
+                        OR NOT EXISTS (SELECT 1 FROM sync_runs r WHERE r.id = c.run_id)),
+                    (SELECT count(*) FROM offer_rejections j
+                     WHERE NOT EXISTS (SELECT 1 FROM sync_runs r WHERE r.id = j.run_id))",
             &[],
         )?;
-        let (unseen, orphans): (i64, i64) = (row.get(0), row.get(1));
-        let mut problems = Vec::new();
-        if unseen > 0 {
-            problems.push(format!(
-                "{unseen} offer(s) in offer_rows without an offer_seen row"
-            ));
-        }
-        if orphans > 0 {
-            problems.push(format!(
-                "{orphans} change(s) of offers that are not in offer_rows"
-            ));
-        }
+        let found: [(i64, &str); 4] = [
+            (
+                row.get(0),
+                "offer(s) in offer_rows without an offer_seen row",
+            ),
+            (row.get(1), "offer_seen row(s) of offers not in offer_rows"),
+            (row.get(2), "change(s) of an unknown offer or run"),
+            (row.get(3), "rejection(s) of an unknown run"),
+        ];
+        let problems: Vec<String> = found
+            .iter()
+            .filter(|(n, _)| *n > 0)
+            .map(|(n, what)| format!("{n} {what}"))
+            .collect();
         Ok(if problems.is_empty() {
             "ok".into()
         } else {
@@ -327,6 +336,22 @@ mod tests {
     fn a_fresh_database_is_migrated_to_the_sqlite_version() {
         let mut pg = testing::fresh();
         assert_eq!(pg.integrity_check().unwrap(), "ok");
+        // What the foreign keys SQLite has would refuse is found.
+        pg.client
+            .get_mut()
+            .batch_execute(
+                "INSERT INTO offer_seen (offer_id, last_run_id, last_seen_at) VALUES (999, 1, 'x');
+                 INSERT INTO offer_rejections (run_id, source, reason, at) VALUES (42, 's', 'r', 'x');",
+            )
+            .unwrap();
+        assert_eq!(
+            pg.integrity_check().unwrap(),
+            "1 offer_seen row(s) of offers not in offer_rows; 1 rejection(s) of an unknown run"
+        );
+        pg.client
+            .get_mut()
+            .batch_execute("DELETE FROM offer_seen; DELETE FROM offer_rejections;")
+            .unwrap();
         assert_eq!(
             pg.schema_version().unwrap(),
             crate::store::sqlite::schema::MIGRATIONS.len() as i64
