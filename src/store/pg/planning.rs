@@ -143,24 +143,38 @@ fn inputs(
     source: &str,
     external_id: &str,
 ) -> Result<Inputs> {
+    // First the waiting operation, locked: a deliverer's claim or another plan of this offer
+    // is waited for here. Then, in a statement of its own (under READ COMMITTED each statement
+    // sees what was committed before it began), what the plan depends on: a decision an
+    // operator committed while this waited is seen, not lost.
+    let waiting: Option<i64> = c
+        .query_typed(
+            &format!(
+                "SELECT w.id FROM push_outbox w
+                 WHERE w.target = $1 AND w.source = $2 AND w.external_id = $3
+                   AND w.state IN {WAITING}
+                 ORDER BY w.id DESC LIMIT 1 FOR UPDATE"
+            ),
+            &[
+                (&target, Type::TEXT),
+                (&source, Type::TEXT),
+                (&external_id, Type::TEXT),
+            ],
+        )?
+        .first()
+        .map(|r| r.get(0));
     let r = c.query_typed_one(
-        &format!(
-            "SELECT m.target_offer_id, m.state, m.pushed_payload::text, m.detached_at IS NOT NULL,
-                    (SELECT p.payload::text FROM push_outbox p
-                     WHERE p.target = $1 AND p.source = $2 AND p.external_id = $3
-                       AND p.op = 'create' AND p.state IN ('in_flight', 'ambiguous')
-                     ORDER BY p.id DESC LIMIT 1),
-                    d.decision, d.payout::text,
-                    (SELECT w.id FROM push_outbox w
-                     WHERE w.target = $1 AND w.source = $2 AND w.external_id = $3
-                       AND w.state IN {WAITING}
-                     ORDER BY w.id DESC LIMIT 1 FOR UPDATE)
-             FROM (VALUES (1)) AS one (x)
-             LEFT JOIN target_offers m
-               ON m.target = $1 AND m.source = $2 AND m.external_id = $3
-             LEFT JOIN push_decisions d
-               ON d.target = $1 AND d.source = $2 AND d.external_id = $3"
-        ),
+        "SELECT m.target_offer_id, m.state, m.pushed_payload::text, m.detached_at IS NOT NULL,
+                (SELECT p.payload::text FROM push_outbox p
+                 WHERE p.target = $1 AND p.source = $2 AND p.external_id = $3
+                   AND p.op = 'create' AND p.state IN ('in_flight', 'ambiguous')
+                 ORDER BY p.id DESC LIMIT 1),
+                d.decision, d.payout::text
+         FROM (VALUES (1)) AS one (x)
+         LEFT JOIN target_offers m
+           ON m.target = $1 AND m.source = $2 AND m.external_id = $3
+         LEFT JOIN push_decisions d
+           ON d.target = $1 AND d.source = $2 AND d.external_id = $3",
         &[
             (&target, Type::TEXT),
             (&source, Type::TEXT),
@@ -174,7 +188,7 @@ fn inputs(
     Ok(Inputs {
         mapping,
         decision: decision_of(r.get(5), r.get(6)),
-        waiting: r.get(7),
+        waiting,
     })
 }
 
