@@ -509,3 +509,77 @@ async fn a_config_readable_by_others_is_warned_about() {
     std::fs::set_permissions(&config_path, std::fs::Permissions::from_mode(0o644)).unwrap();
     assert!(!check(&config_path).contains("readable by every user"));
 }
+
+/// A PostgreSQL password, given in the URL, in a file or in the environment, never reaches the
+/// output of any command, at `RUST_LOG=trace`, whether the server refuses it, cannot be reached
+/// or accepts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_database_password_reaches_a_log_or_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = "pgpw-5c1f0e9a7d";
+    let db =
+        crate::harness::off_runtime(|| offersync::sandbox::postgres::TestServer::global().fresh());
+    let refused_port = free_port();
+    let cases = [
+        // In the URL (warned about), the server unreachable.
+        format!(
+            "[database]\nurl = \"postgres://offersync:{marker}@127.0.0.1:{refused_port}/offersync\"\n"
+        ),
+        // In a file, the real server refusing it.
+        format!(
+            "[database]\nurl = {:?}\npassword_file = \"pw\"\n",
+            db.url
+        ),
+        // From the environment, the real server refusing it.
+        format!(
+            "[database]\nurl = {:?}\npassword_env = \"OFFERSYNC_TEST_SECRET_PW\"\n",
+            db.url
+        ),
+    ];
+    std::fs::write(dir.path().join("pw"), marker).unwrap();
+    let source = format!(
+        "[[sources]]\nname = \"s\"\nkind = \"trackly\"\nbase_url = \"http://127.0.0.1:{}/api\"\napi_key = \"k\"\n",
+        free_port()
+    );
+    for (i, case) in cases.iter().enumerate() {
+        let cfg = dir.path().join(format!("c{i}.toml"));
+        write_private(&cfg, &format!("{case}\n{source}"));
+        for args in [
+            &["--once"][..],
+            &["inspect", "stats"],
+            &["check", "--config-only"],
+        ] {
+            let out = tokio::task::spawn_blocking({
+                let cfg = cfg.clone();
+                let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+                move || {
+                    Command::new(env!("CARGO_BIN_EXE_offersync"))
+                        .arg("--config")
+                        .arg(&cfg)
+                        .args(&args)
+                        .env("RUST_LOG", "trace")
+                        .env("OFFERSYNC_TEST_SECRET_PW", marker)
+                        .env_remove("OFFERSYNC_CONFIG")
+                        .output()
+                        .unwrap()
+                }
+            })
+            .await
+            .unwrap();
+            let all = [out.stdout.as_slice(), out.stderr.as_slice()].concat();
+            assert!(
+                !find(&all, marker),
+                "case {i} {args:?}: the password is in the output: {}",
+                text(&all)
+            );
+            if args[0] == "--once" {
+                assert_eq!(out.status.code(), Some(2), "case {i}: {}", text(&all));
+                assert!(
+                    text(&all).contains("127.0.0.1"),
+                    "case {i}: the error names the database: {}",
+                    text(&all)
+                );
+            }
+        }
+    }
+}
