@@ -176,6 +176,61 @@ impl From<postgres::Error> for StoreError {
     }
 }
 
+/// Rebuild an offer from the canonical columns as both backends store them (the order of
+/// `OFFER_COLUMNS`: name, status, payout, currency, payout_type, revenue, countries, platforms,
+/// categories, tracking_url, preview_url, advertiser, description, icon_url, app_package,
+/// starts_at, ends_at, payouts, payout_unit, excluded_countries, approval, caps), each read as
+/// optional text by `col(i)`.
+pub(crate) fn offer_from_columns<E>(
+    external_id: String,
+    mut col: impl FnMut(usize) -> std::result::Result<Option<String>, E>,
+) -> std::result::Result<crate::model::Offer, E> {
+    use crate::model::{OfferStatus, PayoutType, PayoutUnit, SourceApproval};
+    use std::str::FromStr;
+    let list = |s: Option<String>| -> Vec<String> {
+        s.and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or_default()
+    };
+    let time = |s: Option<String>| {
+        s.and_then(|s| chrono::DateTime::parse_from_rfc3339(&s).ok())
+            .map(|t| t.with_timezone(&chrono::Utc))
+    };
+    let dec = |v: Option<String>| v.and_then(|s| crate::model::parse_decimal(&s));
+    Ok(crate::model::Offer {
+        external_id,
+        name: col(0)?.unwrap_or_default(),
+        status: col(1)?
+            .and_then(|s| OfferStatus::from_str(&s).ok())
+            .unwrap_or(OfferStatus::Other),
+        payout: dec(col(2)?),
+        currency: col(3)?,
+        payout_type: col(4)?.map(|p| PayoutType::from_str(&p).unwrap_or(PayoutType::Other)),
+        revenue: dec(col(5)?),
+        countries: list(col(6)?),
+        platforms: list(col(7)?),
+        categories: list(col(8)?),
+        tracking_url: col(9)?,
+        preview_url: col(10)?,
+        advertiser: col(11)?,
+        description: col(12)?,
+        icon_url: col(13)?,
+        app_package: col(14)?,
+        starts_at: time(col(15)?),
+        ends_at: time(col(16)?),
+        payouts: col(17)?
+            .and_then(|p| serde_json::from_str(&p).ok())
+            .unwrap_or_default(),
+        payout_unit: col(18)?
+            .and_then(|u| PayoutUnit::from_str(&u).ok())
+            .unwrap_or_default(),
+        excluded_countries: list(col(19)?),
+        approval: col(20)?.and_then(|a| SourceApproval::from_str(&a).ok()),
+        caps: col(21)?
+            .and_then(|c| serde_json::from_str(&c).ok())
+            .unwrap_or_default(),
+    })
+}
+
 pub(crate) enum Db {
     Sqlite(sqlite::Sqlite),
     Pg(pg::Pg),
@@ -199,12 +254,13 @@ impl Store {
         Ok(Store { db, location })
     }
 
-    /// Open an existing mirror (migrating it if it is older); never creates an SQLite file.
+    /// Open an existing mirror (migrating it if it is older); never creates one (an SQLite file,
+    /// or the schema in an empty PostgreSQL database).
     pub fn open_existing(at: impl Into<Location>, busy_timeout: Duration) -> Result<Store> {
         let location = at.into();
         let db = match &location {
             Location::Sqlite(p) => Db::Sqlite(sqlite::Sqlite::open_existing(p, busy_timeout)?),
-            Location::Postgres(l) => Db::Pg(pg::blocking(|| pg::Pg::open(l, busy_timeout))?),
+            Location::Postgres(l) => Db::Pg(pg::blocking(|| pg::Pg::open_mirror(l, busy_timeout))?),
         };
         Ok(Store { db, location })
     }

@@ -25,9 +25,7 @@ pub use schema::PG_MIGRATIONS;
 pub use crate::model::{redact_url, PgLocation};
 
 use super::{Result, StoreError};
-use crate::model::{Offer, OfferStatus, PayoutType, PayoutUnit, SourceApproval};
-use chrono::{DateTime, Utc};
-use std::str::FromStr;
+use crate::model::Offer;
 
 /// Run a blocking PostgreSQL call. The `postgres` client drives a runtime of its own, which
 /// cannot be entered on a thread that drives async tasks: on a worker of a multi-thread runtime
@@ -69,6 +67,19 @@ impl Pg {
     /// Connect and migrate (creating the schema in an empty database).
     pub fn open(at: &PgLocation, connect_timeout: std::time::Duration) -> Result<Pg> {
         let mut pg = Self::connect(at, connect_timeout)?;
+        pg.migrate()?;
+        Ok(pg)
+    }
+
+    /// Connect to a mirror that must already exist (like an SQLite file that must), migrating
+    /// it if it is older: for the commands that act on a mirror a sync made.
+    pub fn open_mirror(at: &PgLocation, connect_timeout: std::time::Duration) -> Result<Pg> {
+        let mut pg = Self::connect(at, connect_timeout)?;
+        if pg.version()?.is_none() {
+            return Err(StoreError::NotAMirrorAt {
+                at: pg.shown.clone(),
+            });
+        }
         pg.migrate()?;
         Ok(pg)
     }
@@ -251,62 +262,13 @@ pub(crate) fn offer_columns_of(alias: &str) -> String {
         .join(", ")
 }
 
-fn parse_list(s: Option<String>) -> Vec<String> {
-    s.and_then(|s| serde_json::from_str(&s).ok())
-        .unwrap_or_default()
-}
-
-fn parse_time(s: Option<String>) -> Option<DateTime<Utc>> {
-    s.and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
-        .map(|t| t.with_timezone(&Utc))
-}
-
 /// Rebuild an offer from [`OFFER_COLUMNS`] starting at column `at` of `r`.
 pub(crate) fn offer_from_row(
     external_id: String,
     r: &postgres::Row,
     at: usize,
 ) -> std::result::Result<Offer, postgres::Error> {
-    let dec = |v: Option<String>| v.and_then(|s| crate::model::parse_decimal(&s));
-    Ok(Offer {
-        external_id,
-        name: r.try_get(at)?,
-        status: OfferStatus::from_str(&r.try_get::<_, String>(at + 1)?)
-            .unwrap_or(OfferStatus::Other),
-        payout: dec(r.try_get(at + 2)?),
-        currency: r.try_get(at + 3)?,
-        payout_type: r
-            .try_get::<_, Option<String>>(at + 4)?
-            .map(|p| PayoutType::from_str(&p).unwrap_or(PayoutType::Other)),
-        revenue: dec(r.try_get(at + 5)?),
-        countries: parse_list(r.try_get(at + 6)?),
-        platforms: parse_list(r.try_get(at + 7)?),
-        categories: parse_list(r.try_get(at + 8)?),
-        tracking_url: r.try_get(at + 9)?,
-        preview_url: r.try_get(at + 10)?,
-        advertiser: r.try_get(at + 11)?,
-        description: r.try_get(at + 12)?,
-        icon_url: r.try_get(at + 13)?,
-        app_package: r.try_get(at + 14)?,
-        starts_at: parse_time(r.try_get(at + 15)?),
-        ends_at: parse_time(r.try_get(at + 16)?),
-        payouts: r
-            .try_get::<_, Option<String>>(at + 17)?
-            .and_then(|p| serde_json::from_str(&p).ok())
-            .unwrap_or_default(),
-        payout_unit: r
-            .try_get::<_, Option<String>>(at + 18)?
-            .and_then(|u| PayoutUnit::from_str(&u).ok())
-            .unwrap_or_default(),
-        excluded_countries: parse_list(r.try_get(at + 19)?),
-        approval: r
-            .try_get::<_, Option<String>>(at + 20)?
-            .and_then(|a| SourceApproval::from_str(&a).ok()),
-        caps: r
-            .try_get::<_, Option<String>>(at + 21)?
-            .and_then(|c| serde_json::from_str(&c).ok())
-            .unwrap_or_default(),
-    })
+    super::offer_from_columns(external_id, |i| r.try_get::<_, Option<String>>(at + i))
 }
 
 #[cfg(test)]

@@ -2,13 +2,8 @@
 //! heartbeat), removal detection at the end of a complete run, and approval of held removals.
 
 use super::{Result, Sqlite, StoreError};
-use crate::model::{
-    diff, ChangeKind, Offer, OfferStatus, PayoutType, PayoutUnit, Planner, SourceApproval,
-    SourcedOffer,
-};
-use chrono::{DateTime, Utc};
+use crate::model::{diff, ChangeKind, Offer, OfferStatus, PayoutType, Planner, SourcedOffer};
 use rusqlite::{params, CachedStatement, OptionalExtension, Row, Transaction, TransactionBehavior};
-use std::str::FromStr;
 
 /// What one page did to the mirror.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -38,61 +33,13 @@ pub(in crate::store) const OFFER_COLUMNS: &str = "name, status, payout, currency
     categories, tracking_url, preview_url, advertiser, description, icon_url, app_package, starts_at, ends_at, \
     payouts, payout_unit, excluded_countries, approval, caps";
 
-fn parse_list(s: Option<String>) -> Vec<String> {
-    s.and_then(|s| serde_json::from_str(&s).ok())
-        .unwrap_or_default()
-}
-
-fn parse_time(s: Option<String>) -> Option<DateTime<Utc>> {
-    s.and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
-        .map(|t| t.with_timezone(&Utc))
-}
-
 /// Rebuild an offer from the canonical columns starting at `at`.
 pub(in crate::store) fn offer_from_row(
     external_id: String,
     r: &Row<'_>,
     at: usize,
 ) -> rusqlite::Result<Offer> {
-    let dec = |v: Option<String>| v.and_then(|s| crate::model::parse_decimal(&s));
-    Ok(Offer {
-        external_id,
-        name: r.get(at)?,
-        status: OfferStatus::from_str(&r.get::<_, String>(at + 1)?).unwrap_or(OfferStatus::Other),
-        payout: dec(r.get(at + 2)?),
-        currency: r.get(at + 3)?,
-        payout_type: r
-            .get::<_, Option<String>>(at + 4)?
-            .map(|p| PayoutType::from_str(&p).unwrap_or(PayoutType::Other)),
-        revenue: dec(r.get(at + 5)?),
-        countries: parse_list(r.get(at + 6)?),
-        platforms: parse_list(r.get(at + 7)?),
-        categories: parse_list(r.get(at + 8)?),
-        tracking_url: r.get(at + 9)?,
-        preview_url: r.get(at + 10)?,
-        advertiser: r.get(at + 11)?,
-        description: r.get(at + 12)?,
-        icon_url: r.get(at + 13)?,
-        app_package: r.get(at + 14)?,
-        starts_at: parse_time(r.get(at + 15)?),
-        ends_at: parse_time(r.get(at + 16)?),
-        payouts: r
-            .get::<_, Option<String>>(at + 17)?
-            .and_then(|p| serde_json::from_str(&p).ok())
-            .unwrap_or_default(),
-        payout_unit: r
-            .get::<_, Option<String>>(at + 18)?
-            .and_then(|u| PayoutUnit::from_str(&u).ok())
-            .unwrap_or_default(),
-        excluded_countries: parse_list(r.get(at + 19)?),
-        approval: r
-            .get::<_, Option<String>>(at + 20)?
-            .and_then(|a| SourceApproval::from_str(&a).ok()),
-        caps: r
-            .get::<_, Option<String>>(at + 21)?
-            .and_then(|c| serde_json::from_str(&c).ok())
-            .unwrap_or_default(),
-    })
+    super::super::offer_from_columns(external_id, |i| r.get::<_, Option<String>>(at + i))
 }
 
 pub(in crate::store) fn heartbeat(
