@@ -9,6 +9,7 @@
 //! source's lease checked in it.
 
 pub mod pg;
+mod report;
 pub mod sqlite;
 mod verbs;
 

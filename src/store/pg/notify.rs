@@ -9,13 +9,11 @@
 //! waits, then finds nothing left: every report is written once.
 
 use super::Pg;
-use crate::model::{NotifyEvent, NotifyRule, RunState, NOTIFY_SAMPLE};
+use crate::model::{NotifyEvent, NotifyRule, NOTIFY_SAMPLE};
+use crate::store::report::{self, ReportSql, RunRow, Sample};
 use crate::store::{Notification, Result};
 use postgres::types::Type;
 use serde_json::{json, Value};
-
-/// `(external_id, name, old, new)` of one reported offer.
-type Sample = (String, String, Value, Value);
 
 /// How many changes a field report reads per fetch (it streams: a 100,000-offer run holds a
 /// chunk and the sample, never the whole run).
@@ -131,106 +129,6 @@ fn insert(
     Ok(())
 }
 
-/// One batched report of offers: how many, and the first ones by name.
-fn offers_payload(
-    event: NotifyEvent,
-    source: &str,
-    run_id: i64,
-    (count, offers): &(u64, Vec<Sample>),
-) -> Value {
-    let sample: Vec<Value> = offers
-        .iter()
-        .take(NOTIFY_SAMPLE)
-        .map(|(id, name, old, new)| {
-            let mut o = json!({"external_id": id, "name": name});
-            if !old.is_null() || !new.is_null() {
-                o["old"] = old.clone();
-                o["new"] = new.clone();
-            }
-            o
-        })
-        .collect();
-    json!({"event": event.as_str(), "source": source, "run_ids": [run_id],
-           "count": count, "offers": sample})
-}
-
-fn decimal(v: &Value) -> Option<rust_decimal::Decimal> {
-    v.as_str().and_then(crate::model::parse_decimal)
-}
-
-/// A run as its report needs it: id, state, reason, error, started_at.
-type RunRow = (i64, String, Option<String>, Option<String>, String);
-
-/// Record the reports of `run`'s offers and outcome for every rule that covers `source`.
-fn report_run(
-    tx: &mut postgres::Transaction<'_>,
-    rules: &[NotifyRule],
-    source: &str,
-    (run_id, state, reason, error, started_at): RunRow,
-    now: &str,
-) -> Result<()> {
-    let rules: Vec<&NotifyRule> = rules.iter().filter(|r| r.covers_source(source)).collect();
-    if rules.is_empty() {
-        return Ok(());
-    }
-    let any = |_: &Value, _: &Value| true;
-    let mut lists = Vec::new();
-    for (event, kinds, field) in [
-        (NotifyEvent::OfferAdded, &["added"][..], None),
-        (NotifyEvent::OfferRemoved, &["removed"][..], None),
-        (
-            NotifyEvent::StatusChanged,
-            &["changed", "reappeared"][..],
-            Some("status"),
-        ),
-    ] {
-        if rules.iter().any(|r| r.wants(event)) {
-            lists.push((
-                event,
-                changed_offers(tx, (run_id, &started_at), kinds, field, &any)?,
-            ));
-        }
-    }
-    for rule in &rules {
-        let mut reports: Vec<(NotifyEvent, (u64, Vec<Sample>))> = lists
-            .iter()
-            .filter(|(e, _)| rule.wants(*e))
-            .cloned()
-            .collect();
-        if rule.wants(NotifyEvent::PayoutChanged) {
-            // Each rule its own minimum move.
-            let keep =
-                |old: &Value, new: &Value| rule.payout_move_counts(decimal(old), decimal(new));
-            let moved = changed_offers(
-                tx,
-                (run_id, &started_at),
-                &["changed", "reappeared"],
-                Some("payout"),
-                &keep,
-            )?;
-            reports.push((NotifyEvent::PayoutChanged, moved));
-        }
-        for (event, summary) in reports.iter().filter(|(_, (n, _))| *n > 0) {
-            let payload = offers_payload(*event, source, run_id, summary);
-            insert(tx, rule, *event, Some(source), None, &payload, now)?;
-        }
-        let outcome = match state.parse::<RunState>() {
-            Ok(RunState::Failed) => Some(NotifyEvent::RunFailed),
-            Ok(RunState::Held) => Some(NotifyEvent::RunHeld),
-            _ => None,
-        };
-        if let Some(event) = outcome.filter(|e| rule.wants(*e)) {
-            let payload = json!({"event": event.as_str(), "source": source, "run_ids": [run_id],
-                                 "count": 1, "state": state, "reason": reason, "error": error});
-            insert(tx, rule, event, Some(source), None, &payload, now)?;
-        }
-        if rule.wants(NotifyEvent::AwaitingApproval) {
-            report_awaiting(tx, rule, source, run_id, &started_at, now)?;
-        }
-    }
-    Ok(())
-}
-
 /// The creates a run queued for approval, per target `rule` covers.
 fn report_awaiting(
     tx: &mut postgres::Transaction<'_>,
@@ -289,7 +187,7 @@ pub(crate) fn report_runs(
         .collect();
     for run in runs {
         let id = run.0;
-        report_run(tx, rules, source, run, now)?;
+        report::report_run(tx, rules, source, run, now)?;
         tx.execute_typed(
             "UPDATE sync_runs SET notified_at = $2 WHERE id = $1",
             &[(&id, Type::INT8), (&now, Type::TEXT)],
@@ -436,6 +334,42 @@ impl Pg {
             &[(&notifier, Type::TEXT), (&state, Type::TEXT)],
         )?
         .get(0))
+    }
+}
+
+/// The PostgreSQL side of a run's report (`store::report`).
+impl ReportSql for postgres::Transaction<'_> {
+    fn changed_offers(
+        &mut self,
+        run: (i64, &str),
+        kinds: &[&str],
+        field: Option<&str>,
+        keep: &dyn Fn(&Value, &Value) -> bool,
+    ) -> Result<(u64, Vec<Sample>)> {
+        changed_offers(self, run, kinds, field, keep)
+    }
+
+    fn insert(
+        &mut self,
+        rule: &NotifyRule,
+        event: NotifyEvent,
+        source: Option<&str>,
+        target: Option<&str>,
+        payload: &Value,
+        now: &str,
+    ) -> Result<()> {
+        insert(self, rule, event, source, target, payload, now)
+    }
+
+    fn report_awaiting(
+        &mut self,
+        rule: &NotifyRule,
+        source: &str,
+        run_id: i64,
+        started_at: &str,
+        now: &str,
+    ) -> Result<()> {
+        report_awaiting(self, rule, source, run_id, started_at, now)
     }
 }
 

@@ -6,8 +6,9 @@
 //! source ends), each event one row per notifier: the count and the first offers by name, so a
 //! 100,000-offer first sync is one `offer_added` row, not 100,000.
 
+use super::super::report::{self, ReportSql, RunRow, Sample};
 use super::{Result, Sqlite};
-use crate::model::{NotifyEvent, NotifyRule, RunState, NOTIFY_SAMPLE};
+use crate::model::{NotifyEvent, NotifyRule, NOTIFY_SAMPLE};
 use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 use serde_json::{json, Value};
 
@@ -99,9 +100,6 @@ fn changed_offers(
     Ok((count, sample))
 }
 
-/// `(external_id, name, old, new)` of one reported offer.
-type Sample = (String, String, Value, Value);
-
 fn insert(
     tx: &Transaction<'_>,
     rule: &NotifyRule,
@@ -123,112 +121,6 @@ fn insert(
         payload.to_string(),
         now
     ])?;
-    Ok(())
-}
-
-/// One batched report of offers: how many, and the first ones by name.
-fn offers_payload(
-    event: NotifyEvent,
-    source: &str,
-    run_id: i64,
-    (count, offers): &(u64, Vec<Sample>),
-) -> Value {
-    let sample: Vec<Value> = offers
-        .iter()
-        .take(NOTIFY_SAMPLE)
-        .map(|(id, name, old, new)| {
-            let mut o = json!({"external_id": id, "name": name});
-            if !old.is_null() || !new.is_null() {
-                o["old"] = old.clone();
-                o["new"] = new.clone();
-            }
-            o
-        })
-        .collect();
-    json!({"event": event.as_str(), "source": source, "run_ids": [run_id],
-           "count": count, "offers": sample})
-}
-
-fn decimal(v: &Value) -> Option<rust_decimal::Decimal> {
-    v.as_str().and_then(crate::model::parse_decimal)
-}
-
-/// A run as its report needs it: id, state, reason, error, started_at.
-type RunRow = (i64, String, Option<String>, Option<String>, String);
-
-/// Record the reports of `run`'s offers and outcome for every rule that covers `source`.
-fn report_run(
-    tx: &Transaction<'_>,
-    rules: &[NotifyRule],
-    source: &str,
-    (run_id, state, reason, error, started_at): (
-        i64,
-        String,
-        Option<String>,
-        Option<String>,
-        String,
-    ),
-    now: &str,
-) -> Result<()> {
-    let rules: Vec<&NotifyRule> = rules.iter().filter(|r| r.covers_source(source)).collect();
-    if rules.is_empty() {
-        return Ok(());
-    }
-    let any = |_: &Value, _: &Value| true;
-    let mut lists = Vec::new();
-    for (event, kinds, field) in [
-        (NotifyEvent::OfferAdded, &["added"][..], None),
-        (NotifyEvent::OfferRemoved, &["removed"][..], None),
-        (
-            NotifyEvent::StatusChanged,
-            &["changed", "reappeared"][..],
-            Some("status"),
-        ),
-    ] {
-        if rules.iter().any(|r| r.wants(event)) {
-            lists.push((
-                event,
-                changed_offers(tx, (run_id, &started_at), kinds, field, &any)?,
-            ));
-        }
-    }
-    for rule in &rules {
-        let mut reports: Vec<(NotifyEvent, (u64, Vec<Sample>))> = lists
-            .iter()
-            .filter(|(e, _)| rule.wants(*e))
-            .cloned()
-            .collect();
-        if rule.wants(NotifyEvent::PayoutChanged) {
-            // Each rule its own minimum move.
-            let keep =
-                |old: &Value, new: &Value| rule.payout_move_counts(decimal(old), decimal(new));
-            let moved = changed_offers(
-                tx,
-                (run_id, &started_at),
-                &["changed", "reappeared"],
-                Some("payout"),
-                &keep,
-            )?;
-            reports.push((NotifyEvent::PayoutChanged, moved));
-        }
-        for (event, summary) in reports.iter().filter(|(_, (n, _))| *n > 0) {
-            let payload = offers_payload(*event, source, run_id, summary);
-            insert(tx, rule, *event, Some(source), None, &payload, now)?;
-        }
-        let outcome = match state.parse::<RunState>() {
-            Ok(RunState::Failed) => Some(NotifyEvent::RunFailed),
-            Ok(RunState::Held) => Some(NotifyEvent::RunHeld),
-            _ => None,
-        };
-        if let Some(event) = outcome.filter(|e| rule.wants(*e)) {
-            let payload = json!({"event": event.as_str(), "source": source, "run_ids": [run_id],
-                                 "count": 1, "state": state, "reason": reason, "error": error});
-            insert(tx, rule, event, Some(source), None, &payload, now)?;
-        }
-        if rule.wants(NotifyEvent::AwaitingApproval) {
-            report_awaiting(tx, rule, source, run_id, &started_at, now)?;
-        }
-    }
     Ok(())
 }
 
@@ -286,7 +178,7 @@ pub(in crate::store) fn report_runs(
         .collect::<rusqlite::Result<_>>()?;
     for run in runs {
         let id = run.0;
-        report_run(tx, rules, source, run, now)?;
+        report::report_run(&mut Lite(tx), rules, source, run, now)?;
         tx.prepare_cached("UPDATE sync_runs SET notified_at = ?2 WHERE id = ?1")?
             .execute(params![id, now])?;
     }
@@ -434,5 +326,43 @@ impl Sqlite {
             )
             .optional()?
             .unwrap_or(0))
+    }
+}
+
+/// The SQLite side of a run's report (`store::report`).
+struct Lite<'a, 'b>(&'a Transaction<'b>);
+
+impl ReportSql for Lite<'_, '_> {
+    fn changed_offers(
+        &mut self,
+        run: (i64, &str),
+        kinds: &[&str],
+        field: Option<&str>,
+        keep: &dyn Fn(&Value, &Value) -> bool,
+    ) -> Result<(u64, Vec<Sample>)> {
+        changed_offers(self.0, run, kinds, field, keep)
+    }
+
+    fn insert(
+        &mut self,
+        rule: &NotifyRule,
+        event: NotifyEvent,
+        source: Option<&str>,
+        target: Option<&str>,
+        payload: &Value,
+        now: &str,
+    ) -> Result<()> {
+        insert(self.0, rule, event, source, target, payload, now)
+    }
+
+    fn report_awaiting(
+        &mut self,
+        rule: &NotifyRule,
+        source: &str,
+        run_id: i64,
+        started_at: &str,
+        now: &str,
+    ) -> Result<()> {
+        report_awaiting(self.0, rule, source, run_id, started_at, now)
     }
 }
