@@ -232,6 +232,47 @@ pub(crate) fn offer_from_columns<E>(
     })
 }
 
+/// What a target holds of an offer once `op` succeeded: the row `finish_op` writes to
+/// `target_offers` on either backend.
+pub(crate) struct Held {
+    pub state: &'static str,
+    pub target_offer_id: String,
+    /// The fields pushed so far, as JSON text.
+    pub payload: String,
+    /// A fingerprint of `payload` (xxh3-64 in hex), so tools compare without parsing JSON.
+    pub hash: String,
+}
+
+/// [`Held`] after `op`: `target_offer_id` is the new id after a create, `hidden` that the
+/// create left the offer invisible to affiliates (Offerit's staged create).
+pub(crate) fn held_after(op: &OutboxOp, target_offer_id: Option<&str>, hidden: bool) -> Held {
+    use crate::model::{merged, OpKind};
+    let pushed = op
+        .mapping
+        .as_ref()
+        .map(|m| m.pushed.clone())
+        .unwrap_or_default();
+    let (state, payload) = match op.kind {
+        OpKind::Pause => ("paused", pushed),
+        OpKind::Create if hidden => ("hidden", merged(pushed, &op.fields)),
+        OpKind::Create | OpKind::Update | OpKind::Activate => {
+            ("active", merged(pushed, &op.fields))
+        }
+    };
+    let target_offer_id = target_offer_id
+        .map(String::from)
+        .or_else(|| op.mapping.as_ref().map(|m| m.target_offer_id.clone()))
+        .unwrap_or_default();
+    let payload = serde_json::to_string(&payload).unwrap_or_default();
+    let hash = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(payload.as_bytes()));
+    Held {
+        state,
+        target_offer_id,
+        payload,
+        hash,
+    }
+}
+
 pub(crate) enum Db {
     Sqlite(sqlite::Sqlite),
     Pg(pg::Pg),

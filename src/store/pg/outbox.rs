@@ -14,7 +14,7 @@
 
 use super::planning::{decision, effective_mapping, enqueue, offer_in};
 use super::Pg;
-use crate::model::{merged, Decision, Mapping, Offer, OpKind, OutboxState, PlannedOp};
+use crate::model::{Decision, Mapping, Offer, OpKind, OutboxState, PlannedOp};
 use crate::store::{OutboxOp, Result, TargetHealth};
 use postgres::types::{ToSql, Type};
 
@@ -98,26 +98,12 @@ impl PgOutboxTx<'_> {
              WHERE id = $1",
             &[(&op.id, Type::INT8), (&now, Type::TEXT)],
         )?;
-        let pushed = op
-            .mapping
-            .as_ref()
-            .map(|m| m.pushed.clone())
-            .unwrap_or_default();
-        let (state, payload) = match op.kind {
-            OpKind::Pause => ("paused", pushed),
-            OpKind::Create if hidden => ("hidden", merged(pushed, &op.fields)),
-            OpKind::Create | OpKind::Update | OpKind::Activate => {
-                ("active", merged(pushed, &op.fields))
-            }
-        };
-        let id = target_offer_id
-            .map(String::from)
-            .or_else(|| op.mapping.as_ref().map(|m| m.target_offer_id.clone()))
-            .unwrap_or_default();
-        let payload = serde_json::to_string(&payload).unwrap_or_default();
-        // A fingerprint of what the target holds, so tools can compare without parsing JSON:
-        // of the same text as on SQLite (jsonb keeps its own key order), so the same hash.
-        let hash = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(payload.as_bytes()));
+        let super::super::Held {
+            state,
+            target_offer_id: id,
+            payload,
+            hash,
+        } = super::super::held_after(op, target_offer_id, hidden);
         let params: [P<'_>; 8] = [
             (&op.target, Type::TEXT),
             (&op.source, Type::TEXT),

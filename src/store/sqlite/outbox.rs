@@ -9,7 +9,7 @@
 
 use super::planning::{effective_mapping, enqueue, real_mapping};
 use super::{Result, Sqlite};
-use crate::model::{merged, Mapping, Offer, OpKind, OutboxState, PlannedOp, PushFields};
+use crate::model::{Mapping, Offer, OpKind, OutboxState, PlannedOp, PushFields};
 use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 
 /// An operation from the outbox, with what the target held when it was claimed.
@@ -123,25 +123,12 @@ impl SqliteOutboxTx<'_> {
              WHERE id = ?1",
             params![op.id, now],
         )?;
-        let pushed = op
-            .mapping
-            .as_ref()
-            .map(|m| m.pushed.clone())
-            .unwrap_or_default();
-        let (state, payload) = match op.kind {
-            OpKind::Pause => ("paused", pushed),
-            OpKind::Create if hidden => ("hidden", merged(pushed, &op.fields)),
-            OpKind::Create | OpKind::Update | OpKind::Activate => {
-                ("active", merged(pushed, &op.fields))
-            }
-        };
-        let id = target_offer_id
-            .map(String::from)
-            .or_else(|| op.mapping.as_ref().map(|m| m.target_offer_id.clone()))
-            .unwrap_or_default();
-        let payload = serde_json::to_string(&payload).unwrap_or_default();
-        // A fingerprint of what the target holds, so tools can compare without parsing JSON.
-        let hash = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(payload.as_bytes()));
+        let super::super::Held {
+            state,
+            target_offer_id: id,
+            payload,
+            hash,
+        } = super::super::held_after(op, target_offer_id, hidden);
         self.tx.execute(
             "INSERT INTO target_offers (target, source, external_id, target_offer_id, pushed_hash, pushed_at, state, pushed_payload)
              VALUES (?1, ?2, ?3, ?4, ?8, ?5, ?6, ?7)
