@@ -173,7 +173,7 @@ impl Pg {
         let limit = q.limit.max(1);
         let first = offers_sql(q, None);
         let mut c = self.client.borrow_mut();
-        let (end, mut offers) = match &first.end {
+        let (end, offers) = match &first.end {
             None => (None, offer_lines(&mut *c, &first)?),
             Some(end_sql) => {
                 // Filters the index cannot answer: the page looks no further than the window's
@@ -196,19 +196,7 @@ impl Pg {
                 (end, offers)
             }
         };
-        let mut page = OfferPage::default();
-        if offers.len() > limit {
-            offers.truncate(limit);
-            page.next = offers
-                .last()
-                .map(|o| (o.source.clone(), o.external_id.clone()));
-        } else if let Some(end) = end {
-            // Not filled within the window: continue after it.
-            page.next = Some(end.clone());
-            page.scanned_to = Some(end);
-        }
-        page.offers = offers;
-        Ok(page)
+        Ok(OfferPage::of(offers, limit, end))
     }
 
     /// Every column of one offer (the `offers` view), or `None`.

@@ -63,6 +63,31 @@ pub struct OfferPage {
     pub scanned_to: Option<(String, String)>,
 }
 
+impl OfferPage {
+    /// The page from up to `limit + 1` matching offers read in key order, and `end`, the last
+    /// key of the scan window when the window (not the matches) ended the read. Both backends'
+    /// pages are made here.
+    pub(crate) fn of(
+        mut offers: Vec<OfferLine>,
+        limit: usize,
+        end: Option<(String, String)>,
+    ) -> OfferPage {
+        let mut page = OfferPage::default();
+        if offers.len() > limit {
+            offers.truncate(limit);
+            page.next = offers
+                .last()
+                .map(|o| (o.source.clone(), o.external_id.clone()));
+        } else if let Some(end) = end {
+            // Not filled within the window: continue after it.
+            page.next = Some(end.clone());
+            page.scanned_to = Some(end);
+        }
+        page.offers = offers;
+        page
+    }
+}
+
 /// An outbox row as the console shows it, with the offer's current name and payout.
 #[derive(Debug, Clone)]
 pub struct QueuedOp {
@@ -201,7 +226,7 @@ impl Sqlite {
             limit + 1
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
-        let mut offers: Vec<OfferLine> = stmt
+        let offers: Vec<OfferLine> = stmt
             .query_map(rusqlite::params_from_iter(args.iter()), |r| {
                 Ok(OfferLine {
                     source: r.get(0)?,
@@ -217,19 +242,7 @@ impl Sqlite {
                 })
             })?
             .collect::<rusqlite::Result<_>>()?;
-        let mut page = OfferPage::default();
-        if offers.len() > limit {
-            offers.truncate(limit);
-            page.next = offers
-                .last()
-                .map(|o| (o.source.clone(), o.external_id.clone()));
-        } else if let Some(end) = end {
-            // Not filled within the window: continue after it.
-            page.next = Some(end.clone());
-            page.scanned_to = Some(end);
-        }
-        page.offers = offers;
-        Ok(page)
+        Ok(OfferPage::of(offers, limit, end))
     }
 
     /// Every column of one offer (the `offers` view), or `None`.
