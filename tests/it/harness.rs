@@ -66,6 +66,11 @@ pub fn sql_i64(app: &TestApp, sql: &str) -> i64 {
     }
 }
 
+/// `s` as an SQL string literal (for `sql_i64`/`sql_strings`, on either backend).
+pub fn sql_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
 /// Rows of text columns from the test's database, on either backend (NULL as "").
 pub fn sql_strings(app: &TestApp, sql: &str) -> Vec<Vec<String>> {
     match &app.pg {
