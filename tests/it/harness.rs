@@ -124,6 +124,49 @@ pub fn sql_strings(app: &TestApp, sql: &str) -> Vec<Vec<String>> {
     }
 }
 
+/// Run statements (no parameters) on the test's database, on either backend.
+pub fn sql_exec(app: &TestApp, sql: &str) {
+    match &app.pg {
+        None => rusqlite::Connection::open(&app.db_path)
+            .unwrap()
+            .execute_batch(sql)
+            .unwrap(),
+        Some(db) => off_runtime(|| pg_client(db).batch_execute(sql).unwrap()),
+    }
+}
+
+/// Every row of every table of the test's PostgreSQL schema, as text (one row a line): what
+/// "the database's bytes" are on PostgreSQL, to search for what must never be stored.
+pub fn pg_schema_text(db: &offersync::sandbox::postgres::TestDb) -> String {
+    off_runtime(|| {
+        let mut client = pg_client(db);
+        let tables: Vec<String> = client
+            .query(
+                "SELECT table_name::text FROM information_schema.tables
+                 WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert!(!tables.is_empty(), "the schema has tables");
+        let mut all = String::new();
+        for t in tables {
+            for row in client
+                .query(&format!("SELECT t::text FROM \"{t}\" t"), &[])
+                .unwrap()
+            {
+                all.push_str(&t);
+                all.push_str(": ");
+                all.push_str(row.get::<_, &str>(0));
+                all.push('\n');
+            }
+        }
+        all
+    })
+}
+
 /// Run `f` on a thread of its own: the blocking PostgreSQL client cannot run on a thread that
 /// drives async tasks (most tests run on a current-thread runtime).
 pub fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {

@@ -3,7 +3,7 @@
 //! seeds show them, plus the mismatches the seed audit found (docs/platforms/). A twin written
 //! from the same reading as its adapter proves little; these do not depend on the twins.
 
-use crate::harness::{text, Recorder, TestApp, SOURCE};
+use crate::harness::{sql_i64, text, Recorder, TestApp, SOURCE};
 use crate::parsing::{page_at, resp, source};
 use crate::push::{af, configure, oi};
 use offersync::config::{Config, Secret};
@@ -828,32 +828,22 @@ async fn a_refused_target_key_never_kills_an_operation() {
     std::fs::write(&app.config_path, cfg).unwrap();
     let out = app.bin(&["--once"], &[]).await;
     assert_eq!(out.status.code(), Some(1));
-    let conn = rusqlite::Connection::open(&app.db_path).unwrap();
-    let dead: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM push_outbox WHERE state = 'dead'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    let waiting: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM push_outbox WHERE state = 'pending' AND attempts = 0",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let dead = sql_i64(
+        &app,
+        "SELECT count(*) FROM push_outbox WHERE state = 'dead'",
+    );
+    let waiting = sql_i64(
+        &app,
+        "SELECT count(*) FROM push_outbox WHERE state = 'pending' AND attempts = 0",
+    );
     assert_eq!(
         dead, 0,
         "403 is the target's answer to the key, not to the offer"
     );
     assert!(waiting > 0, "operations wait, no attempt counted");
-    let failures: i64 = conn
-        .query_row(
-            "SELECT failures FROM target_state WHERE target = 'af'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let failures = sql_i64(
+        &app,
+        "SELECT failures FROM target_state WHERE target = 'af'",
+    );
     assert!(failures >= 3, "the breaker counted them: {failures}");
 }
