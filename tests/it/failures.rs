@@ -113,7 +113,7 @@ async fn a_lost_create_answer_never_leaves_a_duplicate_on_affise_or_a_live_one_o
         assert_eq!(
             sql_i64(
                 &app,
-                "SELECT count(*) FROM push_outbox WHERE target = 'oi' AND possible_duplicate = 1"
+                "SELECT count(*) FROM push_outbox WHERE target = 'oi' AND possible_duplicate = true"
             ),
             2,
             "{what}: each re-sent create is flagged"
@@ -411,14 +411,12 @@ async fn a_target_redirecting_elsewhere_never_receives_nor_leaks_the_key() {
         0,
         "a target that redirects away is a target problem: nothing dies"
     );
-    let err: String = rusqlite::Connection::open(&app.db_path)
-        .unwrap()
-        .query_row(
-            "SELECT last_error FROM push_outbox WHERE target = 'af' AND last_error IS NOT NULL LIMIT 1",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let err = crate::harness::sql_strings(
+        &app,
+        "SELECT last_error FROM push_outbox WHERE target = 'af' AND last_error IS NOT NULL LIMIT 1",
+    )
+    .remove(0)
+    .remove(0);
     assert!(err.contains("leaves the origin"), "{err}");
 }
 
@@ -545,7 +543,7 @@ async fn a_twenty_second_target_outage_loses_and_kills_nothing() {
     );
     let daemon = Daemon::start_with(&app, "delivery_interval_seconds = 1", "", &tail);
     let t0 = Instant::now();
-    while !(app.db_path.exists()
+    while !(app.mirror_exists()
         && app
             .store()
             .runs_of(SOURCE, 1)
@@ -641,13 +639,10 @@ async fn a_delivery_that_loses_its_lease_stops() {
             af(&app, |t| !t.calls.is_empty())
         })
         .await;
-        rusqlite::Connection::open(&app.db_path)
-            .unwrap()
-            .execute(
-                "UPDATE source_leases SET holder = 'another-process' WHERE source = 'target:af'",
-                [],
-            )
-            .unwrap();
+        crate::harness::sql_exec(
+            &app,
+            "UPDATE source_leases SET holder = 'another-process' WHERE source = 'target:af'",
+        );
     };
     let (reports, ()) = tokio::join!(deliveries, steal);
     let r = reports.iter().find(|r| r.target == "af").unwrap();
