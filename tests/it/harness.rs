@@ -135,6 +135,34 @@ pub fn sql_exec(app: &TestApp, sql: &str) {
     }
 }
 
+/// Each table of the test's PostgreSQL schema with its row count.
+pub fn pg_row_counts(db: &offersync::sandbox::postgres::TestDb) -> Vec<(String, i64)> {
+    off_runtime(|| {
+        let mut client = pg_client(db);
+        let tables: Vec<String> = client
+            .query(
+                "SELECT table_name::text FROM information_schema.tables
+                 WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'
+                 ORDER BY table_name",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        tables
+            .into_iter()
+            .map(|t| {
+                let n: i64 = client
+                    .query_one(&format!("SELECT count(*) FROM \"{t}\""), &[])
+                    .unwrap()
+                    .get(0);
+                (t, n)
+            })
+            .collect()
+    })
+}
+
 /// Every row of every table of the test's PostgreSQL schema, as text (one row a line): what
 /// "the database's bytes" are on PostgreSQL, to search for what must never be stored.
 pub fn pg_schema_text(db: &offersync::sandbox::postgres::TestDb) -> String {
