@@ -42,6 +42,31 @@ pub fn sqlite_only(what: &str) -> bool {
     false
 }
 
+/// For a test with a temp dir of its own: the `[database]` table for the backend the suite runs
+/// on (the SQLite file `dir/file`, or a fresh schema whose password file is in `dir`), and that
+/// schema.
+pub fn database_toml_in(
+    dir: &std::path::Path,
+    file: &str,
+) -> (String, Option<offersync::sandbox::postgres::TestDb>) {
+    if !on_postgres() {
+        let path = dir.join(file);
+        return (
+            format!("[database]\npath = {:?}", path.to_string_lossy()),
+            None,
+        );
+    }
+    let db = off_runtime(|| offersync::sandbox::postgres::TestServer::global().fresh());
+    let pgpass = dir.join("pgpass");
+    std::fs::write(&pgpass, &db.password).unwrap();
+    let toml = format!(
+        "[database]\nurl = {:?}\npassword_file = {:?}",
+        db.url,
+        pgpass.to_string_lossy()
+    );
+    (toml, Some(db))
+}
+
 /// Options of the generated config's one Trackly source.
 pub struct SourceOpts {
     pub page_size: u32,

@@ -164,9 +164,9 @@ async fn a_youmi_feed_serving_smaller_pages_than_asked_is_synced_whole() {
         .unwrap();
         offersync::sandbox::Sandbox::with(&app.s2s, |t| t.page_cap = Some(50));
         let dir = tempfile::tempdir().unwrap();
+        let (database, _pg) = crate::harness::database_toml_in(dir.path(), "x.db");
         let text = format!(
-            r#"[database]
-path = {db:?}
+            r#"{database}
 [[sources]]
 name = "ym"
 kind = "s2s"
@@ -177,7 +177,6 @@ country = "US"
 page_size = 100
 requests_per_second = 1000
 "#,
-            db = dir.path().join("x.db"),
             url = app.s2s_base_url(seed_envelope),
             key = offersync::sandbox::S2S_APP_ID,
         );
@@ -629,8 +628,8 @@ async fn target_contracts_are_checked_before_anything_is_sent() {
 async fn check_warns_about_a_youmi_source_without_a_country() {
     let app = TestApp::new(1).await;
     let base = format!(
-        "[database]\npath = {:?}\n[[sources]]\nname = \"ym\"\nkind = \"s2s\"\nbase_url = \"http://ad.api.yyapi.net/v2/offline\"\napi_key = \"x\"\nos = \"ios\"\n",
-        app.db_path
+        "{}\n[[sources]]\nname = \"ym\"\nkind = \"s2s\"\nbase_url = \"http://ad.api.yyapi.net/v2/offline\"\napi_key = \"x\"\nos = \"ios\"\n",
+        app.database_toml()
     );
     std::fs::write(&app.config_path, &base).unwrap();
     let out = app.bin(&["check", "--config-only"], &[]).await;
