@@ -172,6 +172,32 @@ async fn the_daemon_records_a_source_that_cannot_run_and_healthz_says_why() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inspect_never_writes_and_refuses_what_is_not_a_mirror() {
     let app = TestApp::new(1).await;
+    if let Some(db) = &app.pg {
+        // PostgreSQL: a schema that holds someone else's table, not a mirror.
+        crate::harness::sql_exec(
+            &app,
+            "CREATE TABLE notes (t text); INSERT INTO notes VALUES ('mine');",
+        );
+        let before = crate::harness::pg_schema_text(db);
+        let out = app.bin(&["inspect", "offers"], &[]).await;
+        assert_eq!(out.status.code(), Some(2));
+        assert!(
+            text(&out.stderr).contains("has no offersync schema"),
+            "{}",
+            text(&out.stderr)
+        );
+        assert_eq!(
+            crate::harness::pg_row_counts(db),
+            [("notes".to_string(), 1)],
+            "no table created"
+        );
+        assert_eq!(
+            crate::harness::pg_schema_text(db),
+            before,
+            "nothing written"
+        );
+        return;
+    }
     let other = app.dir.path().join("other.db");
     {
         let c = rusqlite::Connection::open(&other).unwrap();
