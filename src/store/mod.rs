@@ -65,7 +65,7 @@ pub enum StoreError {
     LeaseLost { source_name: String },
     #[error("the mirror is inconsistent: {0}; `sqlite3 FILE 'PRAGMA integrity_check'` says whether the file is damaged")]
     Inconsistent(String),
-    #[error("database {at}: {source}")]
+    #[error("database {at}: {}", pg::describe(source))]
     Pg {
         at: String,
         #[source]

@@ -1,6 +1,8 @@
 //! CLI contracts, exercised through the real binary: exit codes, secrets, leases, inspect, demo.
 
-use crate::harness::{run_bin, text, SourceOpts, TestApp, SOURCE};
+use crate::harness::{
+    pg_schema_text, run_bin, sql_exec, sql_i64, sql_quote, text, SourceOpts, TestApp, SOURCE,
+};
 use offersync::store::RunState;
 use serde_json::Value;
 use std::time::Duration;
@@ -90,6 +92,12 @@ async fn the_api_key_never_appears_in_logs_database_or_inspect_output() {
             );
         }
     }
+    if let Some(db) = &app.pg {
+        let all = pg_schema_text(db);
+        for marker in [KEY, WRONG] {
+            assert!(!all.contains(marker), "the database holds the key");
+        }
+    }
     for suffix in ["", "-wal", "-shm"] {
         let path = format!("{}{suffix}", app.db_path.display());
         if let Ok(bytes) = std::fs::read(&path) {
@@ -144,21 +152,23 @@ async fn a_lease_left_by_a_dead_process_is_taken_over() {
     let mut child = std::process::Command::new("true").spawn().unwrap();
     let dead_pid = child.id();
     child.wait().unwrap();
-    {
-        let conn = rusqlite::Connection::open(&app.db_path).unwrap();
-        conn.execute(
-            "INSERT INTO sync_runs (source, started_at, state, pages) VALUES (?1, '2026-01-01T00:00:00Z', 'running', 3)",
-            [SOURCE],
-        )
-        .unwrap();
-        let run = conn.last_insert_rowid();
-        conn.execute(
+    sql_exec(
+        &app,
+        &format!(
+            "INSERT INTO sync_runs (source, started_at, state, pages) VALUES ({}, '2026-01-01T00:00:00Z', 'running', 3)",
+            sql_quote(SOURCE)
+        ),
+    );
+    let run = sql_i64(&app, "SELECT max(id) FROM sync_runs");
+    sql_exec(
+        &app,
+        &format!(
             "INSERT INTO source_leases (source, holder, pid, host, run_id, acquired_at, heartbeat_at)
-             VALUES (?1, 'ghost', ?2, ?3, ?4, '2026-01-01T00:00:00Z', '2099-01-01T00:00:00Z')",
-            rusqlite::params![SOURCE, dead_pid, offersync::sync::hostname(), run],
-        )
-        .unwrap();
-    }
+             VALUES ({}, 'ghost', {dead_pid}, {}, {run}, '2026-01-01T00:00:00Z', '2099-01-01T00:00:00Z')",
+            sql_quote(SOURCE),
+            sql_quote(&offersync::sync::hostname())
+        ),
+    );
     let run = app.sync().await;
     assert_eq!(run.state, RunState::Complete);
     let runs = app.store().runs_of(SOURCE, 10).unwrap();
@@ -224,7 +234,7 @@ async fn bad_configs_exit_2_naming_the_key() {
     assert!(text(&out.stderr).contains(
         "sources[0].api_key_env: environment variable OFFERSYNC_TEST_UNSET_VAR is not set"
     ));
-    assert!(!app.db_path.exists(), "nothing ran");
+    assert!(!app.mirror_exists(), "nothing ran");
     // A config file that does not exist.
     let out = run_bin(&["--config", "/nonexistent/offersync.toml", "--once"], &[]).await;
     assert_eq!(out.status.code(), Some(2));
@@ -375,6 +385,9 @@ async fn inspect_shows_offers_changes_and_runs_in_every_format() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_database_file_is_private() {
     use std::os::unix::fs::PermissionsExt;
+    if crate::harness::sqlite_only("the SQLite file's mode 0600") {
+        return;
+    }
     let app = TestApp::new(10).await;
     app.sync().await;
     let mode = std::fs::metadata(&app.db_path)
@@ -390,6 +403,9 @@ async fn the_database_file_is_private() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_runs_to_completion() {
+    if crate::harness::sqlite_only("demo, which always writes a SQLite file") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("demo.db");
     let out = run_bin(&["demo", "--db", db.to_str().unwrap()], &[]).await;

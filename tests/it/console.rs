@@ -279,14 +279,12 @@ async fn on_loopback_pages_read_freely_and_every_action_needs_a_session_and_its_
     );
 
     // Detach and attach one offer the Offerit twin holds, from its page.
-    let held: String = rusqlite::Connection::open(&c.app.db_path)
-        .unwrap()
-        .query_row(
-            "SELECT external_id FROM target_offers WHERE target = 'oi' LIMIT 1",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let held = crate::harness::sql_strings(
+        &c.app,
+        "SELECT external_id FROM target_offers WHERE target = 'oi' LIMIT 1",
+    )
+    .remove(0)
+    .remove(0);
     let detached = || {
         crate::harness::sql_i64(
             &c.app,

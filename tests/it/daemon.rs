@@ -123,7 +123,7 @@ pub(crate) async fn until(limit: Duration, what: &str, mut cond: impl FnMut() ->
 }
 
 fn complete_runs(app: &TestApp) -> usize {
-    if !app.db_path.exists() {
+    if !app.mirror_exists() {
         return 0;
     }
     app.store()
@@ -263,15 +263,11 @@ async fn runs_never_overlap_and_sigterm_mid_run_leaves_a_partial_run() {
     );
     assert_eq!(last.removed, 0);
     // Runs follow each other: one starts after the previous one finished.
-    let conn = rusqlite::Connection::open(&app.db_path).unwrap();
-    let overlaps: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM sync_runs a JOIN sync_runs b ON b.id > a.id AND b.source = a.source
-             WHERE b.started_at < a.finished_at",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let overlaps = crate::harness::sql_i64(
+        &app,
+        "SELECT count(*) FROM sync_runs a JOIN sync_runs b ON b.id > a.id AND b.source = a.source
+         WHERE b.started_at < a.finished_at",
+    );
     assert_eq!(overlaps, 0);
     assert_eq!(app.store().integrity_check().unwrap(), "ok");
 }

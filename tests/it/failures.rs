@@ -113,7 +113,7 @@ async fn a_lost_create_answer_never_leaves_a_duplicate_on_affise_or_a_live_one_o
         assert_eq!(
             sql_i64(
                 &app,
-                "SELECT count(*) FROM push_outbox WHERE target = 'oi' AND possible_duplicate = 1"
+                "SELECT count(*) FROM push_outbox WHERE target = 'oi' AND possible_duplicate = true"
             ),
             2,
             "{what}: each re-sent create is flagged"
@@ -411,14 +411,12 @@ async fn a_target_redirecting_elsewhere_never_receives_nor_leaks_the_key() {
         0,
         "a target that redirects away is a target problem: nothing dies"
     );
-    let err: String = rusqlite::Connection::open(&app.db_path)
-        .unwrap()
-        .query_row(
-            "SELECT last_error FROM push_outbox WHERE target = 'af' AND last_error IS NOT NULL LIMIT 1",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let err = crate::harness::sql_strings(
+        &app,
+        "SELECT last_error FROM push_outbox WHERE target = 'af' AND last_error IS NOT NULL LIMIT 1",
+    )
+    .remove(0)
+    .remove(0);
     assert!(err.contains("leaves the origin"), "{err}");
 }
 
@@ -545,7 +543,7 @@ async fn a_twenty_second_target_outage_loses_and_kills_nothing() {
     );
     let daemon = Daemon::start_with(&app, "delivery_interval_seconds = 1", "", &tail);
     let t0 = Instant::now();
-    while !(app.db_path.exists()
+    while !(app.mirror_exists()
         && app
             .store()
             .runs_of(SOURCE, 1)
@@ -641,13 +639,10 @@ async fn a_delivery_that_loses_its_lease_stops() {
             af(&app, |t| !t.calls.is_empty())
         })
         .await;
-        rusqlite::Connection::open(&app.db_path)
-            .unwrap()
-            .execute(
-                "UPDATE source_leases SET holder = 'another-process' WHERE source = 'target:af'",
-                [],
-            )
-            .unwrap();
+        crate::harness::sql_exec(
+            &app,
+            "UPDATE source_leases SET holder = 'another-process' WHERE source = 'target:af'",
+        );
     };
     let (reports, ()) = tokio::join!(deliveries, steal);
     let r = reports.iter().find(|r| r.target == "af").unwrap();
@@ -732,6 +727,9 @@ async fn a_target_failing_every_request_kills_nothing_and_a_refused_operation_di
 async fn a_database_that_cannot_be_used_is_reported_loudly_with_exit_2() {
     let app = TestApp::new(5).await;
     configure(&app, "", "", "");
+    if let Some(db) = &app.pg {
+        return unusable_postgres_is_reported_with_exit_2(&app, db).await;
+    }
     // Not an SQLite file.
     std::fs::write(
         &app.db_path,
@@ -786,6 +784,66 @@ async fn a_database_that_cannot_be_used_is_reported_loudly_with_exit_2() {
     let out = app.bin(&["--once"], &[]).await;
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("hint:"), "{}", text(&out.stderr));
+}
+
+/// The PostgreSQL run of the test above: a schema newer than this binary, a refused password
+/// and a server that does not answer each make every command exit 2 naming the database, and
+/// the newer schema is never touched.
+async fn unusable_postgres_is_reported_with_exit_2(
+    app: &TestApp,
+    db: &offersync::sandbox::postgres::TestDb,
+) {
+    // Newer than this binary.
+    assert!(app.bin(&["--once"], &[]).await.status.success());
+    crate::harness::sql_exec(app, "UPDATE offersync_schema SET version = 99");
+    all_exit_2(app, db, &db.url, "newer schema", "schema version 99").await;
+    assert_eq!(
+        sql_i64(app, "SELECT version FROM offersync_schema"),
+        99,
+        "never migrated down"
+    );
+    // A password the server refuses.
+    let pgpass = app.dir.path().join("pgpass");
+    std::fs::write(&pgpass, "not-the-password").unwrap();
+    all_exit_2(app, db, &db.url, "refused password", "password").await;
+    std::fs::write(&pgpass, &db.password).unwrap();
+    // A server that does not answer.
+    let port = db.url.split(':').nth(2).unwrap().split('/').next().unwrap();
+    let elsewhere = db.url.replace(
+        &format!(":{port}/"),
+        &format!(":{}/", crate::harness::free_port()),
+    );
+    let cfg = std::fs::read_to_string(&app.config_path)
+        .unwrap()
+        .replace(&db.url, &elsewhere);
+    std::fs::write(&app.config_path, cfg).unwrap();
+    all_exit_2(app, db, &elsewhere, "no server", "").await;
+}
+
+/// Every command exits 2 with a message naming the database at `url` and containing `want`,
+/// never the password.
+async fn all_exit_2(
+    app: &TestApp,
+    db: &offersync::sandbox::postgres::TestDb,
+    url: &str,
+    what: &str,
+    want: &str,
+) {
+    for args in [
+        vec!["--once"],
+        vec!["inspect", "offers"],
+        vec!["push"],
+        vec!["approve-removals", SOURCE],
+    ] {
+        let out = app.bin(&args, &[]).await;
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{what}: {args:?}: {err}");
+        assert!(
+            err.contains(url) && err.contains(want),
+            "{what}: {args:?}: {err}"
+        );
+        assert!(!err.contains(&db.password), "{what}: the password leaks");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,7 @@
 //! `partial` without removing anything. Data faults corrupt the first row of page 2 as the
 //! platform's wire shape has it. Loops and a 90% shrink run after a clean first sync.
 
-use crate::harness::{generic_trackly_example, text, TestApp};
+use crate::harness::{generic_trackly_example, off_runtime, sql_strings, text, TestApp};
 use offersync::config::Config;
 use offersync::http::Limiters;
 use offersync::sandbox::twin::Shared;
@@ -222,20 +222,14 @@ async fn app(kind: &str) -> TestApp {
             }
         });
     }
-    let text = format!(
-        "[database]\npath = {:?}\n{}",
-        app.db_path.to_string_lossy(),
-        source_toml(&app, kind)
-    );
+    let text = format!("{}\n{}", app.database_toml(), source_toml(&app, kind));
     std::fs::write(&app.config_path, text).unwrap();
     app
 }
 
 /// Ids of the live offers in the mirror, with their content hashes.
 fn mirror(app: &TestApp) -> BTreeSet<(String, String)> {
-    app.store()
-        .offers_of("src")
-        .unwrap()
+    off_runtime(|| app.store().offers_of("src").unwrap())
         .into_iter()
         .filter(|o| o.removed_at.is_none())
         .map(|o| (o.offer.external_id, o.content_hash))
@@ -373,14 +367,16 @@ async fn first_id_on_page_2(app: &TestApp, k: &Kind) -> String {
 }
 
 fn rejections(app: &TestApp, run: i64) -> Vec<(Option<String>, String)> {
-    let conn = rusqlite::Connection::open(&app.db_path).unwrap();
-    let mut stmt = conn
-        .prepare("SELECT external_id, reason FROM offer_rejections WHERE run_id = ?1 ORDER BY id")
-        .unwrap();
-    stmt.query_map([run], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
+    sql_strings(
+        app,
+        &format!(
+            "SELECT CASE WHEN external_id IS NULL THEN 'null' ELSE 'id' END, external_id, reason
+             FROM offer_rejections WHERE run_id = {run} ORDER BY id"
+        ),
+    )
+    .into_iter()
+    .map(|r| ((r[0] == "id").then(|| r[1].clone()), r[2].clone()))
+    .collect()
 }
 
 /// A data fault: after a clean first sync, page 2's first row is corrupted by `f`; the run

@@ -42,6 +42,31 @@ pub fn sqlite_only(what: &str) -> bool {
     false
 }
 
+/// For a test with a temp dir of its own: the `[database]` table for the backend the suite runs
+/// on (the SQLite file `dir/file`, or a fresh schema whose password file is in `dir`), and that
+/// schema.
+pub fn database_toml_in(
+    dir: &std::path::Path,
+    file: &str,
+) -> (String, Option<offersync::sandbox::postgres::TestDb>) {
+    if !on_postgres() {
+        let path = dir.join(file);
+        return (
+            format!("[database]\npath = {:?}", path.to_string_lossy()),
+            None,
+        );
+    }
+    let db = off_runtime(|| offersync::sandbox::postgres::TestServer::global().fresh());
+    let pgpass = dir.join("pgpass");
+    std::fs::write(&pgpass, &db.password).unwrap();
+    let toml = format!(
+        "[database]\nurl = {:?}\npassword_file = {:?}",
+        db.url,
+        pgpass.to_string_lossy()
+    );
+    (toml, Some(db))
+}
+
 /// Options of the generated config's one Trackly source.
 pub struct SourceOpts {
     pub page_size: u32,
@@ -64,6 +89,11 @@ pub fn sql_i64(app: &TestApp, sql: &str) -> i64 {
                 .unwrap_or_else(|e| panic!("{sql}: not an integer: {e}"))
         }),
     }
+}
+
+/// `s` as an SQL string literal (for `sql_i64`/`sql_strings`, on either backend).
+pub fn sql_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
 }
 
 /// Rows of text columns from the test's database, on either backend (NULL as "").
@@ -117,6 +147,77 @@ pub fn sql_strings(app: &TestApp, sql: &str) -> Vec<Vec<String>> {
                 .collect()
         }),
     }
+}
+
+/// Run statements (no parameters) on the test's database, on either backend.
+pub fn sql_exec(app: &TestApp, sql: &str) {
+    match &app.pg {
+        None => rusqlite::Connection::open(&app.db_path)
+            .unwrap()
+            .execute_batch(sql)
+            .unwrap(),
+        Some(db) => off_runtime(|| pg_client(db).batch_execute(sql).unwrap()),
+    }
+}
+
+/// Each table of the test's PostgreSQL schema with its row count.
+pub fn pg_row_counts(db: &offersync::sandbox::postgres::TestDb) -> Vec<(String, i64)> {
+    off_runtime(|| {
+        let mut client = pg_client(db);
+        let tables: Vec<String> = client
+            .query(
+                "SELECT table_name::text FROM information_schema.tables
+                 WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'
+                 ORDER BY table_name",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        tables
+            .into_iter()
+            .map(|t| {
+                let n: i64 = client
+                    .query_one(&format!("SELECT count(*) FROM \"{t}\""), &[])
+                    .unwrap()
+                    .get(0);
+                (t, n)
+            })
+            .collect()
+    })
+}
+
+/// Every row of every table of the test's PostgreSQL schema, as text (one row a line): what
+/// "the database's bytes" are on PostgreSQL, to search for what must never be stored.
+pub fn pg_schema_text(db: &offersync::sandbox::postgres::TestDb) -> String {
+    off_runtime(|| {
+        let mut client = pg_client(db);
+        let tables: Vec<String> = client
+            .query(
+                "SELECT table_name::text FROM information_schema.tables
+                 WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert!(!tables.is_empty(), "the schema has tables");
+        let mut all = String::new();
+        for t in tables {
+            for row in client
+                .query(&format!("SELECT t::text FROM \"{t}\" t"), &[])
+                .unwrap()
+            {
+                all.push_str(&t);
+                all.push_str(": ");
+                all.push_str(row.get::<_, &str>(0));
+                all.push('\n');
+            }
+        }
+        all
+    })
 }
 
 /// Run `f` on a thread of its own: the blocking PostgreSQL client cannot run on a thread that

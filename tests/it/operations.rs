@@ -111,7 +111,7 @@ async fn the_daemon_records_a_source_that_cannot_run_and_healthz_says_why() {
     let d = Daemon::start_with(&app, "stale_after_seconds = 600", "", &tail);
     let t0 = Instant::now();
     let failed = loop {
-        let runs = if app.db_path.exists() {
+        let runs = if app.mirror_exists() {
             app.store().runs_of("no-key", 1).unwrap()
         } else {
             vec![]
@@ -172,6 +172,32 @@ async fn the_daemon_records_a_source_that_cannot_run_and_healthz_says_why() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inspect_never_writes_and_refuses_what_is_not_a_mirror() {
     let app = TestApp::new(1).await;
+    if let Some(db) = &app.pg {
+        // PostgreSQL: a schema that holds someone else's table, not a mirror.
+        crate::harness::sql_exec(
+            &app,
+            "CREATE TABLE notes (t text); INSERT INTO notes VALUES ('mine');",
+        );
+        let before = crate::harness::pg_schema_text(db);
+        let out = app.bin(&["inspect", "offers"], &[]).await;
+        assert_eq!(out.status.code(), Some(2));
+        assert!(
+            text(&out.stderr).contains("has no offersync schema"),
+            "{}",
+            text(&out.stderr)
+        );
+        assert_eq!(
+            crate::harness::pg_row_counts(db),
+            [("notes".to_string(), 1)],
+            "no table created"
+        );
+        assert_eq!(
+            crate::harness::pg_schema_text(db),
+            before,
+            "nothing written"
+        );
+        return;
+    }
     let other = app.dir.path().join("other.db");
     {
         let c = rusqlite::Connection::open(&other).unwrap();
@@ -211,29 +237,36 @@ async fn inspect_never_writes_and_refuses_what_is_not_a_mirror() {
 async fn money_compares_and_sorts_as_numbers_in_sql() {
     let app = TestApp::new(300).await;
     app.sync().await;
-    let c = rusqlite::Connection::open(&app.db_path).unwrap();
-    let count = |sql: &str| -> i64 { c.query_row(sql, [], |r| r.get(0)).unwrap() };
+    let count = |sql: &str| crate::harness::sql_i64(&app, sql);
     let by_value = count("SELECT count(*) FROM offers WHERE payout_value > 10");
-    let by_cast = count("SELECT count(*) FROM offers WHERE CAST(payout AS REAL) > 10");
-    let by_text = count("SELECT count(*) FROM offers WHERE payout > 10");
-    assert_eq!(by_value, by_cast);
-    assert_ne!(
-        by_text, by_value,
-        "text comparison is why payout_value exists"
-    );
-    let top: String = c
-        .query_row(
-            "SELECT payout FROM offers ORDER BY payout_value DESC LIMIT 1",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    let max: f64 = c
-        .query_row("SELECT max(CAST(payout AS REAL)) FROM offers", [], |r| {
-            r.get(0)
-        })
-        .unwrap();
-    assert_eq!(top.parse::<f64>().unwrap(), max);
+    let total = count("SELECT count(*) FROM offers WHERE payout IS NOT NULL");
+    assert!(0 < by_value && by_value < total, "{by_value} of {total}");
+    let first = |sql: &str| crate::harness::sql_strings(&app, sql).remove(0).remove(0);
+    if app.pg.is_none() {
+        // SQLite keeps the exact decimal text: payout compares as text, payout_value as a number.
+        let by_cast = count("SELECT count(*) FROM offers WHERE CAST(payout AS REAL) > 10");
+        let by_text = count("SELECT count(*) FROM offers WHERE payout > 10");
+        assert_eq!(by_value, by_cast);
+        assert_ne!(
+            by_text, by_value,
+            "text comparison is why payout_value exists"
+        );
+        let top = first("SELECT payout FROM offers ORDER BY payout_value DESC LIMIT 1");
+        let max = first("SELECT max(CAST(payout AS REAL)) FROM offers");
+        assert_eq!(top.parse::<f64>().unwrap(), max.parse::<f64>().unwrap());
+    } else {
+        // PostgreSQL keeps it as numeric: payout itself compares and sorts as a number, and
+        // payout_value agrees with it.
+        let by_payout = count("SELECT count(*) FROM offers WHERE payout > 10");
+        assert_eq!(by_payout, by_value);
+        // (Aliased: ORDER BY payout would otherwise sort by the output column, the text.)
+        let top = first("SELECT payout::text AS p FROM offers WHERE payout IS NOT NULL ORDER BY payout_value DESC LIMIT 1");
+        let by_payout = first(
+            "SELECT payout::text AS p FROM offers WHERE payout IS NOT NULL ORDER BY payout DESC LIMIT 1",
+        );
+        let max = first("SELECT max(payout)::text FROM offers");
+        assert_eq!((&top, &by_payout), (&max, &max));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,7 +2,7 @@
 //! with what the twin served, every envelope and type variant, errors mapped to the right class
 //! and message, the generic source matching the native Trackly adapter, and `offersync check`.
 
-use crate::harness::{text, TestApp};
+use crate::harness::{off_runtime, sql_quote, sql_strings, text, TestApp};
 use offersync::config::Config;
 use offersync::http::Limiters;
 use offersync::model::{OfferStatus, PayoutType};
@@ -16,10 +16,7 @@ use std::str::FromStr;
 
 /// Write a config with `sources` (TOML `[[sources]]` tables) and sync them all once.
 async fn sync_sources(app: &TestApp, sources: &str) -> Vec<RunTotals> {
-    let text = format!(
-        "[database]\npath = {:?}\n{sources}",
-        app.db_path.to_string_lossy()
-    );
+    let text = format!("{}\n{sources}", app.database_toml());
     std::fs::write(&app.config_path, text).unwrap();
     let config = Config::load(&app.config_path).expect("config loads");
     let all: Vec<_> = config.sources.iter().collect();
@@ -36,7 +33,7 @@ async fn sync_sources(app: &TestApp, sources: &str) -> Vec<RunTotals> {
 }
 
 fn offers(app: &TestApp, source: &str) -> Vec<StoredOffer> {
-    app.store().offers_of(source).unwrap()
+    off_runtime(|| app.store().offers_of(source).unwrap())
 }
 
 /// The live offers of a twin, rendered by `render`, keyed by the id field `id` of the JSON.
@@ -447,20 +444,26 @@ async fn affise_admin_keeps_every_payment_and_sees_stopped_offers() {
         stored.iter().any(|s| s.offer.status == OfferStatus::Paused),
         "stopped offers are listed, as paused"
     );
-    // Every payment is in the offers view's payouts column, as JSON that json_each can read.
+    // Every payment is in the offers view's payouts column, as JSON that the database's own
+    // JSON functions can read (json_each on SQLite, jsonb_array_elements on PostgreSQL).
     let two = stored.iter().find(|s| s.offer.payouts.len() == 2).unwrap();
-    let conn = rusqlite::Connection::open(&app.db_path).unwrap();
-    let (n, goals): (i64, String) = conn
-        .query_row(
-            "SELECT count(*), group_concat(json_extract(value, '$.goal')) FROM offers, json_each(offers.payouts)
-             WHERE source = 'af' AND external_id = ?1",
-            [&two.offer.external_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
-    let mut goals: Vec<&str> = goals.split(',').collect();
+    let from = if app.pg.is_some() {
+        "SELECT value ->> 'goal' FROM offers, jsonb_array_elements(offers.payouts) AS value"
+    } else {
+        "SELECT json_extract(value, '$.goal') FROM offers, json_each(offers.payouts)"
+    };
+    let mut goals: Vec<String> = sql_strings(
+        &app,
+        &format!(
+            "{from} WHERE source = 'af' AND external_id = {}",
+            sql_quote(&two.offer.external_id)
+        ),
+    )
+    .into_iter()
+    .map(|r| r[0].clone())
+    .collect();
     goals.sort();
-    assert_eq!((n, goals), (2, vec!["1", "2"]));
+    assert_eq!(goals, ["1", "2"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -602,11 +605,7 @@ async fn check_probes_every_source_with_good_and_bad_keys() {
     let write = |good: bool| {
         std::fs::write(
             &app.config_path,
-            format!(
-                "[database]\npath = {:?}\n{}",
-                app.db_path.to_string_lossy(),
-                sources(good)
-            ),
+            format!("{}\n{}", app.database_toml(), sources(good)),
         )
         .unwrap();
     };

@@ -412,7 +412,14 @@ async fn dry_run_sends_nothing_and_records_nothing() {
     let app = TestApp::new(30).await;
     configure(&app, "", "", "");
     app.sync().await;
-    let before = std::fs::read(&app.db_path).unwrap();
+    let before = match &app.pg {
+        None => {
+            let _ = std::fs::read(&app.db_path).unwrap();
+            vec![]
+        }
+        // Every table's row count: what "records nothing" means on PostgreSQL.
+        Some(db) => crate::harness::pg_row_counts(db),
+    };
     let store_counts = |app: &TestApp| {
         (
             outbox_states(app, "oi"),
@@ -455,7 +462,13 @@ async fn dry_run_sends_nothing_and_records_nothing() {
         1,
         "nothing fetched beyond the first sync's one page"
     );
-    let _ = before;
+    if let Some(db) = &app.pg {
+        assert_eq!(
+            crate::harness::pg_row_counts(db),
+            before,
+            "no row added or removed"
+        );
+    }
     let plan2 = app.bin(&["push", "--plan", "--target", "af"], &[]).await;
     let p2: serde_json::Value = serde_json::from_slice(&plan2.stdout).unwrap();
     assert!(p2.as_array().unwrap().iter().all(|r| r["target"] == "af"));
@@ -510,21 +523,14 @@ async fn a_create_interrupted_by_a_crash_is_reconciled() {
         .iter()
         .filter(|o| o.offer.status == offersync::model::OfferStatus::Active)
         .count();
-    let conn = rusqlite::Connection::open(&app.db_path).unwrap();
-    let flagged: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM push_outbox WHERE target = 'oi' AND possible_duplicate = 1",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    let left: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM push_outbox WHERE state <> 'done'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let flagged = crate::harness::sql_i64(
+        &app,
+        "SELECT count(*) FROM push_outbox WHERE target = 'oi' AND possible_duplicate = true",
+    );
+    let left = crate::harness::sql_i64(
+        &app,
+        "SELECT count(*) FROM push_outbox WHERE state <> 'done'",
+    );
     assert_eq!(left, 0, "everything delivered, nothing in flight");
     assert_eq!(
         af(&app, |t| t.offers.len()),

@@ -20,8 +20,7 @@ fn two_sources(app: &TestApp, rps: u32, extra_a: &str, extra_b: &str) {
         .with_trackly(|t| t.extra_keys.push(KEY_B.into()));
     let text = format!(
         r#"
-[database]
-path = {db:?}
+{db}
 [[sources]]
 name = "{SOURCE}"
 kind = "trackly"
@@ -37,7 +36,7 @@ api_key = {KEY_B:?}
 requests_per_second = {rps}
 {extra_b}
 "#,
-        db = app.db_path.to_string_lossy(),
+        db = app.database_toml(),
         url = app.sandbox.trackly_base_url(),
         key_a = app.api_key,
     );

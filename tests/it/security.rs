@@ -62,7 +62,7 @@ fn markers() -> Vec<String> {
     all
 }
 
-fn config(sandbox: &Sandbox, db: &std::path::Path, port: u16) -> String {
+fn config(sandbox: &Sandbox, database: &str, port: u16) -> String {
     let common = "page_size = 20\nrequests_per_second = 1000\nmax_attempts = 3\nretry_initial_interval_ms = 10\nretry_max_interval_seconds = 1\nschedule = \"* * * * * *\"\n";
     let generic = generic_trackly_example(
         &sandbox.trackly_base_url(),
@@ -70,8 +70,7 @@ fn config(sandbox: &Sandbox, db: &std::path::Path, port: u16) -> String {
     );
     format!(
         r#"
-[database]
-path = {db:?}
+{database}
 
 [daemon]
 metrics_listen = "127.0.0.1:{port}"
@@ -214,7 +213,6 @@ requests_per_second = 1000
 max_attempts = 2
 retry_initial_interval_ms = 10
 "#,
-        db = db.to_string_lossy(),
         trackly = sandbox.trackly_base_url(),
         ol_user = sandbox::offerslook::USERNAME,
         ol = sandbox.offerslook_base_url(),
@@ -352,10 +350,10 @@ async fn no_credential_reaches_a_log_an_error_the_database_or_inspect() {
     });
 
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("offersync.db");
+    let (database, pg) = crate::harness::database_toml_in(dir.path(), "offersync.db");
     let config_path = dir.path().join("offersync.toml");
     let port = free_port();
-    write_private(&config_path, &config(&sandbox, &db, port));
+    write_private(&config_path, &config(&sandbox, &database, port));
 
     let mut outputs: Vec<(String, Vec<u8>)> = Vec::new();
     let steps: &[&[&str]] = &[
@@ -459,6 +457,13 @@ async fn no_credential_reaches_a_log_an_error_the_database_or_inspect() {
             let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o600, "{} is private", path.display());
         }
+    }
+    // On PostgreSQL the database is no file here: every row of its schema.
+    if let Some(db) = &pg {
+        outputs.push((
+            "the PostgreSQL schema".into(),
+            crate::harness::pg_schema_text(db).into_bytes(),
+        ));
     }
     let total: usize = outputs.iter().map(|(_, o)| o.len()).sum();
     assert!(

@@ -3,7 +3,7 @@
 //! seeds show them, plus the mismatches the seed audit found (docs/platforms/). A twin written
 //! from the same reading as its adapter proves little; these do not depend on the twins.
 
-use crate::harness::{text, Recorder, TestApp, SOURCE};
+use crate::harness::{sql_i64, text, Recorder, TestApp, SOURCE};
 use crate::parsing::{page_at, resp, source};
 use crate::push::{af, configure, oi};
 use offersync::config::{Config, Secret};
@@ -164,9 +164,9 @@ async fn a_youmi_feed_serving_smaller_pages_than_asked_is_synced_whole() {
         .unwrap();
         offersync::sandbox::Sandbox::with(&app.s2s, |t| t.page_cap = Some(50));
         let dir = tempfile::tempdir().unwrap();
+        let (database, _pg) = crate::harness::database_toml_in(dir.path(), "x.db");
         let text = format!(
-            r#"[database]
-path = {db:?}
+            r#"{database}
 [[sources]]
 name = "ym"
 kind = "s2s"
@@ -177,7 +177,6 @@ country = "US"
 page_size = 100
 requests_per_second = 1000
 "#,
-            db = dir.path().join("x.db"),
             url = app.s2s_base_url(seed_envelope),
             key = offersync::sandbox::S2S_APP_ID,
         );
@@ -629,8 +628,8 @@ async fn target_contracts_are_checked_before_anything_is_sent() {
 async fn check_warns_about_a_youmi_source_without_a_country() {
     let app = TestApp::new(1).await;
     let base = format!(
-        "[database]\npath = {:?}\n[[sources]]\nname = \"ym\"\nkind = \"s2s\"\nbase_url = \"http://ad.api.yyapi.net/v2/offline\"\napi_key = \"x\"\nos = \"ios\"\n",
-        app.db_path
+        "{}\n[[sources]]\nname = \"ym\"\nkind = \"s2s\"\nbase_url = \"http://ad.api.yyapi.net/v2/offline\"\napi_key = \"x\"\nos = \"ios\"\n",
+        app.database_toml()
     );
     std::fs::write(&app.config_path, &base).unwrap();
     let out = app.bin(&["check", "--config-only"], &[]).await;
@@ -828,32 +827,22 @@ async fn a_refused_target_key_never_kills_an_operation() {
     std::fs::write(&app.config_path, cfg).unwrap();
     let out = app.bin(&["--once"], &[]).await;
     assert_eq!(out.status.code(), Some(1));
-    let conn = rusqlite::Connection::open(&app.db_path).unwrap();
-    let dead: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM push_outbox WHERE state = 'dead'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    let waiting: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM push_outbox WHERE state = 'pending' AND attempts = 0",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let dead = sql_i64(
+        &app,
+        "SELECT count(*) FROM push_outbox WHERE state = 'dead'",
+    );
+    let waiting = sql_i64(
+        &app,
+        "SELECT count(*) FROM push_outbox WHERE state = 'pending' AND attempts = 0",
+    );
     assert_eq!(
         dead, 0,
         "403 is the target's answer to the key, not to the offer"
     );
     assert!(waiting > 0, "operations wait, no attempt counted");
-    let failures: i64 = conn
-        .query_row(
-            "SELECT failures FROM target_state WHERE target = 'af'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let failures = sql_i64(
+        &app,
+        "SELECT failures FROM target_state WHERE target = 'af'",
+    );
     assert!(failures >= 3, "the breaker counted them: {failures}");
 }

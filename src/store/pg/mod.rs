@@ -271,6 +271,27 @@ pub(crate) fn offer_from_row(
     super::offer_from_columns(external_id, |i| r.try_get::<_, Option<String>>(at + i))
 }
 
+/// A PostgreSQL error as an operator reads it. The client's own `Display` says only "db error"
+/// or "error connecting to server": this adds the server's message (with its detail, hint and
+/// SQLSTATE), or the cause of a failed connection.
+pub(crate) fn describe(e: &postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!(
+            "{} (SQLSTATE {})",
+            db.to_string().replace('\n', "; "),
+            db.code().code()
+        );
+    }
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
 #[cfg(test)]
 pub(crate) mod testing {
     use super::*;
@@ -326,6 +347,55 @@ mod tests {
             .unwrap()
             .get(0);
         assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn errors_say_what_the_server_said() {
+        let db = crate::sandbox::postgres::TestServer::global().fresh();
+        let at = |password: &str, url: &str| PgLocation {
+            url: url.into(),
+            password: Some(password.into()),
+        };
+        let timeout = std::time::Duration::from_secs(10);
+        // A refused password: the server's words and its SQLSTATE, never the password.
+        let msg = Pg::open(&at("not-the-password", &db.url), timeout)
+            .err()
+            .expect("a wrong password is refused")
+            .to_string();
+        assert!(
+            msg.contains("password authentication failed") && msg.contains("28P01"),
+            "{msg}"
+        );
+        assert!(!msg.contains("not-the-password"), "{msg}");
+        // A statement the server rejects.
+        let pg = Pg::open(&at(&db.password, &db.url), timeout).unwrap();
+        let e = pg
+            .client
+            .borrow_mut()
+            .query_one("SELECT * FROM no_such_table", &[])
+            .unwrap_err();
+        let msg = StoreError::from(e).to_string();
+        assert!(
+            msg.contains("relation \"no_such_table\" does not exist") && msg.contains("42P01"),
+            "{msg}"
+        );
+        // No server: the cause of the failed connection.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let msg = Pg::open(
+            &at(
+                &db.password,
+                &format!("postgres://offersync@127.0.0.1:{port}/postgres"),
+            ),
+            timeout,
+        )
+        .err()
+        .expect("nothing listens there")
+        .to_string();
+        assert!(msg.contains("refused"), "{msg}");
     }
 
     #[test]

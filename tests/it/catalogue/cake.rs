@@ -115,15 +115,13 @@ async fn cake_rejects_an_unknown_currency_symbol_naming_the_offer() {
     assert_eq!(state, "complete");
     let total = Sandbox::with(&app.sandbox.cake, |t| t.catalog.len());
     assert_eq!(added as usize, total - bad.len());
-    let conn = rusqlite::Connection::open(&app.db_path).unwrap();
-    let mut stmt = conn
-        .prepare("SELECT external_id, reason FROM offer_rejections WHERE run_id = ?1")
-        .unwrap();
-    let rejected: Vec<(String, String)> = stmt
-        .query_map([run], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let rejected: Vec<(String, String)> = sql_strings(
+        &app,
+        &format!("SELECT external_id, reason FROM offer_rejections WHERE run_id = {run}"),
+    )
+    .into_iter()
+    .map(|r| (r[0].clone(), r[1].clone()))
+    .collect();
     assert_eq!(
         rejected
             .iter()

@@ -4,7 +4,7 @@
 //! changes records exactly those changes; the platform's own rate-limit style is survived with
 //! every offer.
 
-pub(super) use crate::harness::{sql_i64, text, TestApp};
+pub(super) use crate::harness::{off_runtime, sql_i64, sql_quote, sql_strings, text, TestApp};
 pub(super) use offersync::model::{OfferStatus, PayoutType};
 pub(super) use offersync::sandbox::catalog::SimOffer;
 pub(super) use offersync::sandbox::limits::{Limit, LimitAnswer};
@@ -43,8 +43,8 @@ pub(super) struct Platform {
 
 pub(super) fn config(app: &TestApp, p: &Platform, extra: &str) {
     let text = format!(
-        "[database]\npath = {:?}\n[[sources]]\nname = \"{SOURCE}\"\n{}\npage_size = 20\nrequests_per_second = 1000\nmax_attempts = 10\nretry_initial_interval_ms = 10\nretry_max_interval_seconds = 1\nremoval_grace_runs = 1\n{extra}\n",
-        app.db_path.to_string_lossy(),
+        "{}\n[[sources]]\nname = \"{SOURCE}\"\n{}\npage_size = 20\nrequests_per_second = 1000\nmax_attempts = 10\nretry_initial_interval_ms = 10\nretry_max_interval_seconds = 1\nremoval_grace_runs = 1\n{extra}\n",
+        app.database_toml(),
         (p.keys)(&app.sandbox)
     );
     std::fs::write(&app.config_path, text).unwrap();
@@ -68,19 +68,20 @@ pub(super) async fn once_exit(app: &TestApp) -> (Option<i32>, (i64, i64, i64, i6
 }
 
 pub(super) fn last_run(app: &TestApp) -> (i64, i64, i64, i64, String) {
-    let conn = rusqlite::Connection::open(&app.db_path).unwrap();
-    conn.query_row(
-        "SELECT id, added, changed, removed, state FROM sync_runs WHERE source = ?1 ORDER BY id DESC LIMIT 1",
-        [SOURCE],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-    )
-    .unwrap()
+    let rows = sql_strings(
+        app,
+        &format!(
+            "SELECT id, added, changed, removed, state FROM sync_runs WHERE source = {} ORDER BY id DESC LIMIT 1",
+            sql_quote(SOURCE)
+        ),
+    );
+    let r = rows.first().expect("a run of the source");
+    let n = |i: usize| r[i].parse::<i64>().unwrap();
+    (n(0), n(1), n(2), n(3), r[4].clone())
 }
 
 pub(super) fn live(app: &TestApp) -> Vec<StoredOffer> {
-    app.store()
-        .offers_of(SOURCE)
-        .unwrap()
+    off_runtime(|| app.store().offers_of(SOURCE).unwrap())
         .into_iter()
         .filter(|o| o.offer.status != OfferStatus::Removed)
         .collect()
@@ -162,15 +163,13 @@ pub(super) async fn records_exactly_the_changes(p: &Platform) {
         "{}",
         p.kind
     );
-    let conn = rusqlite::Connection::open(&app.db_path).unwrap();
-    let mut stmt = conn
-        .prepare("SELECT external_id, kind FROM offer_changes WHERE run_id = ?1")
-        .unwrap();
-    let got: BTreeSet<(String, String)> = stmt
-        .query_map([run], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let got: BTreeSet<(String, String)> = sql_strings(
+        &app,
+        &format!("SELECT external_id, kind FROM offer_changes WHERE run_id = {run}"),
+    )
+    .into_iter()
+    .map(|r| (r[0].clone(), r[1].clone()))
+    .collect();
     let mut want: BTreeSet<(String, String)> = [
         ((p.id)(a), "changed"),
         ((p.id)(b), "changed"),
@@ -279,14 +278,15 @@ pub(super) async fn survives_sigkill(p: &Platform, seed: u64) {
     }
     assert!(complete, "{}: no complete run after {kills} kills", p.kind);
     assert_mirrors(&app, p);
-    let conn = rusqlite::Connection::open(&app.db_path).unwrap();
     let count = |id: &str, kind: &str| -> i64 {
-        conn.query_row(
-            "SELECT count(*) FROM offer_changes WHERE external_id = ?1 AND kind = ?2",
-            [id, kind],
-            |r| r.get(0),
+        sql_i64(
+            &app,
+            &format!(
+                "SELECT count(*) FROM offer_changes WHERE external_id = {} AND kind = {}",
+                sql_quote(id),
+                sql_quote(kind)
+            ),
         )
-        .unwrap()
     };
     // An offer added and removed again between two runs may never have been seen: it then
     // has neither an `added` nor a `removed` record.

@@ -102,13 +102,11 @@ async fn offer18_page_numbering_is_configured_and_a_mismatch_removes_nothing() {
     let (code, (run, _, _, removed, state)) = once_exit(&app).await;
     assert_ne!(code, Some(0), "a partial run is a failed --once");
     assert_eq!((state.as_str(), removed), ("partial", 0));
-    let reason: String = rusqlite::Connection::open(&app.db_path)
-        .unwrap()
-        .query_row("SELECT reason FROM sync_runs WHERE id = ?1", [run], |r| {
-            r.get(0)
-        })
-        .unwrap();
-    assert_eq!(reason, "repeated_page");
+    let reason = sql_strings(
+        &app,
+        &format!("SELECT reason FROM sync_runs WHERE id = {run}"),
+    );
+    assert_eq!(reason, [["repeated_page"]]);
     assert_mirrors(&app, &one);
 }
 
