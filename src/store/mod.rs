@@ -89,6 +89,27 @@ impl StoreError {
             StoreError::Open { .. } => Some(
                 "check that the directory exists and that the user offersync runs as may write there",
             ),
+            StoreError::Pg { source, .. } => match source.code().map(|c| c.code()) {
+                None if source.as_db_error().is_none() => Some(
+                    "check database.url (host and port) and that the PostgreSQL server runs and accepts connections from this host",
+                ),
+                Some(c) if c.starts_with("28") => Some(
+                    "check the user in database.url and the password (database.password_env or password_file), and the server's pg_hba.conf",
+                ),
+                Some("3D000") => Some(
+                    "the database in database.url does not exist: create it (`createdb --owner USER NAME`) or fix the URL",
+                ),
+                Some(c) if c.starts_with("53") => Some(
+                    "the server is out of connections, memory or disk; see its log",
+                ),
+                Some("42501") => Some(
+                    "the user in database.url may not create or change the mirror's tables: make it the owner of the database or schema",
+                ),
+                _ => None,
+            },
+            StoreError::NotAMirrorAt { .. } => Some(
+                "point database.url at the mirror's database (and search_path at its schema), or run `offersync --once` to create one",
+            ),
             StoreError::Sql(e) => match e.sqlite_error_code()? {
                 C::ReadOnly | C::CannotOpen | C::PermissionDenied => Some(
                     "the database file, its -wal/-shm files or their directory are not writable by the user offersync runs as (check `ls -l` and database.path)",

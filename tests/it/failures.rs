@@ -796,7 +796,7 @@ async fn unusable_postgres_is_reported_with_exit_2(
     // Newer than this binary.
     assert!(app.bin(&["--once"], &[]).await.status.success());
     crate::harness::sql_exec(app, "UPDATE offersync_schema SET version = 99");
-    all_exit_2(app, db, &db.url, "newer schema", "schema version 99").await;
+    all_exit_2(app, db, &db.url, "newer schema", "schema version 99", false).await;
     assert_eq!(
         sql_i64(app, "SELECT version FROM offersync_schema"),
         99,
@@ -805,7 +805,7 @@ async fn unusable_postgres_is_reported_with_exit_2(
     // A password the server refuses.
     let pgpass = app.dir.path().join("pgpass");
     std::fs::write(&pgpass, "not-the-password").unwrap();
-    all_exit_2(app, db, &db.url, "refused password", "password").await;
+    all_exit_2(app, db, &db.url, "refused password", "password", true).await;
     std::fs::write(&pgpass, &db.password).unwrap();
     // A server that does not answer.
     let port = db.url.split(':').nth(2).unwrap().split('/').next().unwrap();
@@ -817,17 +817,18 @@ async fn unusable_postgres_is_reported_with_exit_2(
         .unwrap()
         .replace(&db.url, &elsewhere);
     std::fs::write(&app.config_path, cfg).unwrap();
-    all_exit_2(app, db, &elsewhere, "no server", "").await;
+    all_exit_2(app, db, &elsewhere, "no server", "", true).await;
 }
 
-/// Every command exits 2 with a message naming the database at `url` and containing `want`,
-/// never the password.
+/// Every command exits 2 with a message naming the database at `url` and containing `want`
+/// (and what to do about it, with `hint`), never the password.
 async fn all_exit_2(
     app: &TestApp,
     db: &offersync::sandbox::postgres::TestDb,
     url: &str,
     what: &str,
     want: &str,
+    hint: bool,
 ) {
     for args in [
         vec!["--once"],
@@ -843,6 +844,10 @@ async fn all_exit_2(
             "{what}: {args:?}: {err}"
         );
         assert!(!err.contains(&db.password), "{what}: the password leaks");
+        assert!(
+            !hint || err.contains("hint:"),
+            "{what}: {args:?}: no hint: {err}"
+        );
     }
 }
 
