@@ -73,6 +73,8 @@ pub enum StoreError {
     },
     #[error("database.url {at}: {reason}")]
     PgUrl { at: String, reason: String },
+    #[error("the connection to the database broke while rows were sent: {0}")]
+    Stream(String),
     #[error("database {at} has no offersync schema (run `offersync --once` or the daemon first)")]
     NotAMirrorAt { at: String },
     #[error("database {at} has schema version {found}, newer than this offersync understands ({known}); upgrade offersync")]
@@ -170,6 +172,7 @@ impl StoreError {
             StoreError::LeaseLost { .. } => false,
             StoreError::Inconsistent(_) => true,
             StoreError::PgUrl { .. }
+            | StoreError::Stream(_)
             | StoreError::NotAMirrorAt { .. }
             | StoreError::TooNewAt { .. }
             | StoreError::OutdatedAt { .. } => true,

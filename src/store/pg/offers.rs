@@ -99,31 +99,6 @@ fn wide_unnest(first: usize) -> (String, String) {
     (arrays, names)
 }
 
-/// New offers: their wide rows and their `offer_seen` rows in one statement. `$1` source,
-/// `$2` now, `$3` run, `$4` external ids, then the [`WIDE`] arrays.
-static INSERT_NEW: LazyLock<String> = LazyLock::new(|| {
-    let (arrays, names) = wide_unnest(5);
-    let values = WIDE
-        .iter()
-        .map(|(c, cast)| format!("u.{c}{cast}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    format!(
-        "WITH ins AS (
-             INSERT INTO offer_rows (source, external_id, {names}, first_seen_at, updated_at)
-             SELECT $1, u.external_id, {values}, $2, $2
-             FROM unnest($4::text[], {arrays}) WITH ORDINALITY AS u(external_id, {names}, ord)
-             ORDER BY u.ord
-             ON CONFLICT (source, external_id) DO NOTHING
-             RETURNING id, external_id, content_hash
-         ), seen AS (
-             INSERT INTO offer_seen (offer_id, last_run_id, last_seen_at, live_hash)
-             SELECT id, $3, $2, content_hash FROM ins
-         )
-         SELECT id, external_id FROM ins"
-    )
-});
-
 /// Changed offers rewritten, and their `offer_seen` rows (the new live hash). `$1` now, `$2` run,
 /// `$3` ids, `$4` whether the canonical content changed (else `updated_at` stays), then the
 /// [`WIDE`] arrays.
@@ -150,6 +125,45 @@ static REWRITE: LazyLock<String> = LazyLock::new(|| {
 
 /// A typed parameter.
 type P<'a> = (&'a (dyn ToSql + Sync), Type);
+
+/// One row of COPY's text format: fields separated by tabs, `\N` for NULL, and backslash,
+/// tab, newline and carriage return escaped.
+fn copy_row<'a>(buf: &mut String, fields: impl IntoIterator<Item = Option<&'a str>>) {
+    for (i, field) in fields.into_iter().enumerate() {
+        if i > 0 {
+            buf.push('\t');
+        }
+        match field {
+            None => buf.push_str("\\N"),
+            Some(s) if !s.contains(['\\', '\t', '\n', '\r']) => buf.push_str(s),
+            Some(s) => {
+                for c in s.chars() {
+                    match c {
+                        '\\' => buf.push_str("\\\\"),
+                        '\t' => buf.push_str("\\t"),
+                        '\n' => buf.push_str("\\n"),
+                        '\r' => buf.push_str("\\r"),
+                        c => buf.push(c),
+                    }
+                }
+            }
+        }
+    }
+    buf.push('\n');
+}
+
+/// A COPY stream that could not be written: the client reports the database's error (or a
+/// broken connection) as an I/O error around it.
+fn copy_failed(e: std::io::Error) -> StoreError {
+    let text = e.to_string();
+    match e
+        .into_inner()
+        .and_then(|inner| inner.downcast::<postgres::Error>().ok())
+    {
+        Some(pg) => StoreError::from(*pg),
+        None => StoreError::Stream(text),
+    }
+}
 
 /// A `StoreError::Pg` from inside a verb, named with the database it happened on.
 pub(crate) fn named(shown: &str) -> impl Fn(StoreError) -> StoreError + '_ {
@@ -404,26 +418,69 @@ fn apply_in(
     // 4. The writes.
     let mut new_ids: HashMap<String, i64> = HashMap::new();
     if !new.is_empty() {
-        let cols: Vec<_> = new.iter().map(|i| i.columns()).collect();
-        let eids: Vec<&str> = new.iter().map(|i| i.offer.external_id.as_str()).collect();
-        let wide = columns_of(new.iter().copied().zip(cols.iter().map(|c| &**c)));
-        let mut params: Vec<P<'_>> = vec![
-            (&source, Type::TEXT),
-            (&now, Type::TEXT),
-            (&run_id, Type::INT8),
-            (&eids, Type::TEXT_ARRAY),
-        ];
-        params.extend(
-            wide.iter()
-                .map(|a| (a as &(dyn ToSql + Sync), Type::TEXT_ARRAY)),
+        // Their ids first, then the rows with COPY: no per-row executor work, no speculative
+        // insertion (ON CONFLICT), no arrays to take apart. An offer another writer inserted
+        // meanwhile (a lease held elsewhere) fails the COPY on the unique key: nothing of the
+        // call is written, as with any failure.
+        let ids: Vec<i64> = tx
+            .query_typed(
+                "SELECT nextval(pg_get_serial_sequence('offer_rows', 'id'))
+                 FROM generate_series(1, $1::bigint) ORDER BY 1",
+                &[(&(new.len() as i64), Type::INT8)],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let mut rows = String::with_capacity(new.len() * 1024);
+        let mut seen = String::with_capacity(new.len() * 64);
+        let (id_text, run_text) = (
+            ids.iter().map(i64::to_string).collect::<Vec<_>>(),
+            run_id.to_string(),
         );
-        for r in tx.query_typed(&INSERT_NEW, &params)? {
-            new_ids.insert(r.get(1), r.get(0));
+        for ((item, id), id_text) in new.iter().zip(&ids).zip(&id_text) {
+            let cols = item.columns();
+            let mut fields = vec![
+                Some(id_text.as_str()),
+                Some(source),
+                Some(item.offer.external_id.as_str()),
+            ];
+            fields.extend(wide_values(item, &cols));
+            fields.extend([Some(now), Some(now)]);
+            copy_row(&mut rows, fields);
+            copy_row(
+                &mut seen,
+                [
+                    Some(id_text.as_str()),
+                    Some(run_text.as_str()),
+                    Some(now),
+                    Some(item.content_hash.as_str()),
+                ],
+            );
+            new_ids.insert(item.offer.external_id.clone(), *id);
         }
-        if new_ids.len() != new.len() {
-            return Err(StoreError::Inconsistent(format!(
-                "offers of {source} were inserted by another writer during this page (is its lease held elsewhere?)"
-            )));
+        let inserted = (|| -> Result<()> {
+            let names = WIDE.iter().map(|(c, _)| *c).collect::<Vec<_>>().join(", ");
+            let mut w = tx.copy_in(&format!(
+                "COPY offer_rows (id, source, external_id, {names}, first_seen_at, updated_at) FROM STDIN"
+            ))?;
+            std::io::Write::write_all(&mut w, rows.as_bytes()).map_err(copy_failed)?;
+            w.finish()?;
+            let mut w = tx.copy_in(
+                "COPY offer_seen (offer_id, last_run_id, last_seen_at, live_hash) FROM STDIN",
+            )?;
+            std::io::Write::write_all(&mut w, seen.as_bytes()).map_err(copy_failed)?;
+            w.finish()?;
+            Ok(())
+        })();
+        match inserted {
+            Err(StoreError::Pg { source: e, .. })
+                if e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION) =>
+            {
+                return Err(StoreError::Inconsistent(format!(
+                    "offers of {source} were inserted by another writer during this page (is its lease held elsewhere?)"
+                )))
+            }
+            other => other?,
         }
     }
     if !unchanged.is_empty() {
@@ -485,22 +542,28 @@ fn apply_in(
         }
     }
     if !ch_eid.is_empty() {
-        tx.execute_typed(
-            "INSERT INTO offer_changes (run_id, source, external_id, kind, diff, at, offer_id)
-             SELECT $1, $2, u.external_id, u.kind, u.diff::jsonb, $3, u.offer_id
-             FROM unnest($4::text[], $5::text[], $6::text[], $7::bigint[]) WITH ORDINALITY
-                  AS u(external_id, kind, diff, offer_id, ord)
-             ORDER BY u.ord",
-            &[
-                (&run_id, Type::INT8),
-                (&source, Type::TEXT),
-                (&now, Type::TEXT),
-                (&ch_eid, Type::TEXT_ARRAY),
-                (&ch_kind, Type::TEXT_ARRAY),
-                (&ch_diff, Type::TEXT_ARRAY),
-                (&ch_id, Type::INT8_ARRAY),
-            ],
+        // COPY keeps the rows' order, so the ids follow the order the offers came.
+        let (run_text, mut text) = (run_id.to_string(), String::with_capacity(ch_eid.len() * 96));
+        for (((eid, kind), diff), id) in ch_eid.iter().zip(&ch_kind).zip(&ch_diff).zip(&ch_id) {
+            let id = id.to_string();
+            copy_row(
+                &mut text,
+                [
+                    Some(run_text.as_str()),
+                    Some(source),
+                    Some(*eid),
+                    Some(*kind),
+                    Some(*diff),
+                    Some(now),
+                    Some(id.as_str()),
+                ],
+            );
+        }
+        let mut w = tx.copy_in(
+            "COPY offer_changes (run_id, source, external_id, kind, diff, at, offer_id) FROM STDIN",
         )?;
+        std::io::Write::write_all(&mut w, text.as_bytes()).map_err(copy_failed)?;
+        w.finish()?;
     }
     // Planning, offer by offer in the order they came, only when a target takes the source.
     if (0..planner.target_count()).any(|i| planner.takes(i, source)) {
@@ -955,6 +1018,36 @@ mod tests {
             unchanged,
             duplicates,
         }
+    }
+
+    #[test]
+    fn text_with_copy_escapes_round_trips() {
+        // New offers are written with COPY's text format: backslashes, tabs, newlines, carriage
+        // returns and a `\N` in the text itself must come back as they went in.
+        let mut t = Twin::new();
+        let r1 = t.run(1);
+        let tricky = || {
+            let mut o = offer("q\\t\tid", 0);
+            o.offer.name = "tab\there, line\nthere, cr\rhere, \\N and C:\\path\\".into();
+            o.offer.description = Some("\\\t\n\r ünï ✓".into());
+            o.offer.tracking_url = Some("https://t.example/?a=1\\b".into());
+            SourcedOffer::new(
+                o.offer,
+                r#"{"name": "line\nbreak \\ \t tab", "quote": "\"", "u": "\u00e9"}"#.to_string(),
+            )
+        };
+        let got = t.apply(r1, &NO_TARGETS, || vec![page(vec![tricky()], &[])]);
+        assert_eq!(got, vec![counts(1, 1, 0, 0, 0, 0)]);
+        t.assert_same();
+        let stored = t.pg.offer("s", "q\\t\tid").unwrap().unwrap();
+        assert_eq!(stored.offer, tricky().offer);
+        let raw: serde_json::Value = serde_json::from_str(&stored.raw).unwrap();
+        assert_eq!(raw["name"], "line\nbreak \\ \t tab");
+        assert_eq!(raw["u"], "é");
+        // The same content next run is unchanged: the hash was stored as it went in.
+        let r2 = t.run(2);
+        let got = t.apply(r2, &NO_TARGETS, || vec![page(vec![tricky()], &[])]);
+        assert_eq!(got, vec![counts(1, 0, 0, 0, 1, 0)]);
     }
 
     #[test]
