@@ -92,6 +92,9 @@ impl StoreError {
                 "check that the directory exists and that the user offersync runs as may write there",
             ),
             StoreError::Pg { source, .. } => match source.code().map(|c| c.code()) {
+                None if pg::describe(source).contains("TLS") => Some(
+                    "offersync connects to PostgreSQL without TLS for now: drop sslmode=require from database.url and keep the database on a private network or a local socket (README, PostgreSQL)",
+                ),
                 None if source.as_db_error().is_none() => Some(
                     "check database.url (host and port) and that the PostgreSQL server runs and accepts connections from this host",
                 ),
