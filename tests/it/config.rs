@@ -323,3 +323,55 @@ fn the_readme_lists_every_platform_with_the_keys_its_declaration_takes() {
         );
     }
 }
+
+/// `[database]`: exactly one of path and url; a PostgreSQL password from password_env or
+/// password_file, each problem naming its key, and a password left in the URL never shown.
+#[test]
+fn the_database_table_takes_a_path_or_a_url_and_names_what_is_wrong() {
+    let db = |lines: &str| errors(&format!("[database]\n{lines}\n"));
+    let first = |lines: &str| db(lines).first().cloned().unwrap_or_default();
+    assert!(
+        first("").starts_with("database.path: missing"),
+        "{:?}",
+        db("")
+    );
+    assert!(first("path = \"x.db\"\nurl = \"postgres://u@h/d\"")
+        .starts_with("database.url: set either database.path"),);
+    assert!(first("url = \"mysql://u@h/d\"")
+        .starts_with("database.url: \"mysql://u@h/d\" is not a postgres:// URL"));
+    assert!(first("path = \"x.db\"\npassword_env = \"P\"")
+        .starts_with("database.password_env: a password is for database.url"));
+    assert!(
+        first("url = \"postgres://u@h/d\"\npassword_env = \"OFFERSYNC_TEST_UNSET_PW\"")
+            .starts_with(
+                "database.password_env: environment variable OFFERSYNC_TEST_UNSET_PW is not set"
+            )
+    );
+    assert!(
+        first("url = \"postgres://u@h/d\"\npassword_file = \"/nonexistent/pw\"")
+            .starts_with("database.password_file: cannot read /nonexistent/pw")
+    );
+    assert!(
+        first("url = \"postgres://u@h/d\"\npassword_env = \"A\"\npassword_file = \"B\"")
+            .starts_with("database.password_env: set at most one")
+    );
+    assert!(first("url = \"postgres://u@h/d\"\nlease_ttl_seconds = 1")
+        .starts_with("database.lease_ttl_seconds: must be at least 2"));
+    assert!(
+        first("url = \"postgres://u@h/d\"\nworker_id = \"a b\"").starts_with("database.worker_id:")
+    );
+    // Valid, with a password in the URL: a warning, and the password in no message.
+    let c = Config::from_toml_str(
+        "[database]\nurl = \"postgres://u:s3cr3t-pw@h:5432/d\"\nworker_id = \"sync-a\"\nlease_ttl_seconds = 30\n",
+        Path::new("test.toml"),
+    )
+    .unwrap();
+    assert_eq!(c.database.worker, "sync-a");
+    assert_eq!(c.database.lease_ttl, std::time::Duration::from_secs(30));
+    assert!(c
+        .warnings
+        .iter()
+        .any(|w| w.starts_with("database.url: contains a password")));
+    assert!(!format!("{:?} {:?}", c.database, c.warnings).contains("s3cr3t-pw"));
+    assert_eq!(c.database.location.to_string(), "postgres://u:***@h:5432/d");
+}
