@@ -37,15 +37,74 @@ pub(crate) trait ReportSql {
         now: &str,
     ) -> Result<()>;
 
-    /// The creates the run queued for approval, one row per target `rule` covers.
-    fn report_awaiting(
-        &mut self,
-        rule: &NotifyRule,
-        source: &str,
-        run_id: i64,
-        started_at: &str,
-        now: &str,
-    ) -> Result<()>;
+    /// How many creates of `source` wait for approval per target, queued since `started_at`.
+    fn awaiting(&mut self, source: &str, started_at: &str) -> Result<Vec<(String, i64)>>;
+}
+
+/// A dead operation to report: id, source, external_id, last error.
+pub(crate) type DeadOp = (i64, String, String, Option<String>);
+
+/// One `push_dead` row per rule that wants it for `target`, naming the first dead operations.
+pub(crate) fn report_dead(
+    tx: &mut impl ReportSql,
+    target: &str,
+    rules: &[NotifyRule],
+    dead: &[DeadOp],
+    now: &str,
+) -> Result<()> {
+    if dead.is_empty() {
+        return Ok(());
+    }
+    let sample: Vec<Value> = dead
+        .iter()
+        .take(NOTIFY_SAMPLE)
+        .map(|(_, s, id, e)| json!({"source": s, "external_id": id, "error": e}))
+        .collect();
+    let payload = json!({"event": "push_dead", "target": target,
+                         "count": dead.len(), "offers": sample});
+    for rule in rules
+        .iter()
+        .filter(|r| r.wants(NotifyEvent::PushDead) && r.covers_target(target))
+    {
+        tx.insert(
+            rule,
+            NotifyEvent::PushDead,
+            None,
+            Some(target),
+            &payload,
+            now,
+        )?;
+    }
+    Ok(())
+}
+
+/// The creates a run queued for approval, one row per target `rule` covers.
+fn report_awaiting(
+    tx: &mut impl ReportSql,
+    rule: &NotifyRule,
+    source: &str,
+    run_id: i64,
+    started_at: &str,
+    now: &str,
+) -> Result<()> {
+    for (target, n) in tx
+        .awaiting(source, started_at)?
+        .into_iter()
+        .filter(|(t, _)| rule.covers_target(t))
+    {
+        let payload = json!({"event": "awaiting_approval", "source": source,
+                             "target": target, "run_ids": [run_id], "count": n,
+                             "offers": []});
+        tx.insert(
+            rule,
+            NotifyEvent::AwaitingApproval,
+            Some(source),
+            Some(&target),
+            &payload,
+            now,
+        )?;
+    }
+    Ok(())
 }
 
 /// One batched report of offers: how many, and the first ones by name.
@@ -138,7 +197,7 @@ pub(crate) fn report_run(
             tx.insert(rule, event, Some(source), None, &payload, now)?;
         }
         if rule.wants(NotifyEvent::AwaitingApproval) {
-            tx.report_awaiting(rule, source, run_id, &started_at, now)?;
+            report_awaiting(tx, rule, source, run_id, &started_at, now)?;
         }
     }
     Ok(())

@@ -46,7 +46,7 @@ pub(crate) fn env_u64(name: &str, default: u64) -> u64 {
 
 /// The webhook receiver of a test app's config, when the test has one (keyed by config path:
 /// tests run in parallel).
-pub(crate) static HOOKS: std::sync::Mutex<BTreeMap<std::path::PathBuf, String>> =
+static HOOKS: std::sync::Mutex<BTreeMap<std::path::PathBuf, String>> =
     std::sync::Mutex::new(BTreeMap::new());
 
 /// The harness's Trackly source (paced so a run spans many pages), both targets, and the
@@ -192,6 +192,23 @@ pub(crate) async fn kill_after(mut child: Child, after: Duration) -> Result<(), 
     Ok(())
 }
 
+/// A crash suite's start: the webhook receiver its config notifies, and what the history must
+/// hold so far (one `added` per offer the catalogue serves).
+pub(crate) async fn start_suite(app: &TestApp) -> (crate::notify::Receiver, Expected) {
+    let (hook, hook_url) = crate::notify::Receiver::start(&[]).await;
+    HOOKS
+        .lock()
+        .unwrap()
+        .insert(app.config_path.clone(), hook_url);
+    let exp = Expected {
+        added: app
+            .sandbox
+            .with_trackly(|t| t.catalog.live(|_| true).into_iter().map(|o| o.id).collect()),
+        ..Expected::default()
+    };
+    (hook, exp)
+}
+
 /// What the history must hold for each offer id, by change kind.
 #[derive(Default)]
 pub(crate) struct Expected {
@@ -286,17 +303,7 @@ async fn sigkill_at_random_points_loses_and_duplicates_nothing() {
     let mut rng = Rng(seed);
     let app = TestApp::new(400).await;
     // Notifications ride along: kills anywhere must lose none.
-    let (hook, hook_url) = crate::notify::Receiver::start(&[]).await;
-    HOOKS
-        .lock()
-        .unwrap()
-        .insert(app.config_path.clone(), hook_url);
-    let mut exp = Expected {
-        added: app
-            .sandbox
-            .with_trackly(|t| t.catalog.live(|_| true).into_iter().map(|o| o.id).collect()),
-        ..Expected::default()
-    };
+    let (hook, mut exp) = start_suite(&app).await;
     let mut touched = BTreeSet::new();
 
     // How long the last uninterrupted --once run took: later runs have less to do.

@@ -4,9 +4,7 @@
 //! Afterwards the end state is the crash suite's: mirror equal to the catalogue, every change
 //! exactly once, no duplicate Affise create, nothing in flight, and no lease left behind.
 
-use crate::crash::{
-    assert_end_state, configure, env_u64, kill_after, mutate, spawn_with, Expected, Rng, HOOKS,
-};
+use crate::crash::{assert_end_state, configure, env_u64, mutate, spawn_with, start_suite, Rng};
 use crate::harness::{free_port, sql_i64, sql_strings, TestApp};
 use std::collections::BTreeSet;
 use std::process::Child;
@@ -56,17 +54,7 @@ async fn two_daemons_on_one_postgres_survive_sigkills_of_either() {
     println!("shared-database crash suite: seed {seed:#x}, {kills_wanted} kills");
     let mut rng = Rng(seed);
     let app = TestApp::on_postgres(400).await;
-    let (hook, hook_url) = crate::notify::Receiver::start(&[]).await;
-    HOOKS
-        .lock()
-        .unwrap()
-        .insert(app.config_path.clone(), hook_url);
-    let mut exp = Expected {
-        added: app
-            .sandbox
-            .with_trackly(|t| t.catalog.live(|_| true).into_iter().map(|o| o.id).collect()),
-        ..Expected::default()
-    };
+    let (hook, mut exp) = start_suite(&app).await;
     let mut touched = BTreeSet::new();
     configure_shared(&app);
 
@@ -242,5 +230,4 @@ async fn kill_after_term(child: &mut Child) {
         waited += 50;
         assert!(waited < 20_000, "the daemon did not stop on SIGTERM");
     }
-    let _ = kill_after;
 }

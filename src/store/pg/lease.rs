@@ -137,17 +137,7 @@ impl Pg {
                 return Ok(LeaseOutcome::Held(cur));
             }
             if let Some(run) = cur.run_id {
-                let why = if dead {
-                    format!(
-                        "interrupted: process {} on {} died during the run",
-                        cur.pid, cur.host
-                    )
-                } else {
-                    format!(
-                        "interrupted: no heartbeat from pid {} on {} since {}",
-                        cur.pid, cur.host, cur.heartbeat_at
-                    )
-                };
+                let why = cur.interruption(dead);
                 tx.execute(
                     "UPDATE sync_runs SET state = CASE WHEN pages > 0 THEN 'partial' ELSE 'failed' END,
                             reason = $4, error = $2, finished_at = $3

@@ -129,16 +129,13 @@ fn insert(
     Ok(())
 }
 
-/// The creates a run queued for approval, per target `rule` covers.
-fn report_awaiting(
+/// How many creates of `source` wait for approval per target, queued since `started_at`.
+fn awaiting(
     tx: &mut postgres::Transaction<'_>,
-    rule: &NotifyRule,
     source: &str,
-    run_id: i64,
     started_at: &str,
-    now: &str,
-) -> Result<()> {
-    let waiting: Vec<(String, i64)> = tx
+) -> Result<Vec<(String, i64)>> {
+    Ok(tx
         .query_typed(
             "SELECT target, count(*) FROM push_outbox WHERE source = $1
                AND state = 'awaiting_approval' AND created_at >= $2 GROUP BY target",
@@ -146,22 +143,7 @@ fn report_awaiting(
         )?
         .iter()
         .map(|r| (r.get(0), r.get(1)))
-        .collect();
-    for (target, n) in waiting.into_iter().filter(|(t, _)| rule.covers_target(t)) {
-        let payload = json!({"event": "awaiting_approval", "source": source,
-                             "target": target, "run_ids": [run_id], "count": n,
-                             "offers": []});
-        insert(
-            tx,
-            rule,
-            NotifyEvent::AwaitingApproval,
-            Some(source),
-            Some(&target),
-            &payload,
-            now,
-        )?;
-    }
-    Ok(())
+        .collect())
 }
 
 /// Inside a run's end transaction: report every run of `source` not reported yet that has
@@ -200,7 +182,7 @@ impl Pg {
     /// Report `target`'s dead operations that were not reported yet (one row per notifier).
     pub fn report_dead(&mut self, target: &str, rules: &[NotifyRule], now: &str) -> Result<u64> {
         let mut tx = self.client.get_mut().transaction()?;
-        let dead: Vec<(i64, String, String, Option<String>)> = tx
+        let dead: Vec<report::DeadOp> = tx
             .query_typed(
                 "SELECT id, source, external_id, last_error FROM push_outbox
                  WHERE target = $1 AND state = 'dead' AND NOT notified ORDER BY id
@@ -211,27 +193,7 @@ impl Pg {
             .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
             .collect();
         if !dead.is_empty() {
-            for rule in rules
-                .iter()
-                .filter(|r| r.wants(NotifyEvent::PushDead) && r.covers_target(target))
-            {
-                let sample: Vec<Value> = dead
-                    .iter()
-                    .take(NOTIFY_SAMPLE)
-                    .map(|(_, s, id, e)| json!({"source": s, "external_id": id, "error": e}))
-                    .collect();
-                let payload = json!({"event": "push_dead", "target": target,
-                                     "count": dead.len(), "offers": sample});
-                insert(
-                    &mut tx,
-                    rule,
-                    NotifyEvent::PushDead,
-                    None,
-                    Some(target),
-                    &payload,
-                    now,
-                )?;
-            }
+            report::report_dead(&mut tx, target, rules, &dead, now)?;
             // Exactly those reported (an operation that died since is reported next time).
             let ids: Vec<i64> = dead.iter().map(|d| d.0).collect();
             tx.execute_typed(
@@ -361,15 +323,8 @@ impl ReportSql for postgres::Transaction<'_> {
         insert(self, rule, event, source, target, payload, now)
     }
 
-    fn report_awaiting(
-        &mut self,
-        rule: &NotifyRule,
-        source: &str,
-        run_id: i64,
-        started_at: &str,
-        now: &str,
-    ) -> Result<()> {
-        report_awaiting(self, rule, source, run_id, started_at, now)
+    fn awaiting(&mut self, source: &str, started_at: &str) -> Result<Vec<(String, i64)>> {
+        awaiting(self, source, started_at)
     }
 }
 

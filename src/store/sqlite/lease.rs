@@ -29,6 +29,24 @@ impl std::fmt::Display for LeaseHolder {
     }
 }
 
+impl LeaseHolder {
+    /// Why the run this holder left `running` was closed by a takeover: its process died
+    /// (`dead`, seen on the same host) or its heartbeat is older than the TTL.
+    pub(crate) fn interruption(&self, dead: bool) -> String {
+        if dead {
+            format!(
+                "interrupted: process {} on {} died during the run",
+                self.pid, self.host
+            )
+        } else {
+            format!(
+                "interrupted: no heartbeat from pid {} on {} since {}",
+                self.pid, self.host, self.heartbeat_at
+            )
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LeaseOutcome {
     /// The lease is ours; `took_over` names a stale holder it was taken from.
@@ -91,17 +109,7 @@ impl Sqlite {
                 return Ok(LeaseOutcome::Held(cur));
             }
             if let Some(run) = cur.run_id {
-                let why = if dead {
-                    format!(
-                        "interrupted: process {} on {} died during the run",
-                        cur.pid, cur.host
-                    )
-                } else {
-                    format!(
-                        "interrupted: no heartbeat from pid {} on {} since {}",
-                        cur.pid, cur.host, cur.heartbeat_at
-                    )
-                };
+                let why = cur.interruption(dead);
                 tx.execute(
                     "UPDATE sync_runs SET state = CASE WHEN pages > 0 THEN 'partial' ELSE 'failed' END,
                             reason = ?4, error = ?2, finished_at = ?3

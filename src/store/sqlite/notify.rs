@@ -124,37 +124,16 @@ fn insert(
     Ok(())
 }
 
-/// The creates a run queued for approval, per target `rule` covers.
-fn report_awaiting(
-    tx: &Transaction<'_>,
-    rule: &NotifyRule,
-    source: &str,
-    run_id: i64,
-    started_at: &str,
-    now: &str,
-) -> Result<()> {
+/// How many creates of `source` wait for approval per target, queued since `started_at`.
+fn awaiting(tx: &Transaction<'_>, source: &str, started_at: &str) -> Result<Vec<(String, i64)>> {
     let mut stmt = tx.prepare_cached(
         "SELECT target, count(*) FROM push_outbox WHERE source = ?1
            AND state = 'awaiting_approval' AND created_at >= ?2 GROUP BY target",
     )?;
-    let waiting: Vec<(String, i64)> = stmt
+    let waiting = stmt
         .query_map(params![source, started_at], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
-    for (target, n) in waiting.into_iter().filter(|(t, _)| rule.covers_target(t)) {
-        let payload = json!({"event": "awaiting_approval", "source": source,
-                             "target": target, "run_ids": [run_id], "count": n,
-                             "offers": []});
-        insert(
-            tx,
-            rule,
-            NotifyEvent::AwaitingApproval,
-            Some(source),
-            Some(&target),
-            &payload,
-            now,
-        )?;
-    }
-    Ok(())
+    Ok(waiting)
 }
 
 /// Inside a run's end transaction: report every run of `source` not reported yet that has
@@ -191,7 +170,7 @@ impl Sqlite {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let dead: Vec<(i64, String, String, Option<String>)> = tx
+        let dead: Vec<report::DeadOp> = tx
             .prepare(
                 "SELECT id, source, external_id, last_error FROM push_outbox
                  WHERE target = ?1 AND state = 'dead' AND notified = 0 ORDER BY id",
@@ -201,27 +180,7 @@ impl Sqlite {
             })?
             .collect::<rusqlite::Result<_>>()?;
         if !dead.is_empty() {
-            for rule in rules
-                .iter()
-                .filter(|r| r.wants(NotifyEvent::PushDead) && r.covers_target(target))
-            {
-                let sample: Vec<Value> = dead
-                    .iter()
-                    .take(NOTIFY_SAMPLE)
-                    .map(|(_, s, id, e)| json!({"source": s, "external_id": id, "error": e}))
-                    .collect();
-                let payload = json!({"event": "push_dead", "target": target,
-                                     "count": dead.len(), "offers": sample});
-                insert(
-                    &tx,
-                    rule,
-                    NotifyEvent::PushDead,
-                    None,
-                    Some(target),
-                    &payload,
-                    now,
-                )?;
-            }
+            report::report_dead(&mut Lite(&tx), target, rules, &dead, now)?;
             tx.execute(
                 "UPDATE push_outbox SET notified = 1 WHERE target = ?1 AND state = 'dead' AND notified = 0",
                 [target],
@@ -355,14 +314,7 @@ impl ReportSql for Lite<'_, '_> {
         insert(self.0, rule, event, source, target, payload, now)
     }
 
-    fn report_awaiting(
-        &mut self,
-        rule: &NotifyRule,
-        source: &str,
-        run_id: i64,
-        started_at: &str,
-        now: &str,
-    ) -> Result<()> {
-        report_awaiting(self.0, rule, source, run_id, started_at, now)
+    fn awaiting(&mut self, source: &str, started_at: &str) -> Result<Vec<(String, i64)>> {
+        awaiting(self.0, source, started_at)
     }
 }
