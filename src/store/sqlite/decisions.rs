@@ -3,7 +3,7 @@
 //! (`target_offers.detached_at`). Each is one transaction.
 
 use super::{Result, Sqlite};
-use rusqlite::{params, TransactionBehavior};
+use rusqlite::params;
 
 /// Which offers of a target a decision is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,9 +29,7 @@ impl Sqlite {
     /// Release what waits for approval on `target` (or was rejected): its state becomes
     /// `pending`, and the decision (with the payout approved) is remembered.
     pub fn approve(&mut self, target: &str, which: &Selection, now: &str) -> Result<Decided> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = super::gate::WriteTx::begin(&mut self.conn, &self.gate, self.busy)?;
         let mut out = Decided::default();
         let offers: Vec<(String, String)> = match which {
             Selection::All => tx
@@ -80,9 +78,7 @@ impl Sqlite {
         offers: &[(String, String)],
         now: &str,
     ) -> Result<Decided> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = super::gate::WriteTx::begin(&mut self.conn, &self.gate, self.busy)?;
         let mut out = Decided::default();
         for (source, external_id) in offers {
             tx.execute(

@@ -5,7 +5,7 @@
 
 use super::{Result, Sqlite};
 use chrono::{DateTime, Utc};
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, OptionalExtension};
 use std::time::Duration;
 
 /// Who holds (or held) a lease.
@@ -75,9 +75,7 @@ impl Sqlite {
         now: DateTime<Utc>,
     ) -> Result<LeaseOutcome> {
         let now_s = crate::model::format_timestamp(now);
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = super::gate::WriteTx::begin(&mut self.conn, &self.gate, self.busy)?;
         let current: Option<LeaseHolder> = tx
             .query_row(
                 "SELECT holder, pid, host, run_id, acquired_at, heartbeat_at FROM source_leases WHERE source = ?1",
@@ -135,6 +133,7 @@ impl Sqlite {
 
     /// Record which run the lease belongs to (so a takeover can close it).
     pub fn set_lease_run(&mut self, source: &str, holder: &str, run_id: i64) -> Result<()> {
+        let _turn = self.turn();
         self.conn.execute(
             "UPDATE source_leases SET run_id = ?3 WHERE source = ?1 AND holder = ?2",
             params![source, holder, run_id],
@@ -145,6 +144,7 @@ impl Sqlite {
     /// Refresh the heartbeat of a lease we hold (long deliveries). Fails with `LeaseLost` when
     /// another process has taken it over: the caller must stop.
     pub fn heartbeat_lease(&mut self, source: &str, holder: &str, now: &str) -> Result<()> {
+        let _turn = self.turn();
         let n = self.conn.execute(
             "UPDATE source_leases SET heartbeat_at = ?3 WHERE source = ?1 AND holder = ?2",
             params![source, holder, now],
@@ -159,6 +159,7 @@ impl Sqlite {
 
     /// Release the lease if we still hold it.
     pub fn release_lease(&mut self, source: &str, holder: &str) -> Result<()> {
+        let _turn = self.turn();
         self.conn.execute(
             "DELETE FROM source_leases WHERE source = ?1 AND holder = ?2",
             params![source, holder],

@@ -4,6 +4,7 @@
 
 pub(crate) mod console;
 pub(crate) mod decisions;
+pub(crate) mod gate;
 pub(crate) mod lease;
 pub(crate) mod notify;
 pub(crate) mod offers;
@@ -31,6 +32,10 @@ fn is_busy(e: &rusqlite::Error) -> bool {
 pub struct Sqlite {
     pub(in crate::store) conn: Connection,
     path: PathBuf,
+    /// This process's queue for the file's write lock (see [`gate`]).
+    gate: std::sync::Arc<gate::Gate>,
+    /// How long a write waits for the lock: its turn at the gate, then SQLite's busy timeout.
+    busy: Duration,
 }
 
 impl Sqlite {
@@ -119,7 +124,12 @@ impl Sqlite {
                 known,
             });
         }
-        Ok(Sqlite { conn, path })
+        Ok(Sqlite {
+            conn,
+            gate: gate::Gate::of(&path),
+            path,
+            busy: busy_timeout,
+        })
     }
 
     fn try_open(path: &Path, busy_timeout: Duration) -> Result<Sqlite> {
@@ -140,6 +150,8 @@ impl Sqlite {
         let mut store = Sqlite {
             conn,
             path: path.to_path_buf(),
+            gate: gate::Gate::of(path),
+            busy: busy_timeout,
         };
         store.migrate()?;
         Ok(store)
@@ -147,6 +159,12 @@ impl Sqlite {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// This process's turn to write, for a write outside a transaction (one statement); see
+    /// [`gate`].
+    pub(in crate::store) fn turn(&self) -> Option<gate::Turn> {
+        self.gate.turn(self.busy)
     }
 
     fn migrate(&mut self) -> Result<()> {
@@ -162,9 +180,7 @@ impl Sqlite {
             });
         }
         for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(version as usize) {
-            let tx = self
-                .conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let tx = gate::WriteTx::begin(&mut self.conn, &self.gate, self.busy)?;
             // Another process may have migrated while we waited for the write lock.
             let now: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
             if now > i as i64 {

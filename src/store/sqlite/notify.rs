@@ -9,7 +9,7 @@
 use super::super::report::{self, ReportSql, RunRow, Sample};
 use super::{Result, Sqlite};
 use crate::model::{NotifyEvent, NotifyRule, NOTIFY_SAMPLE};
-use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{params, OptionalExtension, Transaction};
 use serde_json::{json, Value};
 
 /// A pending notification, claimed for delivery.
@@ -167,9 +167,7 @@ pub(in crate::store) fn report_runs(
 impl Sqlite {
     /// Report `target`'s dead operations that were not reported yet (one row per notifier).
     pub fn report_dead(&mut self, target: &str, rules: &[NotifyRule], now: &str) -> Result<u64> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = super::gate::WriteTx::begin(&mut self.conn, &self.gate, self.busy)?;
         let dead: Vec<report::DeadOp> = tx
             .prepare(
                 "SELECT id, source, external_id, last_error FROM push_outbox
@@ -224,9 +222,7 @@ impl Sqlite {
 
     /// These notifications went out (as one message).
     pub fn notifications_sent(&mut self, ids: &[i64], now: &str) -> Result<()> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = super::gate::WriteTx::begin(&mut self.conn, &self.gate, self.busy)?;
         for id in ids {
             tx.prepare_cached(
                 "UPDATE notify_outbox SET state = 'done', sent_at = ?2, attempts = attempts + 1,
@@ -246,9 +242,7 @@ impl Sqlite {
         dead: bool,
         next_attempt_at: &str,
     ) -> Result<()> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = super::gate::WriteTx::begin(&mut self.conn, &self.gate, self.busy)?;
         for id in ids {
             tx.prepare_cached(
                 "UPDATE notify_outbox SET state = CASE WHEN ?4 THEN 'dead' ELSE state END,

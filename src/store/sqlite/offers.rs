@@ -3,7 +3,7 @@
 
 use super::{Result, Sqlite, StoreError};
 use crate::model::{diff, ChangeKind, Offer, OfferStatus, PayoutType, Planner, SourcedOffer};
-use rusqlite::{params, CachedStatement, OptionalExtension, Row, Transaction, TransactionBehavior};
+use rusqlite::{params, CachedStatement, OptionalExtension, Row, Transaction};
 
 /// What one page did to the mirror.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -102,9 +102,7 @@ impl Sqlite {
         planner: &dyn Planner,
         now: &str,
     ) -> Result<Vec<PageCounts>> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = super::gate::WriteTx::begin(&mut self.conn, &self.gate, self.busy)?;
         heartbeat(&tx, source, holder, now)?;
         let mut counts = Vec::with_capacity(pages.len());
         {

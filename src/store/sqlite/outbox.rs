@@ -10,7 +10,7 @@
 use super::planning::{effective_mapping, enqueue, real_mapping};
 use super::{Result, Sqlite};
 use crate::model::{Mapping, Offer, OpKind, OutboxState, PlannedOp, PushFields};
-use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{params, OptionalExtension, Transaction};
 
 /// An operation from the outbox, with what the target held when it was claimed.
 #[derive(Debug, Clone)]
@@ -191,9 +191,7 @@ fn outbox_op(conn: &rusqlite::Connection, id: i64, was: Option<&str>) -> Result<
 impl Sqlite {
     /// Run `f` on the outbox in one write transaction.
     pub fn outbox_tx<T>(&mut self, f: impl FnOnce(&SqliteOutboxTx<'_>) -> Result<T>) -> Result<T> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = super::gate::WriteTx::begin(&mut self.conn, &self.gate, self.busy)?;
         let out = f(&SqliteOutboxTx { tx: &tx })?;
         tx.commit()?;
         Ok(out)
@@ -204,9 +202,7 @@ impl Sqlite {
     /// may not have reached the target and becomes `ambiguous`; everything else is idempotent
     /// and goes back to `pending`. Returns (ambiguous, requeued).
     pub fn settle_in_flight(&mut self, target: &str, now: &str) -> Result<(u64, u64)> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = super::gate::WriteTx::begin(&mut self.conn, &self.gate, self.busy)?;
         let ambiguous = tx.execute(
             "UPDATE push_outbox SET state = 'ambiguous', next_attempt_at = ?2,
                     last_error = 'interrupted: the process died while the create was being sent'
@@ -226,9 +222,7 @@ impl Sqlite {
     /// Claim the next due operation of `target` (the oldest one of an offer with nothing earlier
     /// waiting, unresolved or in flight) and mark it in flight.
     pub fn claim_next(&mut self, target: &str, now: &str) -> Result<Option<OutboxOp>> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = super::gate::WriteTx::begin(&mut self.conn, &self.gate, self.busy)?;
         let claimed: Option<(i64, String)> = tx
             .query_row(
                 "SELECT p.id, p.state FROM push_outbox p
@@ -273,6 +267,7 @@ impl Sqlite {
         next_attempt_at: &str,
         now: &str,
     ) -> Result<()> {
+        let _turn = self.turn();
         self.conn.execute(
             "UPDATE push_outbox SET state = ?2, last_error = ?3, attempts = attempts + 1, next_attempt_at = ?4,
                     first_failed_at = coalesce(first_failed_at, ?5)
@@ -297,6 +292,7 @@ impl Sqlite {
         next_attempt_at: &str,
         now: &str,
     ) -> Result<()> {
+        let _turn = self.turn();
         self.conn.execute(
             "UPDATE push_outbox SET state = 'ambiguous', last_error = ?2, attempts = attempts + 1,
                     next_attempt_at = ?3, first_failed_at = coalesce(first_failed_at, ?4)
@@ -319,6 +315,7 @@ impl Sqlite {
             _ => OutboxState::Pending,
         }
         .as_str();
+        let _turn = self.turn();
         self.conn.execute(
             "UPDATE push_outbox SET state = ?2, last_error = ?3, next_attempt_at = ?4 WHERE id = ?1",
             params![op.id, state, error, next_attempt_at],
@@ -392,6 +389,7 @@ impl Sqlite {
         health: &TargetHealth,
         now: &str,
     ) -> Result<()> {
+        let _turn = self.turn();
         self.conn.execute(
             "INSERT INTO target_state (target, failures, open_until, last_error, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5)

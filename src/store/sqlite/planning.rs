@@ -6,7 +6,7 @@
 
 use super::{Result, Sqlite};
 use crate::model::{Decision, Held, Mapping, Offer, OfferStatus, OutboxState, PlannedOp, Planner};
-use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{params, OptionalExtension, Transaction};
 
 /// What delivering a target would do now: the first operations, and how many of each kind.
 #[derive(Debug, Clone, Default)]
@@ -239,9 +239,7 @@ impl Sqlite {
         let name = planner.target_name(0).to_string();
         let mut last_id = 0i64;
         loop {
-            let tx = self
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = super::gate::WriteTx::begin(&mut self.conn, &self.gate, self.busy)?;
             let mut batch = Vec::new();
             {
                 let mut stmt = tx.prepare_cached(

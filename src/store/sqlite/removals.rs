@@ -5,7 +5,7 @@
 use super::offers::heartbeat;
 use super::{Result, Sqlite};
 use crate::model::{Planner, RunState, StopReason};
-use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{params, OptionalExtension, Transaction};
 
 /// Result of removal detection at the end of a complete run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,9 +46,7 @@ impl Sqlite {
         planner: &dyn Planner,
         now: &str,
     ) -> Result<FinalizeOutcome> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = super::gate::WriteTx::begin(&mut self.conn, &self.gate, self.busy)?;
         heartbeat(&tx, source, holder, now)?;
         // Liveness is `offer_seen.live_hash IS NOT NULL`: these walk the (source, external_id)
         // index and the narrow offer_seen rows, never the wide offer rows.
@@ -114,9 +112,7 @@ impl Sqlite {
         planner: &dyn Planner,
         now: &str,
     ) -> Result<ApproveOutcome> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = super::gate::WriteTx::begin(&mut self.conn, &self.gate, self.busy)?;
         let last: Option<(i64, String)> = tx
             .query_row(
                 "SELECT id, state FROM sync_runs WHERE source = ?1 AND state IN ('complete', 'held')

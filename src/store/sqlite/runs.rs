@@ -30,6 +30,7 @@ pub struct RunTotals {
 
 impl Sqlite {
     pub fn create_run(&mut self, source: &str, now: &str, pid: u32, host: &str) -> Result<i64> {
+        let _turn = self.turn();
         self.conn.execute(
             "INSERT INTO sync_runs (source, started_at, state, pid, host) VALUES (?1, ?2, 'running', ?3, ?4)",
             params![source, now, pid, host],
@@ -50,9 +51,7 @@ impl Sqlite {
         rules: &[crate::model::NotifyRule],
         now: &str,
     ) -> Result<()> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = super::gate::WriteTx::begin(&mut self.conn, &self.gate, self.busy)?;
         tx.execute(
             "UPDATE sync_runs SET state = ?2, reason = ?3, error = ?4, requests = ?5, retries = ?6,
                     rate_limited = ?7, finished_at = ?8
