@@ -46,6 +46,33 @@ fn self_cpu() -> Duration {
     )
 }
 
+/// CPU time (user + system, own and reaped children's) of every process named `postgres` on
+/// the machine: the private server's postmaster, its backends and helpers. The bench's
+/// server is the only one running, so the difference over a run is what the server spent.
+fn postgres_cpu() -> Duration {
+    // SAFETY: sysconf has no preconditions.
+    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let mut ticks = 0u64;
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ... utime(14) stime(15) cutime(16) cstime(17)
+        let Some((head, rest)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        if !head.ends_with("(postgres") {
+            continue;
+        }
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        ticks += f[11..15]
+            .iter()
+            .filter_map(|v| v.parse::<u64>().ok())
+            .sum::<u64>();
+    }
+    Duration::from_millis(ticks * 1000 / tick)
+}
+
 // The child is reaped by `wait4` (which also gives its peak RSS), not by `Child::wait`.
 #[allow(clippy::zombie_processes)]
 fn run_child(config: &std::path::Path, label: &str) -> Measured {
@@ -53,7 +80,8 @@ fn run_child(config: &std::path::Path, label: &str) -> Measured {
     let sandbox_cpu0 = self_cpu();
     // OFFERSYNC_BENCH_WRAP runs the child under a profiler, e.g.
     // "perf record -e cpu-clock -g -o /tmp/{run}.data --", where {run} is "first" or
-    // "unchanged" (the RSS is then the profiler's).
+    // "unchanged" (in the fleet case "one-first", "fleet-first", "one-unchanged" and
+    // "fleet-unchanged"; the RSS is then the profiler's).
     let wrap = std::env::var("OFFERSYNC_BENCH_WRAP")
         .unwrap_or_default()
         .replace("{run}", label);
@@ -351,10 +379,20 @@ fn postgres(rt: &tokio::runtime::Runtime, n: usize) {
             ("sqlite", &sqlite_cfg, &mut lite),
             ("postgres", &pg_cfg, &mut pg),
         ] {
+            let server0 = postgres_cpu();
             let first = run_child(cfg, "first");
             report(label, "first", n, &first);
+            let server1 = postgres_cpu();
             let again = run_child(cfg, "unchanged");
             report(label, "unchanged", n, &again);
+            if label == "postgres" {
+                println!(
+                    "{:>28}  server CPU: first {:.2} s, unchanged {:.2} s",
+                    "",
+                    (server1 - server0).as_secs_f64(),
+                    (postgres_cpu() - server1).as_secs_f64()
+                );
+            }
             out.push([first.wall.as_secs_f64(), again.wall.as_secs_f64()]);
         }
         let size: i64 = server
@@ -442,10 +480,10 @@ fn fleet(rt: &tokio::runtime::Runtime, n: usize) {
                 std::fs::remove_file(f.path()).unwrap();
             }
         }
-        let o1 = run_child(&one_cfg, "first");
-        let f1 = run_child(&many_cfg, "first");
-        let o2 = run_child(&one_cfg, "unchanged");
-        let f2 = run_child(&many_cfg, "unchanged");
+        let o1 = run_child(&one_cfg, "one-first");
+        let f1 = run_child(&many_cfg, "fleet-first");
+        let o2 = run_child(&one_cfg, "one-unchanged");
+        let f2 = run_child(&many_cfg, "fleet-unchanged");
         for (label, m) in [("1 source", &o1), ("fleet", &f1)] {
             report(label, &format!("first/{round}"), n, m);
         }
