@@ -49,6 +49,9 @@ pub struct Pg {
     pub(crate) client: std::mem::ManuallyDrop<std::cell::RefCell<postgres::Client>>,
     /// The redacted URL, for messages.
     pub(crate) shown: String,
+    /// Whether the page writer expects mostly unchanged offers in its next call (as the last
+    /// one had), and so settles them in one statement before it looks anything up.
+    pub(crate) expect_unchanged: bool,
 }
 
 impl Drop for Pg {
@@ -128,6 +131,7 @@ impl Pg {
         Ok(Pg {
             client: std::mem::ManuallyDrop::new(std::cell::RefCell::new(client)),
             shown,
+            expect_unchanged: true,
         })
     }
 

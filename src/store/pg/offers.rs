@@ -5,17 +5,22 @@
 //! its pages, so a round trip is paid per statement and not per offer:
 //! 1. the heartbeat (which also keeps the lease row locked until the commit: a takeover waits),
 //!    with `synchronous_commit = off` for this transaction;
-//! 2. one lookup of every id of the pages (`external_id = ANY($2)`, the narrow `offer_seen`
-//!    columns only), after which every offer is classified in memory, in page order, exactly as
-//!    the SQLite loop does: an id already seen by this run (in an earlier call, earlier in these
-//!    pages, or marked seen by a rejection of an earlier page) is a duplicate, an unknown one
-//!    new, a live one with the same hash unchanged, any other a candidate change;
-//! 3. the old rows of the candidate changes (one `id = ANY($1)`), diffed in memory with
+//! 2. when the last call saw mostly unchanged offers (a re-sync), one `UPDATE` that marks seen
+//!    every offer of the pages whose live hash is the hash it came with and that this run has
+//!    not seen yet: on a re-sync that settles the pages in one statement, and nothing is looked
+//!    up at all;
+//! 3. one lookup of every other id of the pages (one probe of the unique index per id, the
+//!    narrow `offer_seen` columns only), after which every offer is classified in memory, in
+//!    page order, exactly as the SQLite loop does: an id already seen by this run (in an earlier
+//!    call, earlier in these pages, or marked seen by a rejection of an earlier page) is a
+//!    duplicate, an unknown one new, a live one with the same hash unchanged, any other a
+//!    candidate change;
+//! 4. the old rows of the candidate changes (one `id = ANY($1)`), diffed in memory with
 //!    `model::diff` (no difference: only the hash is refreshed, counted unchanged);
-//! 4. one statement per kind of write, over arrays (`unnest`): new rows with their `offer_seen`
-//!    rows, the unchanged offers marked seen, the changed rows rewritten, their change records
-//!    (in the order the offers came, as on SQLite), the rejected ids marked seen, the
-//!    rejections, and the run counters.
+//! 5. one statement per kind of write: new rows and their `offer_seen` rows with COPY, the
+//!    unchanged offers marked seen and the changed rows rewritten over arrays, their change
+//!    records with COPY (in the order the offers came, as on SQLite), the rejected ids marked
+//!    seen, the rejections, and the run counters.
 //!
 //! Statements on this path are sent typed (`query_typed`): one round trip each, no prepare.
 
@@ -193,10 +198,21 @@ impl Pg {
         now: &str,
     ) -> Result<Vec<PageCounts>> {
         let shown = self.shown.clone();
+        let mut expect_unchanged = self.expect_unchanged;
         let mut tx = self.client.get_mut().transaction()?;
-        let counts = apply_in(&mut tx, run_id, source, holder, pages, planner, now)
-            .map_err(named(&shown))?;
+        let counts = apply_in(
+            &mut tx,
+            run_id,
+            source,
+            holder,
+            pages,
+            planner,
+            now,
+            &mut expect_unchanged,
+        )
+        .map_err(named(&shown))?;
         tx.commit().map_err(|e| named(&shown)(e.into()))?;
+        self.expect_unchanged = expect_unchanged;
         Ok(counts)
     }
 }
@@ -209,11 +225,14 @@ enum Write {
     Candidate(usize),
 }
 
-/// A known offer, from the lookup.
+/// A known offer, from the lookup (or settled by the unchanged `UPDATE`).
 struct Known {
     id: i64,
     /// `None` when the offer has a wide row but no `offer_seen` row (an inconsistent mirror).
     seen: Option<(Option<String>, i64)>,
+    /// Already marked seen by this call's unchanged `UPDATE` (step 2): its first offer is
+    /// unchanged and nothing more is written for it.
+    settled: bool,
 }
 
 /// A known offer whose hash differs: its row id, its page, and (once diffed) what it is.
@@ -234,6 +253,7 @@ fn apply_in(
     pages: &[PageBatch],
     planner: &dyn Planner,
     now: &str,
+    expect_unchanged: &mut bool,
 ) -> Result<Vec<PageCounts>> {
     // The heartbeat (`LeaseLost` when another worker took the lease over), which keeps the
     // lease row locked until the commit, and in the same round trip `SET LOCAL
@@ -261,54 +281,111 @@ fn apply_in(
         return Ok(counts);
     }
 
-    // 2. What the mirror has of every id in these pages.
+    // 2. The ids of these pages, each once, with the hash of the first offer that has it (an
+    // id that only comes rejected has none).
     let mut ids: Vec<&str> = Vec::new();
+    let mut hashes: Vec<Option<&str>> = Vec::new();
     {
-        let mut unique = HashSet::new();
+        let mut slot: HashMap<&str, usize> = HashMap::new();
         for p in pages {
-            for id in p
-                .offers
-                .iter()
-                .map(|o| o.offer.external_id.as_str())
-                .chain(p.rejected_ids.iter().map(String::as_str))
-            {
-                if unique.insert(id) {
-                    ids.push(id);
+            for item in &p.offers {
+                let id = item.offer.external_id.as_str();
+                match slot.get(id) {
+                    Some(&i) => {
+                        hashes[i].get_or_insert(item.content_hash.as_str());
+                    }
+                    None => {
+                        slot.insert(id, ids.len());
+                        ids.push(id);
+                        hashes.push(Some(item.content_hash.as_str()));
+                    }
+                }
+            }
+            for id in &p.rejected_ids {
+                if !slot.contains_key(id.as_str()) {
+                    slot.insert(id.as_str(), ids.len());
+                    ids.push(id.as_str());
+                    hashes.push(None);
                 }
             }
         }
     }
-    let rows = tx.query_typed(
-        // One probe of the unique (source, external_id) index per id, whatever the table's
-        // statistics say: the lateral subquery is keyed by each id, so it cannot become a hash
-        // join over the whole source (which is what `external_id = ANY($2)` or a plain join
-        // turn into while the table has no statistics yet, during a first sync: the planner
-        // takes `source = $1` for selective and reads every row of the source once per call).
-        "SELECT o.external_id, o.id, s.offer_id IS NOT NULL, s.live_hash, s.last_run_id
-         FROM unnest($2::text[]) AS q(external_id)
-         CROSS JOIN LATERAL (
-             SELECT id, external_id FROM offer_rows
-             WHERE source = $1 AND external_id = q.external_id
-             LIMIT 1
-         ) AS o
-         LEFT JOIN LATERAL (
-             SELECT offer_id, live_hash, last_run_id FROM offer_seen WHERE offer_id = o.id LIMIT 1
-         ) AS s ON true",
-        &[(&source, Type::TEXT), (&ids, Type::TEXT_ARRAY)],
-    )?;
-    let known: HashMap<String, Known> = rows
+    let mut known: HashMap<String, Known> = HashMap::new();
+    if *expect_unchanged {
+        // A re-sync: every offer whose live hash is the one it came with, and that this run
+        // has not seen yet, is marked seen here, in one statement. Its first offer in these
+        // pages is the one whose hash was compared, so the walk below counts it unchanged
+        // (or a duplicate, if a rejection of an earlier page marked its id seen first, which
+        // writes the same row). A lateral probe per id, as in the lookup below.
+        let settled = tx.query_typed(
+            "UPDATE offer_seen AS s SET last_run_id = $3, last_seen_at = $4, missed_runs = 0
+             FROM unnest($2::text[], $5::text[]) WITH ORDINALITY AS q(external_id, hash, ord)
+             CROSS JOIN LATERAL (
+                 SELECT id FROM offer_rows
+                 WHERE source = $1 AND external_id = q.external_id
+                 LIMIT 1
+             ) AS o
+             WHERE s.offer_id = o.id AND s.live_hash = q.hash AND s.last_run_id <> $3
+             RETURNING q.ord, s.offer_id",
+            &[
+                (&source, Type::TEXT),
+                (&ids, Type::TEXT_ARRAY),
+                (&run_id, Type::INT8),
+                (&now, Type::TEXT),
+                (&hashes, Type::TEXT_ARRAY),
+            ],
+        )?;
+        for r in &settled {
+            let i = r.get::<_, i64>(0) as usize - 1;
+            known.insert(
+                ids[i].to_string(),
+                Known {
+                    id: r.get(1),
+                    // Not seen by this run before this call (the UPDATE's condition).
+                    seen: hashes[i].map(|h| (Some(h.to_string()), i64::MIN)),
+                    settled: true,
+                },
+            );
+        }
+    }
+    let rest: Vec<&str> = ids
         .iter()
-        .map(|r| {
+        .copied()
+        .filter(|id| !known.contains_key(*id))
+        .collect();
+    if !rest.is_empty() {
+        // What the mirror has of every other id.
+        let rows = tx.query_typed(
+            // One probe of the unique (source, external_id) index per id, whatever the table's
+            // statistics say: the lateral subquery is keyed by each id, so it cannot become a
+            // hash join over the whole source (which is what `external_id = ANY($2)` or a
+            // plain join turn into while the table has no statistics yet, during a first sync:
+            // the planner takes `source = $1` for selective and reads every row of the source
+            // once per call).
+            "SELECT o.external_id, o.id, s.offer_id IS NOT NULL, s.live_hash, s.last_run_id
+             FROM unnest($2::text[]) AS q(external_id)
+             CROSS JOIN LATERAL (
+                 SELECT id, external_id FROM offer_rows
+                 WHERE source = $1 AND external_id = q.external_id
+                 LIMIT 1
+             ) AS o
+             LEFT JOIN LATERAL (
+                 SELECT offer_id, live_hash, last_run_id FROM offer_seen WHERE offer_id = o.id LIMIT 1
+             ) AS s ON true",
+            &[(&source, Type::TEXT), (&rest, Type::TEXT_ARRAY)],
+        )?;
+        known.extend(rows.iter().map(|r| {
             let has_seen: bool = r.get(2);
             (
                 r.get(0),
                 Known {
                     id: r.get(1),
                     seen: has_seen.then(|| (r.get(3), r.get(4))),
+                    settled: false,
                 },
             )
-        })
-        .collect();
+        }));
+    }
 
     // The walk, in page order, as SQLite's loop (see the module docs).
     let mut seen_now: HashSet<&str> = HashSet::new();
@@ -346,9 +423,12 @@ fn apply_in(
                 Some(Known {
                     id: row,
                     seen: Some((live, _)),
+                    settled,
                 }) => {
                     if live.as_deref() == Some(item.content_hash.as_str()) {
-                        unchanged.push(*row);
+                        if !settled {
+                            unchanged.push(*row);
+                        }
                         c.unchanged += 1;
                     } else {
                         order.push(Write::Candidate(candidates.len()));
@@ -376,7 +456,11 @@ fn apply_in(
         }
     }
 
-    // 3. The candidates' old rows, diffed.
+    // The next call settles unchanged offers first if they were most of this one's.
+    let unchanged_now: u64 = counts.iter().map(|c| c.unchanged).sum();
+    *expect_unchanged = unchanged_now as usize > new.len() + candidates.len();
+
+    // 4. The candidates' old rows, diffed.
     if !candidates.is_empty() {
         let wanted: Vec<i64> = candidates.iter().map(|c| c.id).collect();
         let old: HashMap<i64, postgres::Row> = tx
@@ -415,7 +499,7 @@ fn apply_in(
         }
     }
 
-    // 4. The writes.
+    // 5. The writes.
     let mut new_ids: HashMap<String, i64> = HashMap::new();
     if !new.is_empty() {
         // Their ids first, then the rows with COPY: no per-row executor work, no speculative
@@ -424,7 +508,11 @@ fn apply_in(
         // call is written, as with any failure.
         let ids: Vec<i64> = tx
             .query_typed(
-                "SELECT nextval(pg_get_serial_sequence('offer_rows', 'id'))
+                // The sequence by name, a constant: `pg_get_serial_sequence` would be
+                // evaluated (a catalog lookup) for every row, a tenth of a first sync's
+                // server time. The test `the_id_sequence_has_the_name_the_writer_uses`
+                // holds the name.
+                "SELECT nextval('offer_rows_id_seq'::regclass)
                  FROM generate_series(1, $1::bigint) ORDER BY 1",
                 &[(&(new.len() as i64), Type::INT8)],
             )?
@@ -1118,6 +1206,90 @@ mod tests {
             serde_json::json!({"payout": {"old": "1.5", "new": "8.5"}})
         );
         assert_eq!(t.pg.offer("s", "nope").unwrap().map(|o| o.source), None);
+    }
+
+    #[test]
+    fn a_resync_settles_unchanged_offers_first_and_counts_as_on_sqlite() {
+        let mut t = Twin::new();
+        let r1 = t.run(1);
+        let all = ["a", "b", "c", "d", "f", "g"];
+        t.apply(r1, &NO_TARGETS, || {
+            vec![page(all.iter().map(|id| offer(id, 0)).collect(), &[])]
+        });
+        assert!(
+            !t.pg.expect_unchanged,
+            "a first sync looks offers up directly"
+        );
+        let r2 = t.run(2);
+        t.apply(r2, &NO_TARGETS, || {
+            vec![page(
+                all.iter()
+                    .filter(|id| **id != "f")
+                    .map(|id| offer(id, 0))
+                    .collect(),
+                &[],
+            )]
+        });
+        assert!(
+            t.pg.expect_unchanged,
+            "a re-sync settles unchanged offers first"
+        );
+        for removed in [
+            t.pg.finalize_complete(r2, "s", HOLDER, 1, 1.0, &NO_TARGETS, &now(2))
+                .unwrap(),
+            t.lite
+                .finalize_complete(r2, "s", HOLDER, 1, 1.0, &NO_TARGETS, &now(2))
+                .unwrap(),
+        ] {
+            assert_eq!(removed, crate::store::FinalizeOutcome::Removed(1));
+        }
+        let r3 = t.run(3);
+        // d is seen by an earlier call of this run.
+        let got = t.apply(r3, &NO_TARGETS, || vec![page(vec![offer("d", 0)], &[])]);
+        assert_eq!(got, vec![counts(1, 0, 0, 0, 1, 0)]);
+        // a unchanged, then a changed copy (a duplicate); b changed first, then its old
+        // content (a duplicate: the first copy is the one compared); c rejected on page 1
+        // (seen), then sent unchanged (a duplicate); d a duplicate of the earlier call; e new;
+        // f removed and back with the same content (reappeared); g changed; z only rejected.
+        let got = t.apply(r3, &NO_TARGETS, || {
+            vec![
+                page(
+                    vec![offer("a", 0), offer("a", 1), offer("b", 5), offer("b", 0)],
+                    &["c"],
+                ),
+                page(
+                    vec![
+                        offer("c", 0),
+                        offer("d", 0),
+                        offer("e", 0),
+                        offer("f", 0),
+                        offer("g", 2),
+                    ],
+                    &["z"],
+                ),
+            ]
+        });
+        assert_eq!(
+            got,
+            vec![counts(4, 0, 1, 0, 1, 2), counts(5, 1, 1, 1, 0, 2)]
+        );
+        t.assert_same();
+        let b = t.pg.offer("s", "b").unwrap().unwrap();
+        assert_eq!(b.offer.payout, parse("6.50"));
+        assert_eq!(t.pg.offer("s", "a").unwrap().unwrap().last_seen_at, now(3));
+    }
+
+    #[test]
+    fn the_id_sequence_has_the_name_the_writer_uses() {
+        // The page writer draws new offer ids from `offer_rows_id_seq` by name.
+        let mut pg = crate::store::pg::testing::fresh();
+        let name: String = pg
+            .client
+            .get_mut()
+            .query_one("SELECT pg_get_serial_sequence('offer_rows', 'id')", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(name.rsplit('.').next(), Some("offer_rows_id_seq"));
     }
 
     fn parse(s: &str) -> Option<rust_decimal::Decimal> {
