@@ -146,6 +146,8 @@ impl Sqlite {
         // 16 MiB of page cache: a page transaction's index lookups stay in memory instead of
         // re-reading pages from the OS cache; bounded, so memory does not grow with the catalogue.
         conn.pragma_update(None, "cache_size", -16384)?;
+        // Checkpoints on the file's checkpointer thread, not in the committing writer (gate.rs).
+        conn.wal_hook(Some(gate::wal_hook));
         conn.set_prepared_statement_cache_capacity(64);
         let mut store = Sqlite {
             conn,
