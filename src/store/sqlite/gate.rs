@@ -18,7 +18,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, LazyLock, Mutex};
+use std::sync::{Arc, Condvar, LazyLock, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 pub(crate) struct Gate {
@@ -37,26 +37,28 @@ struct Checkpoints {
     wanted: bool,
 }
 
-/// The gates of the files this process has opened, by canonical path.
-static GATES: LazyLock<Mutex<HashMap<PathBuf, Arc<Gate>>>> = LazyLock::new(Default::default);
+/// The gates of the files this process has open, by canonical path (a gate lives as long as a
+/// connection or the checkpointer holds it).
+static GATES: LazyLock<Mutex<HashMap<PathBuf, Weak<Gate>>>> = LazyLock::new(Default::default);
 
 impl Gate {
     /// The gate of the file at `path` (the same for every connection of this process to it).
     pub(crate) fn of(path: &Path) -> Arc<Gate> {
         let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         let mut gates = GATES.lock().unwrap_or_else(|e| e.into_inner());
-        gates
-            .entry(key.clone())
-            .or_insert_with(|| {
-                Arc::new(Gate {
-                    taken: Mutex::new(false),
-                    freed: Condvar::new(),
-                    path: key,
-                    checkpoints: Mutex::default(),
-                    wanted: Condvar::new(),
-                })
-            })
-            .clone()
+        if let Some(gate) = gates.get(&key).and_then(Weak::upgrade) {
+            return gate;
+        }
+        gates.retain(|_, g| g.strong_count() > 0);
+        let gate = Arc::new(Gate {
+            taken: Mutex::new(false),
+            freed: Condvar::new(),
+            path: key.clone(),
+            checkpoints: Mutex::default(),
+            wanted: Condvar::new(),
+        });
+        gates.insert(key, Arc::downgrade(&gate));
+        gate
     }
 
     /// Wait for this process's turn to write, at most `timeout`; `None` when the wait timed out
@@ -259,7 +261,7 @@ mod tests {
     }
 
     #[test]
-    fn a_commit_past_the_soft_limit_is_checkpointed_by_the_files_thread_not_the_writer() {
+    fn a_commit_past_the_soft_limit_is_checkpointed_by_the_files_own_thread() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.db");
         let mut store = super::super::Sqlite::open(&path, Duration::from_secs(5)).unwrap();
@@ -275,18 +277,21 @@ mod tests {
         .unwrap();
         tx.commit().unwrap();
         // The commit returned with the pages in the WAL; the file's checkpointer copies them.
-        let checkpointer = std::fs::read_dir("/proc/self/task")
-            .unwrap()
-            .flatten()
-            .any(|t| {
-                std::fs::read_to_string(t.path().join("comm"))
-                    .is_ok_and(|c| c.trim() == "offersync-check")
-            });
-        assert!(checkpointer, "the checkpointer thread was started");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while size() < before + 5_000_000 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
+        let checkpointer = || {
+            std::fs::read_dir("/proc/self/task")
+                .unwrap()
+                .flatten()
+                .any(|t| {
+                    std::fs::read_to_string(t.path().join("comm"))
+                        .is_ok_and(|c| c.trim() == "offersync-check")
+                })
+        };
+        let (mut started, deadline) = (false, Instant::now() + Duration::from_secs(10));
+        while !(started && size() >= before + 5_000_000) && Instant::now() < deadline {
+            started |= checkpointer();
+            std::thread::sleep(Duration::from_millis(10));
         }
+        assert!(started, "the checkpointer thread was started");
         assert!(
             size() >= before + 5_000_000,
             "checkpointed into the file: {} bytes",
