@@ -143,9 +143,11 @@ impl Sqlite {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        // 16 MiB of page cache: a page transaction's index lookups stay in memory instead of
-        // re-reading pages from the OS cache; bounded, so memory does not grow with the catalogue.
-        conn.pragma_update(None, "cache_size", -16384)?;
+        // 8 MiB of page cache: the index pages a page transaction walks stay in memory (the
+        // (source, external_id) index of 100,000 offers is about 5 MB); bounded, so memory does
+        // not grow with the catalogue. 16 MiB was 3 % faster on a first sync of 1,000,000
+        // offers (where neither holds the index) for 9 MB more RSS.
+        conn.pragma_update(None, "cache_size", -8192)?;
         // Checkpoints on the file's checkpointer thread, not in the committing writer (gate.rs).
         conn.wal_hook(Some(gate::wal_hook));
         conn.set_prepared_statement_cache_capacity(64);
