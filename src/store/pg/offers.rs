@@ -936,6 +936,26 @@ pub(crate) mod twin {
             a
         }
 
+        /// Finalize complete run `run` on both, with the same outcome.
+        pub(crate) fn finalize(
+            &mut self,
+            run: i64,
+            grace: u32,
+            max_fraction: f64,
+            planner: &dyn Planner,
+        ) -> crate::store::FinalizeOutcome {
+            let a = self
+                .pg
+                .finalize_complete(run, "s", HOLDER, grace, max_fraction, planner, &now(run))
+                .unwrap();
+            let b = self
+                .lite
+                .finalize_complete(run, "s", HOLDER, grace, max_fraction, planner, &now(run))
+                .unwrap();
+            assert_eq!(a, b, "finalize differs between PostgreSQL and SQLite");
+            a
+        }
+
         /// Everything both stored about offers and runs is the same.
         pub(crate) fn assert_same(&mut self) {
             assert_eq!(
@@ -1234,15 +1254,10 @@ mod tests {
             t.pg.expect_unchanged,
             "a re-sync settles unchanged offers first"
         );
-        for removed in [
-            t.pg.finalize_complete(r2, "s", HOLDER, 1, 1.0, &NO_TARGETS, &now(2))
-                .unwrap(),
-            t.lite
-                .finalize_complete(r2, "s", HOLDER, 1, 1.0, &NO_TARGETS, &now(2))
-                .unwrap(),
-        ] {
-            assert_eq!(removed, crate::store::FinalizeOutcome::Removed(1));
-        }
+        assert_eq!(
+            t.finalize(r2, 1, 1.0, &NO_TARGETS),
+            crate::store::FinalizeOutcome::Removed(1)
+        );
         let r3 = t.run(3);
         // d is seen by an earlier call of this run.
         let got = t.apply(r3, &NO_TARGETS, || vec![page(vec![offer("d", 0)], &[])]);
@@ -1305,15 +1320,10 @@ mod tests {
         });
         let r2 = t.run(2);
         t.apply(r2, &NO_TARGETS, || vec![page(vec![offer("a", 0)], &[])]);
-        for s in [
-            t.pg.finalize_complete(r2, "s", HOLDER, 1, 1.0, &NO_TARGETS, &now(2))
-                .unwrap(),
-            t.lite
-                .finalize_complete(r2, "s", HOLDER, 1, 1.0, &NO_TARGETS, &now(2))
-                .unwrap(),
-        ] {
-            assert_eq!(s, crate::store::FinalizeOutcome::Removed(1));
-        }
+        assert_eq!(
+            t.finalize(r2, 1, 1.0, &NO_TARGETS),
+            crate::store::FinalizeOutcome::Removed(1)
+        );
         assert_eq!(
             t.pg.offer("s", "b").unwrap().unwrap().removed_at,
             Some(now(2))

@@ -218,25 +218,6 @@ mod tests {
 
     const NO_TARGETS: Targets<'static> = Targets(&[]);
 
-    /// Finalize `run` on both, with the same outcome.
-    fn finalize(
-        t: &mut Twin,
-        run: i64,
-        grace: u32,
-        max_fraction: f64,
-        planner: &Targets<'_>,
-    ) -> FinalizeOutcome {
-        let a =
-            t.pg.finalize_complete(run, "s", HOLDER, grace, max_fraction, planner, &now(run))
-                .unwrap();
-        let b = t
-            .lite
-            .finalize_complete(run, "s", HOLDER, grace, max_fraction, planner, &now(run))
-            .unwrap();
-        assert_eq!(a, b);
-        a
-    }
-
     fn sync(t: &mut Twin, n: i64, ids: &[&str], planner: &Targets<'_>) -> i64 {
         let r = t.run(n);
         let offers = || vec![page(ids.iter().map(|id| offer(id, 0)).collect(), &[])];
@@ -250,13 +231,13 @@ mod tests {
         let all = ["a", "b", "c", "d", "e"];
         let r1 = sync(&mut t, 1, &all, &NO_TARGETS);
         assert_eq!(
-            finalize(&mut t, r1, 2, 0.5, &NO_TARGETS),
+            t.finalize(r1, 2, 0.5, &NO_TARGETS),
             FinalizeOutcome::Removed(0)
         );
         // b and c missed once: not yet removed (grace 2).
         let r2 = sync(&mut t, 2, &["a", "d", "e"], &NO_TARGETS);
         assert_eq!(
-            finalize(&mut t, r2, 2, 0.5, &NO_TARGETS),
+            t.finalize(r2, 2, 0.5, &NO_TARGETS),
             FinalizeOutcome::Removed(0)
         );
         t.assert_same();
@@ -264,7 +245,7 @@ mod tests {
         // c is back in time, b missed twice: removed.
         let r3 = sync(&mut t, 3, &["a", "c", "d", "e"], &NO_TARGETS);
         assert_eq!(
-            finalize(&mut t, r3, 2, 0.5, &NO_TARGETS),
+            t.finalize(r3, 2, 0.5, &NO_TARGETS),
             FinalizeOutcome::Removed(1)
         );
         t.assert_same();
@@ -288,7 +269,7 @@ mod tests {
         // Removed offers are no longer live: never removed again.
         let r4 = sync(&mut t, 4, &["a", "c", "d", "e"], &NO_TARGETS);
         assert_eq!(
-            finalize(&mut t, r4, 1, 0.5, &NO_TARGETS),
+            t.finalize(r4, 1, 0.5, &NO_TARGETS),
             FinalizeOutcome::Removed(0)
         );
         t.assert_same();
@@ -298,7 +279,7 @@ mod tests {
     fn the_guard_holds_a_mass_removal_until_it_is_approved() {
         let mut t = Twin::new();
         let r1 = sync(&mut t, 1, &["a", "b", "c", "d"], &NO_TARGETS);
-        finalize(&mut t, r1, 1, 0.5, &NO_TARGETS);
+        t.finalize(r1, 1, 0.5, &NO_TARGETS);
         assert_eq!(
             t.pg.approve_removals("s", 1, &NO_TARGETS, &now(1)).unwrap(),
             ApproveOutcome::NothingHeld { last: None }
@@ -311,7 +292,7 @@ mod tests {
         // Three of four gone: more than half, held.
         let r2 = sync(&mut t, 2, &["a"], &NO_TARGETS);
         assert_eq!(
-            finalize(&mut t, r2, 1, 0.5, &NO_TARGETS),
+            t.finalize(r2, 1, 0.5, &NO_TARGETS),
             FinalizeOutcome::Held {
                 candidates: 3,
                 live: 4
@@ -392,10 +373,10 @@ mod tests {
              INSERT INTO target_offers (target, source, external_id, target_offer_id, state, pushed_payload)
              VALUES ('t', 's', 'b', '1', 'active', '{}'), ('t', 's', 'c', '2', 'active', '{}');",
         );
-        finalize(&mut t, r1, 1, 1.0, &planner);
+        t.finalize(r1, 1, 1.0, &planner);
         let r2 = sync(&mut t, 2, &["a"], &planner);
         assert_eq!(
-            finalize(&mut t, r2, 1, 1.0, &planner),
+            t.finalize(r2, 1, 1.0, &planner),
             FinalizeOutcome::Removed(2)
         );
         t.assert_same();
