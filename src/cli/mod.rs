@@ -207,6 +207,9 @@ pub fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(dispatch(cli));
+    // Every task and blocking thread is done (and its stores closed) once the runtime is gone.
+    drop(runtime);
+    crate::store::quiesce();
     match result {
         Ok(code) => code,
         Err(e) => {

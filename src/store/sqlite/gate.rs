@@ -35,6 +35,8 @@ pub(crate) struct Gate {
 struct Checkpoints {
     running: bool,
     wanted: bool,
+    /// Asked to close its connection and end (see [`quiesce`]).
+    stop: bool,
 }
 
 /// The gates of the files this process has open, by canonical path (a gate lives as long as a
@@ -138,7 +140,7 @@ impl Gate {
         let mut c = self.checkpoints.lock().unwrap_or_else(|e| e.into_inner());
         c.wanted = true;
         if c.running {
-            self.wanted.notify_one();
+            self.wanted.notify_all();
             return;
         }
         c.running = true;
@@ -152,18 +154,36 @@ impl Gate {
         }
     }
 
-    /// The checkpointer: a PASSIVE checkpoint each time one is wanted, until idle.
+    /// The checkpointer: a PASSIVE checkpoint each time one is wanted, until idle or stopped.
     fn checkpointer(self: Arc<Gate>) {
-        let conn = rusqlite::Connection::open_with_flags(
+        loop {
+            self.checkpoint_until_idle();
+            let mut c = self.checkpoints.lock().unwrap_or_else(|e| e.into_inner());
+            if c.wanted && !c.stop {
+                // Asked again while it closed its connection.
+                continue;
+            }
+            c.running = false;
+            c.stop = false;
+            self.wanted.notify_all();
+            return;
+        }
+    }
+
+    /// One connection's worth of checkpoints; closes the connection before it returns (the
+    /// file's last connection to close copies the whole WAL back and removes it).
+    fn checkpoint_until_idle(&self) {
+        let Ok(conn) = rusqlite::Connection::open_with_flags(
             &self.path,
             rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        );
-        let mut c = self.checkpoints.lock().unwrap_or_else(|e| e.into_inner());
-        let Ok(conn) = conn else {
-            c.running = false;
+        ) else {
             return;
         };
+        let mut c = self.checkpoints.lock().unwrap_or_else(|e| e.into_inner());
         loop {
+            if c.stop {
+                break;
+            }
             if c.wanted {
                 c.wanted = false;
                 drop(c);
@@ -181,10 +201,48 @@ impl Gate {
                 .unwrap_or_else(|e| e.into_inner());
             c = next;
             if timeout.timed_out() && !c.wanted {
-                c.running = false;
-                return;
+                break;
             }
         }
+        drop(c);
+        drop(conn);
+    }
+
+    /// Stop this file's checkpointer and wait (at most `wait`) until its connection is closed.
+    fn quiesce(&self, wait: Duration) {
+        let deadline = Instant::now() + wait;
+        let mut c = self.checkpoints.lock().unwrap_or_else(|e| e.into_inner());
+        if !c.running {
+            return;
+        }
+        c.stop = true;
+        self.wanted.notify_all();
+        while c.running {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            c = self
+                .wanted
+                .wait_timeout(c, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+}
+
+/// Stop every checkpointer of this process, waiting at most `wait` for each: called when a
+/// command is done, after its stores are closed, so that the last connection to close a file
+/// copies its WAL back whole and removes it, and the database file alone is the mirror again.
+pub(crate) fn quiesce(wait: Duration) {
+    let gates: Vec<Arc<Gate>> = GATES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .values()
+        .filter_map(Weak::upgrade)
+        .collect();
+    for gate in gates {
+        gate.quiesce(wait);
     }
 }
 
@@ -299,6 +357,47 @@ mod tests {
         );
         let n: i64 = store
             .conn
+            .query_row("SELECT count(*) FROM filler", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 6000);
+    }
+
+    #[test]
+    fn a_stopped_checkpointer_closes_last_and_leaves_the_database_file_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.db");
+        let mut store = super::super::Sqlite::open(&path, Duration::from_secs(5)).unwrap();
+        let tx = WriteTx::begin(&mut store.conn, &store.gate, store.busy).unwrap();
+        tx.execute_batch(
+            "CREATE TABLE filler (b BLOB);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 6000)
+             INSERT INTO filler SELECT randomblob(900) FROM n;",
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        let gate = store.gate.clone();
+        let running = || gate.checkpoints.lock().unwrap().running;
+        // Wait until the checkpointer has copied the pages (its connection is open by then).
+        let size = || std::fs::metadata(&path).unwrap().len();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while size() < 5_000_000 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(running(), "a checkpointer runs");
+        // The command's store closes first: not the file's last connection, so the WAL stays.
+        let wal = dir.path().join("m.db-wal");
+        let wal_len = || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+        drop(store);
+        assert!(wal_len() > 0, "the checkpointer's connection keeps the WAL");
+        // Stopped, the checkpointer closes last: the WAL is copied back and removed.
+        gate.quiesce(Duration::from_secs(10));
+        assert!(!running());
+        assert_eq!(wal_len(), 0, "the WAL was copied back and removed");
+        // The database file alone holds everything.
+        let only = dir.path().join("copy.db");
+        std::fs::copy(&path, &only).unwrap();
+        let conn = rusqlite::Connection::open(&only).unwrap();
+        let n: i64 = conn
             .query_row("SELECT count(*) FROM filler", [], |r| r.get(0))
             .unwrap();
         assert_eq!(n, 6000);
