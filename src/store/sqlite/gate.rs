@@ -102,12 +102,13 @@ impl Drop for Turn {
 // SQLite's default is that the connection whose commit takes the WAL past 1,000 pages copies
 // them back itself, fsyncs and all, before its commit returns: on a first sync that was a
 // tenth of the writer thread's time (perf), on the one thread of a run that cannot be
-// parallel, and an fsync stall there stalls the sync. A first sync of 100,000 offers took
-// 1.32-1.77 s that way and 1.15-1.23 s this way (10 runs each, alternating). Instead, a writer's commit past `SOFT_FRAMES` asks the
-// file's checkpointer thread (its own connection, started on demand, gone when idle) for a
-// PASSIVE checkpoint, which copies what it can while the writer goes on. Only a commit past
-// `HARD_FRAMES` (the checkpointer did not keep up) checkpoints in the writer as before, which
-// also lets the next transaction start the WAL from its beginning: the WAL stays bounded.
+// parallel, and an fsync stall there stalls the sync. Instead, a writer's commit past
+// `SOFT_FRAMES` asks the file's checkpointer thread (its own connection, started on demand,
+// gone when idle or stopped by `quiesce`) for a PASSIVE checkpoint, which copies what it can
+// while the writer goes on. Only a commit past `HARD_FRAMES` (the checkpointer did not keep
+// up) checkpoints in the writer as before, which also lets the next transaction start the WAL
+// from its beginning: the WAL stays bounded. A first sync of 100,000 offers took 1.32-1.77 s
+// the old way and 1.15-1.23 s this way (10 runs each, alternating).
 
 /// WAL pages after which a commit asks the checkpointer (SQLite's own default threshold).
 const SOFT_FRAMES: i32 = 1000;
