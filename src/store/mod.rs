@@ -23,13 +23,6 @@ pub use sqlite::outbox::{OutboxOp, TargetHealth};
 pub use sqlite::planning::Preview;
 pub use sqlite::query;
 pub use sqlite::removals::{ApproveOutcome, FinalizeOutcome};
-
-/// When a command is done and its stores are closed: stop the SQLite checkpointer threads
-/// (at most 10 s each), so the last connection to close each file copies its WAL back whole
-/// and the database file alone holds the mirror, as after any clean exit.
-pub fn quiesce() {
-    sqlite::gate::quiesce(std::time::Duration::from_secs(10));
-}
 pub use sqlite::runs::{RunState, RunTotals};
 // The backend-neutral types above live beside the SQLite SQL that introduced them; the
 // PostgreSQL module reaches them by these paths too.
@@ -37,6 +30,13 @@ pub use sqlite::runs::{RunState, RunTotals};
 pub(crate) use sqlite::{
     console, decisions, lease, notify, offers, outbox, planning, removals, runs,
 };
+
+/// When a command is done and its stores are closed: stop the SQLite checkpointer threads
+/// (at most 10 s each), so the last connection to close each file copies its WAL back whole
+/// and the database file alone holds the mirror, as after any clean exit.
+pub fn quiesce() {
+    sqlite::gate::quiesce(std::time::Duration::from_secs(10));
+}
 
 use crate::model::NotifyRule;
 use std::path::PathBuf;
