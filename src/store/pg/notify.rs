@@ -31,121 +31,6 @@ fn as_sqlite_gives(v: Option<String>) -> Value {
     }
 }
 
-/// The offers of `run_id` whose change is of one of `kinds` (and, with `field`, touches that
-/// field and passes `keep(old, new)`): how many, and the first `NOTIFY_SAMPLE` as
-/// `(external_id, name, old, new)`. Streams through a portal. Reads only the changes recorded
-/// since the run started (the `at` index), never the whole history.
-fn changed_offers(
-    tx: &mut postgres::Transaction<'_>,
-    (run_id, started_at): (i64, &str),
-    kinds: &[&str],
-    field: Option<&str>,
-    keep: &dyn Fn(&Value, &Value) -> bool,
-) -> Result<(u64, Vec<Sample>)> {
-    let kinds: Vec<String> = kinds.iter().map(|k| k.to_string()).collect();
-    let Some(field) = field else {
-        // Every change of these kinds counts: count in SQL, name the first few.
-        let count: i64 = tx
-            .query_typed_one(
-                "SELECT count(*) FROM offer_changes
-                 WHERE at >= $2 AND run_id = $1 AND kind = ANY($3)",
-                &[
-                    (&run_id, Type::INT8),
-                    (&started_at, Type::TEXT),
-                    (&kinds, Type::TEXT_ARRAY),
-                ],
-            )?
-            .get(0);
-        let sample = tx
-            .query_typed(
-                &format!(
-                    "SELECT c.external_id, COALESCE(o.name, '') FROM offer_changes c
-                     LEFT JOIN offer_rows o ON o.source = c.source AND o.external_id = c.external_id
-                     WHERE c.at >= $2 AND c.run_id = $1 AND c.kind = ANY($3)
-                     ORDER BY c.id LIMIT {NOTIFY_SAMPLE}"
-                ),
-                &[
-                    (&run_id, Type::INT8),
-                    (&started_at, Type::TEXT),
-                    (&kinds, Type::TEXT_ARRAY),
-                ],
-            )?
-            .iter()
-            .map(|r| (r.get(0), r.get(1), Value::Null, Value::Null))
-            .collect();
-        return Ok((count as u64, sample));
-    };
-    let portal = tx.bind(
-        "SELECT c.external_id, COALESCE(o.name, ''), (c.diff -> $2::text -> 'old')::text,
-                (c.diff -> $2::text -> 'new')::text
-         FROM offer_changes c LEFT JOIN offer_rows o
-           ON o.source = c.source AND o.external_id = c.external_id
-         WHERE c.at >= $3::text AND c.run_id = $1::bigint AND c.kind = ANY($4::text[])
-           AND c.diff -> $2::text IS NOT NULL AND c.diff -> $2::text <> 'null'::jsonb
-         ORDER BY c.id",
-        &[&run_id, &field, &started_at, &kinds],
-    )?;
-    let (mut count, mut sample) = (0u64, Vec::new());
-    loop {
-        let rows = tx.query_portal(&portal, CHUNK)?;
-        for r in &rows {
-            let (old, new) = (as_sqlite_gives(r.get(2)), as_sqlite_gives(r.get(3)));
-            if !keep(&old, &new) {
-                continue;
-            }
-            count += 1;
-            if sample.len() < NOTIFY_SAMPLE {
-                sample.push((r.get(0), r.get(1), old, new));
-            }
-        }
-        if rows.len() < CHUNK as usize {
-            break;
-        }
-    }
-    Ok((count, sample))
-}
-
-fn insert(
-    tx: &mut postgres::Transaction<'_>,
-    rule: &NotifyRule,
-    event: NotifyEvent,
-    source: Option<&str>,
-    target: Option<&str>,
-    payload: &Value,
-    now: &str,
-) -> Result<()> {
-    tx.execute_typed(
-        "INSERT INTO notify_outbox (notifier, event, source, target, payload, created_at)
-         VALUES ($1, $2, $3, $4, $5::jsonb, $6)",
-        &[
-            (&rule.name, Type::TEXT),
-            (&event.as_str(), Type::TEXT),
-            (&source, Type::TEXT),
-            (&target, Type::TEXT),
-            (&payload.to_string(), Type::TEXT),
-            (&now, Type::TEXT),
-        ],
-    )?;
-    Ok(())
-}
-
-/// How many creates of `source` wait for approval per target, queued since `started_at`.
-fn awaiting(
-    tx: &mut postgres::Transaction<'_>,
-    source: &str,
-    started_at: &str,
-) -> Result<Vec<(String, i64)>> {
-    Ok(tx
-        .query_typed(
-            "SELECT target, count(*) FROM push_outbox WHERE source = $1
-               AND state = 'awaiting_approval' AND created_at >= $2 GROUP BY target",
-            &[(&source, Type::TEXT), (&started_at, Type::TEXT)],
-        )?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect())
-}
-
 /// Inside a run's end transaction: report every run of `source` not reported yet that has
 /// ended (or was left `running` by a process that died: a later run exists). The runs are
 /// locked as they are read, so two processes never report the same run.
@@ -301,14 +186,79 @@ impl Pg {
 
 /// The PostgreSQL side of a run's report (`store::report`).
 impl ReportSql for postgres::Transaction<'_> {
+    /// The offers of `run_id` whose change is of one of `kinds` (and, with `field`, touches that
+    /// field and passes `keep(old, new)`): how many, and the first `NOTIFY_SAMPLE` as
+    /// `(external_id, name, old, new)`. Streams through a portal. Reads only the changes recorded
+    /// since the run started (the `at` index), never the whole history.
     fn changed_offers(
         &mut self,
-        run: (i64, &str),
+        (run_id, started_at): (i64, &str),
         kinds: &[&str],
         field: Option<&str>,
         keep: &dyn Fn(&Value, &Value) -> bool,
     ) -> Result<(u64, Vec<Sample>)> {
-        changed_offers(self, run, kinds, field, keep)
+        let tx = self;
+        let kinds: Vec<String> = kinds.iter().map(|k| k.to_string()).collect();
+        let Some(field) = field else {
+            // Every change of these kinds counts: count in SQL, name the first few.
+            let count: i64 = tx
+                .query_typed_one(
+                    "SELECT count(*) FROM offer_changes
+                     WHERE at >= $2 AND run_id = $1 AND kind = ANY($3)",
+                    &[
+                        (&run_id, Type::INT8),
+                        (&started_at, Type::TEXT),
+                        (&kinds, Type::TEXT_ARRAY),
+                    ],
+                )?
+                .get(0);
+            let sample = tx
+                .query_typed(
+                    &format!(
+                        "SELECT c.external_id, COALESCE(o.name, '') FROM offer_changes c
+                         LEFT JOIN offer_rows o ON o.source = c.source AND o.external_id = c.external_id
+                         WHERE c.at >= $2 AND c.run_id = $1 AND c.kind = ANY($3)
+                         ORDER BY c.id LIMIT {NOTIFY_SAMPLE}"
+                    ),
+                    &[
+                        (&run_id, Type::INT8),
+                        (&started_at, Type::TEXT),
+                        (&kinds, Type::TEXT_ARRAY),
+                    ],
+                )?
+                .iter()
+                .map(|r| (r.get(0), r.get(1), Value::Null, Value::Null))
+                .collect();
+            return Ok((count as u64, sample));
+        };
+        let portal = tx.bind(
+            "SELECT c.external_id, COALESCE(o.name, ''), (c.diff -> $2::text -> 'old')::text,
+                    (c.diff -> $2::text -> 'new')::text
+             FROM offer_changes c LEFT JOIN offer_rows o
+               ON o.source = c.source AND o.external_id = c.external_id
+             WHERE c.at >= $3::text AND c.run_id = $1::bigint AND c.kind = ANY($4::text[])
+               AND c.diff -> $2::text IS NOT NULL AND c.diff -> $2::text <> 'null'::jsonb
+             ORDER BY c.id",
+            &[&run_id, &field, &started_at, &kinds],
+        )?;
+        let (mut count, mut sample) = (0u64, Vec::new());
+        loop {
+            let rows = tx.query_portal(&portal, CHUNK)?;
+            for r in &rows {
+                let (old, new) = (as_sqlite_gives(r.get(2)), as_sqlite_gives(r.get(3)));
+                if !keep(&old, &new) {
+                    continue;
+                }
+                count += 1;
+                if sample.len() < NOTIFY_SAMPLE {
+                    sample.push((r.get(0), r.get(1), old, new));
+                }
+            }
+            if rows.len() < CHUNK as usize {
+                break;
+            }
+        }
+        Ok((count, sample))
     }
 
     fn insert(
@@ -320,11 +270,34 @@ impl ReportSql for postgres::Transaction<'_> {
         payload: &Value,
         now: &str,
     ) -> Result<()> {
-        insert(self, rule, event, source, target, payload, now)
+        let tx = self;
+        tx.execute_typed(
+            "INSERT INTO notify_outbox (notifier, event, source, target, payload, created_at)
+             VALUES ($1, $2, $3, $4, $5::jsonb, $6)",
+            &[
+                (&rule.name, Type::TEXT),
+                (&event.as_str(), Type::TEXT),
+                (&source, Type::TEXT),
+                (&target, Type::TEXT),
+                (&payload.to_string(), Type::TEXT),
+                (&now, Type::TEXT),
+            ],
+        )?;
+        Ok(())
     }
 
+    /// How many creates of `source` wait for approval per target, queued since `started_at`.
     fn awaiting(&mut self, source: &str, started_at: &str) -> Result<Vec<(String, i64)>> {
-        awaiting(self, source, started_at)
+        let tx = self;
+        Ok(tx
+            .query_typed(
+                "SELECT target, count(*) FROM push_outbox WHERE source = $1
+                   AND state = 'awaiting_approval' AND created_at >= $2 GROUP BY target",
+                &[(&source, Type::TEXT), (&started_at, Type::TEXT)],
+            )?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
     }
 }
 

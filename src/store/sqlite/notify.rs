@@ -25,117 +25,6 @@ pub struct Notification {
     pub created_at: String,
 }
 
-/// The offers of `run_id` whose change is of one of `kinds` (and, with `field`, touches that
-/// field and passes `keep(old, new)`): how many, and the first `NOTIFY_SAMPLE` as
-/// `(external_id, name, old, new)`. Streams: a 100,000-offer run holds ten offers. Reads only
-/// the changes recorded since the run started (the `at` index), never the whole history, and
-/// needs no index of its own on the page-write path.
-fn changed_offers(
-    tx: &Transaction<'_>,
-    (run_id, started_at): (i64, &str),
-    kinds: &[&str],
-    field: Option<&str>,
-    keep: &dyn Fn(&Value, &Value) -> bool,
-) -> Result<(u64, Vec<Sample>)> {
-    let kinds = kinds
-        .iter()
-        .map(|k| format!("'{k}'"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let Some(field) = field else {
-        // Every change of these kinds counts: count in SQL, name the first few.
-        let count: i64 = tx.query_row(
-            &format!(
-                "SELECT count(*) FROM offer_changes
-                 WHERE at >= ?2 AND run_id = ?1 AND kind IN ({kinds})"
-            ),
-            params![run_id, started_at],
-            |r| r.get(0),
-        )?;
-        let sample = tx
-            .prepare(&format!(
-                "SELECT c.external_id, COALESCE(o.name, '') FROM offer_changes c
-                 LEFT JOIN offer_rows o ON o.source = c.source AND o.external_id = c.external_id
-                 WHERE c.at >= ?2 AND c.run_id = ?1 AND c.kind IN ({kinds})
-                 ORDER BY c.id LIMIT {NOTIFY_SAMPLE}"
-            ))?
-            .query_map(params![run_id, started_at], |r| {
-                Ok((r.get(0)?, r.get(1)?, Value::Null, Value::Null))
-            })?
-            .collect::<rusqlite::Result<_>>()?;
-        return Ok((count as u64, sample));
-    };
-    let path = format!("$.{field}");
-    let mut stmt = tx.prepare(&format!(
-        "SELECT c.external_id, COALESCE(o.name, ''), json_extract(c.diff, ?2 || '.old'),
-                json_extract(c.diff, ?2 || '.new')
-         FROM offer_changes c LEFT JOIN offer_rows o
-           ON o.source = c.source AND o.external_id = c.external_id
-         WHERE c.at >= ?3 AND c.run_id = ?1 AND c.kind IN ({kinds})
-           AND json_extract(c.diff, ?2) IS NOT NULL
-         ORDER BY c.id"
-    ))?;
-    let mut rows = stmt.query(params![run_id, path, started_at])?;
-    let (mut count, mut sample) = (0u64, Vec::new());
-    while let Some(r) = rows.next()? {
-        let v = |i: usize| -> rusqlite::Result<Value> {
-            Ok(match r.get_ref(i)? {
-                rusqlite::types::ValueRef::Integer(n) => json!(n),
-                rusqlite::types::ValueRef::Real(f) => json!(f),
-                rusqlite::types::ValueRef::Text(t) => {
-                    Value::String(String::from_utf8_lossy(t).into_owned())
-                }
-                _ => Value::Null,
-            })
-        };
-        let (old, new) = (v(2)?, v(3)?);
-        if !keep(&old, &new) {
-            continue;
-        }
-        count += 1;
-        if sample.len() < NOTIFY_SAMPLE {
-            sample.push((r.get(0)?, r.get(1)?, old, new));
-        }
-    }
-    Ok((count, sample))
-}
-
-fn insert(
-    tx: &Transaction<'_>,
-    rule: &NotifyRule,
-    event: NotifyEvent,
-    source: Option<&str>,
-    target: Option<&str>,
-    payload: &Value,
-    now: &str,
-) -> Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO notify_outbox (notifier, event, source, target, payload, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
-    .execute(params![
-        rule.name,
-        event.as_str(),
-        source,
-        target,
-        payload.to_string(),
-        now
-    ])?;
-    Ok(())
-}
-
-/// How many creates of `source` wait for approval per target, queued since `started_at`.
-fn awaiting(tx: &Transaction<'_>, source: &str, started_at: &str) -> Result<Vec<(String, i64)>> {
-    let mut stmt = tx.prepare_cached(
-        "SELECT target, count(*) FROM push_outbox WHERE source = ?1
-           AND state = 'awaiting_approval' AND created_at >= ?2 GROUP BY target",
-    )?;
-    let waiting = stmt
-        .query_map(params![source, started_at], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<rusqlite::Result<_>>()?;
-    Ok(waiting)
-}
-
 /// Inside a run's end transaction: report every run of `source` not reported yet that has
 /// ended (or was left `running` by a process that died: a later run exists).
 pub(in crate::store) fn report_runs(
@@ -286,14 +175,80 @@ impl Sqlite {
 struct Lite<'a, 'b>(&'a Transaction<'b>);
 
 impl ReportSql for Lite<'_, '_> {
+    /// The offers of `run_id` whose change is of one of `kinds` (and, with `field`, touches that
+    /// field and passes `keep(old, new)`): how many, and the first `NOTIFY_SAMPLE` as
+    /// `(external_id, name, old, new)`. Streams: a 100,000-offer run holds ten offers. Reads only
+    /// the changes recorded since the run started (the `at` index), never the whole history, and
+    /// needs no index of its own on the page-write path.
     fn changed_offers(
         &mut self,
-        run: (i64, &str),
+        (run_id, started_at): (i64, &str),
         kinds: &[&str],
         field: Option<&str>,
         keep: &dyn Fn(&Value, &Value) -> bool,
     ) -> Result<(u64, Vec<Sample>)> {
-        changed_offers(self.0, run, kinds, field, keep)
+        let tx = self.0;
+        let kinds = kinds
+            .iter()
+            .map(|k| format!("'{k}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let Some(field) = field else {
+            // Every change of these kinds counts: count in SQL, name the first few.
+            let count: i64 = tx.query_row(
+                &format!(
+                    "SELECT count(*) FROM offer_changes
+                     WHERE at >= ?2 AND run_id = ?1 AND kind IN ({kinds})"
+                ),
+                params![run_id, started_at],
+                |r| r.get(0),
+            )?;
+            let sample = tx
+                .prepare(&format!(
+                    "SELECT c.external_id, COALESCE(o.name, '') FROM offer_changes c
+                     LEFT JOIN offer_rows o ON o.source = c.source AND o.external_id = c.external_id
+                     WHERE c.at >= ?2 AND c.run_id = ?1 AND c.kind IN ({kinds})
+                     ORDER BY c.id LIMIT {NOTIFY_SAMPLE}"
+                ))?
+                .query_map(params![run_id, started_at], |r| {
+                    Ok((r.get(0)?, r.get(1)?, Value::Null, Value::Null))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            return Ok((count as u64, sample));
+        };
+        let path = format!("$.{field}");
+        let mut stmt = tx.prepare(&format!(
+            "SELECT c.external_id, COALESCE(o.name, ''), json_extract(c.diff, ?2 || '.old'),
+                    json_extract(c.diff, ?2 || '.new')
+             FROM offer_changes c LEFT JOIN offer_rows o
+               ON o.source = c.source AND o.external_id = c.external_id
+             WHERE c.at >= ?3 AND c.run_id = ?1 AND c.kind IN ({kinds})
+               AND json_extract(c.diff, ?2) IS NOT NULL
+             ORDER BY c.id"
+        ))?;
+        let mut rows = stmt.query(params![run_id, path, started_at])?;
+        let (mut count, mut sample) = (0u64, Vec::new());
+        while let Some(r) = rows.next()? {
+            let v = |i: usize| -> rusqlite::Result<Value> {
+                Ok(match r.get_ref(i)? {
+                    rusqlite::types::ValueRef::Integer(n) => json!(n),
+                    rusqlite::types::ValueRef::Real(f) => json!(f),
+                    rusqlite::types::ValueRef::Text(t) => {
+                        Value::String(String::from_utf8_lossy(t).into_owned())
+                    }
+                    _ => Value::Null,
+                })
+            };
+            let (old, new) = (v(2)?, v(3)?);
+            if !keep(&old, &new) {
+                continue;
+            }
+            count += 1;
+            if sample.len() < NOTIFY_SAMPLE {
+                sample.push((r.get(0)?, r.get(1)?, old, new));
+            }
+        }
+        Ok((count, sample))
     }
 
     fn insert(
@@ -305,10 +260,32 @@ impl ReportSql for Lite<'_, '_> {
         payload: &Value,
         now: &str,
     ) -> Result<()> {
-        insert(self.0, rule, event, source, target, payload, now)
+        let tx = self.0;
+        tx.prepare_cached(
+            "INSERT INTO notify_outbox (notifier, event, source, target, payload, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![
+            rule.name,
+            event.as_str(),
+            source,
+            target,
+            payload.to_string(),
+            now
+        ])?;
+        Ok(())
     }
 
+    /// How many creates of `source` wait for approval per target, queued since `started_at`.
     fn awaiting(&mut self, source: &str, started_at: &str) -> Result<Vec<(String, i64)>> {
-        awaiting(self.0, source, started_at)
+        let tx = self.0;
+        let mut stmt = tx.prepare_cached(
+            "SELECT target, count(*) FROM push_outbox WHERE source = ?1
+               AND state = 'awaiting_approval' AND created_at >= ?2 GROUP BY target",
+        )?;
+        let waiting = stmt
+            .query_map(params![source, started_at], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(waiting)
     }
 }
