@@ -14,6 +14,14 @@ use offersync::store::RunState;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+/// Commands that open the mirror, each in its own way (sync, read, deliver, decide).
+const DB_COMMANDS: [&[&str]; 4] = [
+    &["--once"],
+    &["inspect", "offers"],
+    &["push"],
+    &["approve-removals", SOURCE],
+];
+
 fn active(app: &TestApp) -> Vec<offersync::store::StoredOffer> {
     app.offers()
         .into_iter()
@@ -736,13 +744,8 @@ async fn a_database_that_cannot_be_used_is_reported_loudly_with_exit_2() {
         b"this is not a database, it is a shopping list\n",
     )
     .unwrap();
-    for args in [
-        vec!["--once"],
-        vec!["inspect", "offers"],
-        vec!["push"],
-        vec!["approve-removals", SOURCE],
-    ] {
-        let out = app.bin(&args, &[]).await;
+    for args in DB_COMMANDS {
+        let out = app.bin(args, &[]).await;
         assert_eq!(
             out.status.code(),
             Some(2),
@@ -830,13 +833,8 @@ async fn all_exit_2(
     want: &str,
     hint: bool,
 ) {
-    for args in [
-        vec!["--once"],
-        vec!["inspect", "offers"],
-        vec!["push"],
-        vec!["approve-removals", SOURCE],
-    ] {
-        let out = app.bin(&args, &[]).await;
+    for args in DB_COMMANDS {
+        let out = app.bin(args, &[]).await;
         let err = text(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{what}: {args:?}: {err}");
         assert!(

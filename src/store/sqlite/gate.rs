@@ -319,14 +319,9 @@ mod tests {
         assert!(other.turn(Duration::ZERO).is_some());
     }
 
-    #[test]
-    fn a_commit_past_the_soft_limit_is_checkpointed_by_the_files_own_thread() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("m.db");
-        let mut store = super::super::Sqlite::open(&path, Duration::from_secs(5)).unwrap();
-        let size = || std::fs::metadata(&path).unwrap().len();
-        let before = size();
-        // About 1,500 WAL pages in one transaction: past the soft limit, short of the hard one.
+    /// One transaction of about 1,500 WAL pages (6,000 rows in `filler`): past the soft limit,
+    /// short of the hard one.
+    fn fill(store: &mut super::super::Sqlite) {
         let tx = WriteTx::begin(&mut store.conn, &store.gate, store.busy).unwrap();
         tx.execute_batch(
             "CREATE TABLE filler (b BLOB);
@@ -335,6 +330,16 @@ mod tests {
         )
         .unwrap();
         tx.commit().unwrap();
+    }
+
+    #[test]
+    fn a_commit_past_the_soft_limit_is_checkpointed_by_the_files_own_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.db");
+        let mut store = super::super::Sqlite::open(&path, Duration::from_secs(5)).unwrap();
+        let size = || std::fs::metadata(&path).unwrap().len();
+        let before = size();
+        fill(&mut store);
         // The commit returned with the pages in the WAL; the file's checkpointer copies them.
         let checkpointer = || {
             std::fs::read_dir("/proc/self/task")
@@ -368,14 +373,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.db");
         let mut store = super::super::Sqlite::open(&path, Duration::from_secs(5)).unwrap();
-        let tx = WriteTx::begin(&mut store.conn, &store.gate, store.busy).unwrap();
-        tx.execute_batch(
-            "CREATE TABLE filler (b BLOB);
-             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 6000)
-             INSERT INTO filler SELECT randomblob(900) FROM n;",
-        )
-        .unwrap();
-        tx.commit().unwrap();
+        fill(&mut store);
         let gate = store.gate.clone();
         let running = || gate.checkpoints.lock().unwrap().running;
         // Wait until the checkpointer has copied the pages (its connection is open by then).
