@@ -355,6 +355,22 @@ impl Store {
         Ok(Store { db, location })
     }
 
+    /// A second connection to this mirror for a second page writer of the same run, on a
+    /// backend where page transactions of one source can run side by side (PostgreSQL: each
+    /// connection is a server process of its own). `None` on SQLite, which has one writer
+    /// per file.
+    pub fn second_writer(&self, connect_timeout: Duration) -> Option<Result<Store>> {
+        match &self.location {
+            Location::Sqlite(_) => None,
+            Location::Postgres(l) => Some(
+                pg::blocking(|| pg::Pg::open_existing(l, connect_timeout)).map(|p| Store {
+                    db: Db::Pg(p),
+                    location: self.location.clone(),
+                }),
+            ),
+        }
+    }
+
     /// Where this mirror is.
     pub fn location(&self) -> &Location {
         &self.location

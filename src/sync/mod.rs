@@ -127,10 +127,19 @@ async fn run_pages(
         let (name, holder, targets) = (name.clone(), lease.holder().to_string(), targets.clone());
         let run_id = lease.run_id();
         let span = tracing::Span::current();
-        let encode_ahead = encode_ahead.clone();
+        let (encode_ahead, connect_timeout) = (encode_ahead.clone(), ctx.busy_timeout);
         tokio::task::spawn_blocking(move || {
             span.in_scope(|| {
-                writer::writer(store, rx, run_id, name, holder, targets, &encode_ahead)
+                writer::writer(
+                    store,
+                    rx,
+                    run_id,
+                    name,
+                    holder,
+                    targets,
+                    &encode_ahead,
+                    connect_timeout,
+                )
             })
         })
     };

@@ -131,8 +131,15 @@ pub(super) fn finish(
         mut store,
         pages,
         unidentified,
+        second_batches,
         error,
     } = done;
+    if second_batches > 0 {
+        tracing::debug!(
+            batches = second_batches,
+            "batches written on the run's second connection"
+        );
+    }
     let run_id = lease.run_id();
     let lease_lost = matches!(error, Some(StoreError::LeaseLost { .. }));
     let (state, reason, message) = match decide(error.as_ref(), ending, pages, unidentified) {

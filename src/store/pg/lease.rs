@@ -16,9 +16,11 @@
 //!   say. The `now` a caller passes to [`Pg::acquire_lease`] is used only for the
 //!   `finished_at` of the run a takeover closes (a run timestamp, like the run's `started_at`);
 //!   the `now` of [`Pg::heartbeat_lease`] is not used.
-//! - A page transaction's heartbeat (`apply_pages`, `finalize_complete`) keeps the lease row
-//!   locked until it commits, so a takeover waits for the page in progress and then sees its
-//!   fresh heartbeat; the page of a worker whose lease was taken over fails with `LeaseLost`.
+//! - A page transaction's heartbeat (the last statement of `apply_pages`, before its run
+//!   counters; `finalize_complete`) keeps the lease row locked until it commits, so a takeover
+//!   waits for the commit and then sees the fresh heartbeat. A takeover that commits while a
+//!   page's offers are being written (the holder's heartbeat was older than the TTL) makes that
+//!   page fail at its heartbeat with `LeaseLost`, and nothing of it is written.
 
 use super::super::lease::pid_alive;
 use super::super::{LeaseHolder, LeaseOutcome, Result, StoreError};
@@ -481,7 +483,8 @@ mod tests {
             .get_mut()
             .batch_execute("UPDATE source_leases SET heartbeat_at = '2000-01-01T00:00:00Z'")
             .unwrap();
-        // A page transaction of the holder: its heartbeat locks the row until it ends.
+        // The end of a page transaction of the holder: its heartbeat locks the row until the
+        // commit.
         let mut tx = a.client.get_mut().transaction().unwrap();
         heartbeat(&mut tx, "s", "a").unwrap();
         let (done_tx, done) = std::sync::mpsc::channel();

@@ -306,6 +306,8 @@ pub(crate) mod testing {
     use super::*;
     use crate::sandbox::postgres::TestServer;
 
+    pub(crate) use super::offers::twin::{offer, page, HOLDER};
+
     /// A migrated mirror in a schema of its own on the test server.
     pub fn fresh() -> Pg {
         let db = TestServer::global().fresh();

@@ -1,26 +1,30 @@
 //! Writes to the mirror on PostgreSQL: the pages of a run, all in one transaction (upserts,
-//! change records, rejections, run counters, lease heartbeat), and reading offers back.
+//! change records, rejections, lease heartbeat, run counters), and reading offers back.
 //!
 //! A call to [`Pg::apply_pages`] is a handful of statements whatever the number of offers in
 //! its pages, so a round trip is paid per statement and not per offer:
-//! 1. the heartbeat (which also keeps the lease row locked until the commit: a takeover waits),
-//!    with `synchronous_commit = off` for this transaction;
-//! 2. when the last call saw mostly unchanged offers (a re-sync), one `UPDATE` that marks seen
+//! 1. when the last call saw mostly unchanged offers (a re-sync), one `UPDATE` that marks seen
 //!    every offer of the pages whose live hash is the hash it came with and that this run has
 //!    not seen yet: on a re-sync that settles the pages in one statement, and nothing is looked
 //!    up at all;
-//! 3. one lookup of every other id of the pages (one probe of the unique index per id, the
+//! 2. one lookup of every other id of the pages (one probe of the unique index per id, the
 //!    narrow `offer_seen` columns only), after which every offer is classified in memory, in
 //!    page order, exactly as the SQLite loop does: an id already seen by this run (in an earlier
 //!    call, earlier in these pages, or marked seen by a rejection of an earlier page) is a
 //!    duplicate, an unknown one new, a live one with the same hash unchanged, any other a
 //!    candidate change;
-//! 4. the old rows of the candidate changes (one `id = ANY($1)`), diffed in memory with
+//! 3. the old rows of the candidate changes (one `id = ANY($1)`), diffed in memory with
 //!    `model::diff` (no difference: only the hash is refreshed, counted unchanged);
-//! 5. one statement per kind of write: new rows and their `offer_seen` rows with COPY, the
+//! 4. one statement per kind of write: new rows and their `offer_seen` rows with COPY, the
 //!    unchanged offers marked seen and the changed rows rewritten over arrays, their change
 //!    records with COPY (in the order the offers came, as on SQLite), the rejected ids marked
-//!    seen, the rejections, and the run counters.
+//!    seen, the rejections;
+//! 5. the heartbeat (which keeps the lease row locked until the commit: a takeover waits), with
+//!    `synchronous_commit = off` for this transaction, and the run counters ([`close`]).
+//!
+//! A run may write two calls at a time, on two connections (`sync::writer`); the writer never
+//! gives them an offer id in common, so each call reads and writes rows the other does not
+//! touch, and they meet only at the lease and run rows of step 5, for the length of a commit.
 //!
 //! Statements on this path are sent typed (`query_typed`): one round trip each, no prepare.
 
@@ -200,7 +204,7 @@ impl Pg {
         let shown = self.shown.clone();
         let mut expect_unchanged = self.expect_unchanged;
         let mut tx = self.client.get_mut().transaction()?;
-        let counts = apply_in(
+        let written = apply_in(
             &mut tx,
             run_id,
             source,
@@ -209,11 +213,37 @@ impl Pg {
             planner,
             now,
             &mut expect_unchanged,
-        )
-        .map_err(named(&shown))?;
+        );
+        let counts = match written {
+            Ok(c) => c,
+            Err(e) => {
+                drop(tx);
+                return Err(named(&shown)(self.lost_or(e, source, holder)));
+            }
+        };
         tx.commit().map_err(|e| named(&shown)(e.into()))?;
         self.expect_unchanged = expect_unchanged;
         Ok(counts)
+    }
+
+    /// The error of a page that failed (its transaction rolled back): `LeaseLost` instead when
+    /// the lease is no longer this holder's. The lease is checked at the end of a page
+    /// ([`close`]), so a page of a worker that was taken over may fail before that, on the
+    /// offers the new holder wrote meanwhile; it is still a lost lease, and is told as one.
+    fn lost_or(&mut self, e: StoreError, source: &str, holder: &str) -> StoreError {
+        if matches!(e, StoreError::LeaseLost { .. }) {
+            return e;
+        }
+        let held = self.client.get_mut().query_typed(
+            "SELECT 1 FROM source_leases WHERE source = $1 AND holder = $2",
+            &[(&source, Type::TEXT), (&holder, Type::TEXT)],
+        );
+        match held {
+            Ok(rows) if rows.is_empty() => StoreError::LeaseLost {
+                source_name: source.to_string(),
+            },
+            _ => e,
+        }
     }
 }
 
@@ -255,33 +285,16 @@ fn apply_in(
     now: &str,
     expect_unchanged: &mut bool,
 ) -> Result<Vec<PageCounts>> {
-    // The heartbeat (`LeaseLost` when another worker took the lease over), which keeps the
-    // lease row locked until the commit, and in the same round trip `SET LOCAL
-    // synchronous_commit = off` for this transaction only: a page lost to a crash of the
-    // database server is fetched again by the next run (the same trade as SQLite's
-    // synchronous=NORMAL). Never for the outbox's transactions.
-    let held = tx.query_typed(
-        &format!(
-            "UPDATE source_leases SET heartbeat_at = {DB_NOW} WHERE source = $1 AND holder = $2
-             RETURNING set_config('synchronous_commit', 'off', true)"
-        ),
-        &[(&source, Type::TEXT), (&holder, Type::TEXT)],
-    )?;
-    if held.is_empty() {
-        return Err(StoreError::LeaseLost {
-            source_name: source.to_string(),
-        });
-    }
     let mut counts = vec![PageCounts::default(); pages.len()];
     if pages
         .iter()
         .all(|p| p.offers.is_empty() && p.rejected_ids.is_empty())
     {
-        run_counters(tx, run_id, pages, &counts)?;
+        close(tx, source, holder, run_id, pages, &counts)?;
         return Ok(counts);
     }
 
-    // 2. The ids of these pages, each once, with the hash of the first offer that has it (an
+    // 1. The ids of these pages, each once, with the hash of the first offer that has it (an
     // id that only comes rejected has none).
     let mut ids: Vec<&str> = Vec::new();
     let mut hashes: Vec<Option<&str>> = Vec::new();
@@ -460,7 +473,7 @@ fn apply_in(
     let unchanged_now: u64 = counts.iter().map(|c| c.unchanged).sum();
     *expect_unchanged = unchanged_now as usize > new.len() + candidates.len();
 
-    // 4. The candidates' old rows, diffed.
+    // 3. The candidates' old rows, diffed.
     if !candidates.is_empty() {
         let wanted: Vec<i64> = candidates.iter().map(|c| c.id).collect();
         let old: HashMap<i64, postgres::Row> = tx
@@ -499,7 +512,7 @@ fn apply_in(
         }
     }
 
-    // 5. The writes.
+    // 4. The writes.
     let mut new_ids: HashMap<String, i64> = HashMap::new();
     if !new.is_empty() {
         // Their ids first, then the rows with COPY: no per-row executor work, no speculative
@@ -705,8 +718,45 @@ fn apply_in(
             ],
         )?;
     }
-    run_counters(tx, run_id, pages, &counts)?;
+    close(tx, source, holder, run_id, pages, &counts)?;
     Ok(counts)
+}
+
+/// The end of a page transaction: the heartbeat, then the run counters.
+///
+/// The heartbeat fails with `LeaseLost` when another worker took the lease over, and otherwise
+/// keeps the lease row locked until the commit: a takeover that comes now waits for the commit
+/// and then sees the fresh heartbeat. It comes last so that the lock is held for the end of a
+/// page only, not while its offers are written: the run's other page connection
+/// (`sync::writer`) writes its pages meanwhile, and another daemon asking for the lease waits
+/// for a commit, not for a page. A takeover that commits while a page is being written (its
+/// holder's heartbeat was older than the TTL) makes that page fail here, and nothing of it is
+/// written. Lease row, then run row: the order a takeover locks them in.
+///
+/// In the same round trip `SET LOCAL synchronous_commit = off`, for this transaction only: a
+/// page lost to a crash of the database server is fetched again by the next run (the same
+/// trade as SQLite's synchronous=NORMAL). Never for the outbox's transactions.
+fn close(
+    tx: &mut postgres::Transaction<'_>,
+    source: &str,
+    holder: &str,
+    run_id: i64,
+    pages: &[PageBatch],
+    counts: &[PageCounts],
+) -> Result<()> {
+    let held = tx.query_typed(
+        &format!(
+            "UPDATE source_leases SET heartbeat_at = {DB_NOW} WHERE source = $1 AND holder = $2
+             RETURNING set_config('synchronous_commit', 'off', true)"
+        ),
+        &[(&source, Type::TEXT), (&holder, Type::TEXT)],
+    )?;
+    if held.is_empty() {
+        return Err(StoreError::LeaseLost {
+            source_name: source.to_string(),
+        });
+    }
+    run_counters(tx, run_id, pages, counts)
 }
 
 /// The [`WIDE`] values of `items` as one text array per column.
