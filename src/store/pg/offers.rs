@@ -144,21 +144,31 @@ fn copy_row<'a>(buf: &mut String, fields: impl IntoIterator<Item = Option<&'a st
         }
         match field {
             None => buf.push_str("\\N"),
-            Some(s) if !s.contains(['\\', '\t', '\n', '\r']) => buf.push_str(s),
-            Some(s) => {
-                for c in s.chars() {
-                    match c {
-                        '\\' => buf.push_str("\\\\"),
-                        '\t' => buf.push_str("\\t"),
-                        '\n' => buf.push_str("\\n"),
-                        '\r' => buf.push_str("\\r"),
-                        c => buf.push(c),
-                    }
-                }
-            }
+            Some(s) => push_escaped(buf, s),
         }
     }
     buf.push('\n');
+}
+
+/// `s` with COPY's escapes, in one pass over its bytes (a `contains` with a set of chars
+/// decodes every char first: a tenth of a first sync's client time went there). The four
+/// bytes escaped are ASCII, never part of a longer UTF-8 sequence, so the runs between them
+/// are whole chars.
+fn push_escaped(buf: &mut String, s: &str) {
+    let mut from = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escaped = match b {
+            b'\\' => "\\\\",
+            b'\t' => "\\t",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            _ => continue,
+        };
+        buf.push_str(&s[from..i]);
+        buf.push_str(escaped);
+        from = i + 1;
+    }
+    buf.push_str(&s[from..]);
 }
 
 /// A COPY stream that could not be written: the client reports the database's error (or a
@@ -1176,6 +1186,16 @@ mod tests {
             unchanged,
             duplicates,
         }
+    }
+
+    #[test]
+    fn copy_rows_escape_the_four_bytes_and_keep_every_other_char() {
+        let mut row = String::new();
+        copy_row(
+            &mut row,
+            [Some("ü\\\tä\n✓\r"), None, Some(""), Some("plain \\N")],
+        );
+        assert_eq!(row, "ü\\\\\\tä\\n✓\\r\t\\N\t\tplain \\\\N\n");
     }
 
     #[test]
