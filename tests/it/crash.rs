@@ -9,7 +9,7 @@
 //! syncs the removal while the push's outcome is unknown, and nothing may be left live for it.
 //!
 //! `OFFERSYNC_CRASH_KILLS` (default 30) sets the number of kills, `OFFERSYNC_CRASH_SEED` the
-//! seed (printed, so a failure can be replayed).
+//! seed (printed in hex, and taken in hex or decimal, so a failure can be replayed).
 
 use crate::harness::{free_port, sql_i64, sql_strings, SourceOpts, TestApp, SOURCE};
 use crate::trackly_sync::{assert_mirrors, served};
@@ -35,11 +35,14 @@ impl Rng {
     }
 }
 
+/// A number from the environment, decimal or `0x` hex (the suites print their seeds in hex).
 pub(crate) fn env_u64(name: &str, default: u64) -> u64 {
     match std::env::var(name) {
-        Ok(v) => v
-            .parse()
-            .unwrap_or_else(|_| panic!("{name} must be a number, got {v:?}")),
+        Ok(v) => match v.strip_prefix("0x") {
+            Some(hex) => u64::from_str_radix(hex, 16),
+            None => v.parse(),
+        }
+        .unwrap_or_else(|_| panic!("{name} must be a number, got {v:?}")),
         Err(_) => default,
     }
 }
