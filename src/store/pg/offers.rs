@@ -1512,6 +1512,20 @@ mod tests {
             .unwrap()
             .get(0);
         assert_eq!(n, 0);
+        // The lease is checked at a page's end: a page that fails before it, on what the new
+        // holder wrote (here an offer row the page cannot classify), still says the lease is
+        // lost, not what it tripped on.
+        c.batch_execute(
+            "INSERT INTO offer_rows (source, external_id, name, status, content_hash, first_seen_at,
+                                     updated_at, raw)
+             VALUES ('s', 'c', 'C', 'active', 'h', 'x', 'x', '{}')",
+        )
+        .unwrap();
+        let pages = vec![page(vec![offer("c", 0)], &[])];
+        let e =
+            t.pg.apply_pages(r1, "s", HOLDER, &pages, &NO_TARGETS, &now(1))
+                .unwrap_err();
+        assert!(matches!(e, StoreError::LeaseLost { .. }), "{e}");
     }
 
     #[test]
