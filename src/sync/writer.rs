@@ -9,7 +9,9 @@
 //! offer (first copy wins, a later copy is a duplicate, its change records and outbox rows)
 //! stays in page order. Batches with no id in common are independent: each reads only its own
 //! offers' rows, and the run counters are sums. The lease is checked at the end of each page
-//! transaction (`store::pg::offers`), so the two never wait for each other but for a commit.
+//! transaction (`store::pg::offers`), so the two connections wait for each other only at a
+//! commit. A batch is only ever sent to the second connection while this thread's own is
+//! idle, and the second has at most one batch in flight.
 
 use crate::config::TargetConfig;
 use crate::push::Targets;
@@ -90,18 +92,16 @@ impl Tally<'_> {
         // Freeing a transaction's offers (thousands of strings) is not the writer's work.
         free_elsewhere(batch);
     }
-}
 
-/// A batch and what storing it gave.
-type Stored = (Vec<PageBatch>, Result<Vec<PageCounts>, StoreError>);
-
-impl Tally<'_> {
     /// Count a batch the second connection stored, or pass its error on.
     fn take(&mut self, (batch, result): Stored) -> Result<(), StoreError> {
         self.stored(batch, result?);
         Ok(())
     }
 }
+
+/// A batch and what storing it gave.
+type Stored = (Vec<PageBatch>, Result<Vec<PageCounts>, StoreError>);
 
 /// The second page writer: its own connection on its own thread.
 struct Lane {
