@@ -1,10 +1,10 @@
 //! One run of one source: lease → pages (fetch, parse, store, each page whole in one
 //! transaction) → finalize.
 //!
-//! The fetch loop (async, `fetch.rs`) and the writer (a blocking thread owning the SQLite
-//! connection, `writer.rs`) are joined by a channel of `QUEUED_PAGES`, so memory is bounded by
-//! a few pages whatever the catalogue size (invariant 1) and fetching the next page overlaps
-//! with storing the previous one. Pages that queued up while the writer was busy share its next
+//! The fetch loop (async, `fetch.rs`) and the writer (a blocking thread owning the database
+//! connection, `writer.rs`) are joined by a channel of a few pages (`writer::queue_depth`), so
+//! memory is bounded by a few pages whatever the catalogue size (invariant 1) and fetching the
+//! next page overlaps with storing the previous one. Pages that queued up while the writer was busy share its next
 //! transaction. The pagination guards are a pure struct (`guards.rs`); how a run ends is decided
 //! by a pure function and then recorded (`outcome.rs`); the lease is a guard released on every
 //! path (`lease.rs`). Removal detection runs only when the source's own end signal was reached
@@ -121,7 +121,7 @@ async fn run_pages(
     let name = cfg.name.clone();
     tracing::info!("sync started");
     let (req0, retry0, limited0) = endpoint.counters.snapshot();
-    let (tx, rx) = tokio::sync::mpsc::channel(writer::QUEUED_PAGES);
+    let (tx, rx) = tokio::sync::mpsc::channel(writer::queue_depth(&store));
     let encode_ahead = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let writer_task = {
         let (name, holder, targets) = (name.clone(), lease.holder().to_string(), targets.clone());
