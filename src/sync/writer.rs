@@ -44,6 +44,7 @@ pub(super) fn queue_depth(store: &Store) -> usize {
         _ => QUEUED_PAGES,
     }
 }
+
 /// Most pages the writer stores in one transaction.
 const PAGES_PER_TRANSACTION: usize = 8;
 
