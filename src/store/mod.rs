@@ -355,19 +355,26 @@ impl Store {
         Ok(Store { db, location })
     }
 
-    /// A second connection to this mirror for a second page writer of the same run, on a
-    /// backend where page transactions of one source can run side by side (PostgreSQL: each
-    /// connection is a server process of its own). `None` on SQLite, which has one writer
-    /// per file.
+    /// How many page transactions of one run the backend writes at a time: 2 on PostgreSQL
+    /// (each connection is a server process of its own), 1 on SQLite (one writer per file).
+    pub fn page_writers(&self) -> usize {
+        match self.db {
+            Db::Sqlite(_) => 1,
+            Db::Pg(_) => 2,
+        }
+    }
+
+    /// A second connection to this mirror for a second page writer of the same run, where the
+    /// backend has one (`page_writers`); `None` on SQLite.
     pub fn second_writer(&self, connect_timeout: Duration) -> Option<Result<Store>> {
-        match &self.location {
-            Location::Sqlite(_) => None,
-            Location::Postgres(l) => Some(
+        match (&self.db, &self.location) {
+            (Db::Pg(_), Location::Postgres(l)) => Some(
                 pg::blocking(|| pg::Pg::open_existing(l, connect_timeout)).map(|p| Store {
                     db: Db::Pg(p),
                     location: self.location.clone(),
                 }),
             ),
+            _ => None,
         }
     }
 

@@ -34,15 +34,12 @@ pub(super) struct WriterDone {
 /// Pages the fetch loop may run ahead of the writer.
 const QUEUED_PAGES: usize = 4;
 
-/// Pages the fetch loop may run ahead of a writer on `store`: twice as many where the writer
-/// has a second connection, which takes a batch at a time from the queue (a first sync of
+/// Pages the fetch loop may run ahead of a writer on `store`: `QUEUED_PAGES` per connection
+/// the writer may have, as each takes a batch at a time from the queue (a first sync of
 /// 100,000 Trackly offers on PostgreSQL: 33,100-33,700 offers/s with 4, 36,300-41,900 with 8,
 /// alternating bench runs).
 pub(super) fn queue_depth(store: &Store) -> usize {
-    match store.backend() {
-        "postgres" => 2 * QUEUED_PAGES,
-        _ => QUEUED_PAGES,
-    }
+    QUEUED_PAGES * store.page_writers()
 }
 
 /// Most pages the writer stores in one transaction.

@@ -38,20 +38,29 @@ const DB_NOW_PRECISE: &str =
     "to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')";
 
 /// Refresh the heartbeat of a lease held by `holder`, inside `tx` (which then keeps the lease row
-/// locked until it ends). `LeaseLost` when another worker took the lease over.
+/// locked until it ends). `LeaseLost` when another worker took the lease over. With
+/// `relaxed_commit`, the same round trip also sets `synchronous_commit = off` for `tx` only (a
+/// page's transaction: see `offers::close`).
 pub(crate) fn heartbeat(
     tx: &mut postgres::Transaction<'_>,
     source: &str,
     holder: &str,
+    relaxed_commit: bool,
 ) -> Result<()> {
+    let returning = if relaxed_commit {
+        "set_config('synchronous_commit', 'off', true)"
+    } else {
+        "1"
+    };
     // Typed: one round trip (no separate prepare) on the page path.
-    let n = tx.execute_typed(
+    let held = tx.query_typed(
         &format!(
-            "UPDATE source_leases SET heartbeat_at = {DB_NOW} WHERE source = $1 AND holder = $2"
+            "UPDATE source_leases SET heartbeat_at = {DB_NOW} WHERE source = $1 AND holder = $2
+             RETURNING {returning}"
         ),
         &[(&source, Type::TEXT), (&holder, Type::TEXT)],
     )?;
-    if n == 0 {
+    if held.is_empty() {
         return Err(StoreError::LeaseLost {
             source_name: source.to_string(),
         });
@@ -486,7 +495,7 @@ mod tests {
         // The end of a page transaction of the holder: its heartbeat locks the row until the
         // commit.
         let mut tx = a.client.get_mut().transaction().unwrap();
-        heartbeat(&mut tx, "s", "a").unwrap();
+        heartbeat(&mut tx, "s", "a", true).unwrap();
         let (done_tx, done) = std::sync::mpsc::channel();
         let db2 = db.clone();
         let t = std::thread::spawn(move || {

@@ -29,7 +29,7 @@
 //! Statements on this path are sent typed (`query_typed`): one round trip each, no prepare.
 
 use super::super::{PageBatch, PageCounts, Result, StoreError, StoredOffer};
-use super::lease::DB_NOW;
+use super::lease::heartbeat;
 use super::{offer_columns_of, offer_from_row, Pg, OFFER_COLUMNS};
 use crate::model::{
     diff, ChangeKind, Columns, Offer, OfferStatus, PayoutType, Planner, SourcedOffer,
@@ -754,18 +754,7 @@ fn close(
     pages: &[PageBatch],
     counts: &[PageCounts],
 ) -> Result<()> {
-    let held = tx.query_typed(
-        &format!(
-            "UPDATE source_leases SET heartbeat_at = {DB_NOW} WHERE source = $1 AND holder = $2
-             RETURNING set_config('synchronous_commit', 'off', true)"
-        ),
-        &[(&source, Type::TEXT), (&holder, Type::TEXT)],
-    )?;
-    if held.is_empty() {
-        return Err(StoreError::LeaseLost {
-            source_name: source.to_string(),
-        });
-    }
+    heartbeat(tx, source, holder, true)?;
     run_counters(tx, run_id, pages, counts)
 }
 

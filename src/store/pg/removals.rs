@@ -75,7 +75,7 @@ fn finalize_in(
     planner: &dyn Planner,
     now: &str,
 ) -> Result<FinalizeOutcome> {
-    heartbeat(tx, source, holder)?;
+    heartbeat(tx, source, holder, false)?;
     // Liveness is `offer_seen.live_hash IS NOT NULL`: these walk the (source, external_id)
     // index and the narrow offer_seen rows, never the wide offer rows.
     let live: i64 = tx
